@@ -1,0 +1,102 @@
+// The decoded, defaulted configuration. Keys and defaults follow linkerd-tcp 0.1.1
+// (reference §8.1); additions are marked "new". Produced only by config/schema.ts.
+
+export interface Config {
+  readonly bufferSizeBytes: number; // default 16384: socket read buffer (highWaterMark)
+  readonly admin: AdminConfig;
+  readonly namers: readonly NamerConfig[]; // new (linkerd 1 style), used by `kind: default`
+  readonly routers: readonly RouterConfig[];
+}
+
+export interface AdminConfig {
+  readonly ip: string; // default 127.0.0.1
+  readonly port: number; // default 9989; 0 = any free port
+  readonly metricsIntervalSecs: number; // default 60
+  readonly graceSecs: number; // default 10
+}
+
+export type NamerConfig =
+  | { readonly kind: 'io.l5d.fs'; readonly prefix: string; readonly rootDir: string }
+  | {
+      readonly kind: 'io.l5d.dnssrv';
+      readonly prefix: string;
+      readonly refreshIntervalSeconds: number;
+      readonly dnsHosts: readonly { readonly host: string; readonly port: number }[]; // empty = system resolvers
+    };
+
+export interface RouterConfig {
+  readonly label: string;
+  readonly interpreter: InterpreterConfig;
+  readonly dtab: string; // new: linkerd 1 router dtab (text, already validated); '' when absent
+  readonly servers: readonly ServerConfig[];
+  readonly client: ClientConfig;
+}
+
+export type InterpreterConfig =
+  | { readonly kind: 'default' }
+  | {
+      readonly kind: 'io.l5d.namerd.http';
+      readonly baseUrl: string;
+      readonly namespace: string;
+      readonly periodSecs: number;
+      readonly watch: boolean; // new: stream `watch=true` instead of polling
+      readonly requestTimeoutMs: number; // new: default 10000
+    };
+
+export interface ServerConfig {
+  readonly ip: string; // default 127.0.0.1
+  readonly port: number; // 0 = any free port
+  readonly dstName: string;
+  readonly connectTimeoutMs: number | undefined; // accept → backend connected
+  readonly connectionLifetimeSecs: number | undefined;
+  readonly maxConcurrency: number; // default 100000
+  readonly tls: ServerTlsConfig | undefined;
+}
+
+export interface TlsIdentity {
+  readonly privateKey: string; // file path
+  readonly certs: readonly string[]; // file paths: leaf then chain
+}
+
+export interface ServerTlsConfig {
+  readonly alpnProtocols: readonly string[] | undefined;
+  readonly defaultIdentity: TlsIdentity | undefined;
+  readonly identities: Readonly<Record<string, TlsIdentity>>;
+}
+
+export interface ClientTlsConfig {
+  readonly dnsName: string;
+  readonly trustCerts: readonly string[] | undefined;
+}
+
+export interface FailFastConfig {
+  readonly maxConsecutiveFailures: number; // default 5
+  readonly failurePenaltySecs: number; // default 60
+}
+
+/** Settings for connections to one destination (linkerd-tcp's ConnectorConfig). */
+export interface ConnectorConfig {
+  readonly connectTimeoutMs: number | undefined;
+  readonly minConnections: number; // default 0
+  readonly maxWaiters: number; // default 1000000
+  readonly failFast: FailFastConfig | undefined;
+  readonly tls: ClientTlsConfig | undefined;
+}
+
+/** A ConnectorConfig as written: only the keys present (per-prefix configs layer over defaults). */
+export type PartialConnectorConfig = { readonly [K in keyof ConnectorConfig]?: ConnectorConfig[K] };
+
+export type ClientConfig =
+  | ({ readonly kind: 'io.l5d.global' } & PartialConnectorConfig)
+  | {
+      readonly kind: 'io.l5d.static';
+      readonly configs: readonly ({ readonly prefix: string } & PartialConnectorConfig)[];
+    };
+
+export const DEFAULT_CONNECTOR: ConnectorConfig = {
+  connectTimeoutMs: undefined,
+  minConnections: 0,
+  maxWaiters: 1_000_000,
+  failFast: undefined,
+  tls: undefined,
+};

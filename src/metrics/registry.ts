@@ -1,0 +1,163 @@
+// Metrics in linkerd-tcp's shape (tacho): counters, gauges and stats, named with `:`-joined
+// scopes and rendered as Prometheus text. The data path only bumps plain number fields
+// (`counter.value++`); everything else (labels, formatting) happens at scrape time.
+
+export type Labels = Readonly<Record<string, string>>;
+
+export class Counter {
+  value = 0;
+}
+
+export class Gauge {
+  value = 0;
+  /** When set, the gauge is sampled from this function at scrape time instead. */
+  read: (() => number) | undefined;
+  constructor(read?: () => number) {
+    this.read = read;
+  }
+  current(): number {
+    return this.read ? this.read() : this.value;
+  }
+}
+
+/** Fixed upper bounds (1-2-5 series) shared by every stat; values above the last go to +Inf. */
+export const STAT_BOUNDS: readonly number[] = (() => {
+  const out: number[] = [];
+  for (let p = 1; p <= 1e9; p *= 10) out.push(p, 2 * p, 5 * p);
+  return out;
+})();
+
+/**
+ * A distribution (latency, sizes). linkerd-tcp: tacho cleared stats at every snapshot, so
+ * `/metrics` shows the last interval; we keep that (see `snapshot()`), with fixed buckets
+ * instead of HDR steps.
+ */
+export class Stat {
+  count = 0;
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
+  readonly buckets = new Float64Array(STAT_BOUNDS.length + 1);
+  record(v: number): void {
+    this.count++;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+    let i = 0;
+    while (i < STAT_BOUNDS.length && v > STAT_BOUNDS[i]!) i++;
+    this.buckets[i]!++;
+  }
+  reset(): void {
+    this.count = 0;
+    this.sum = 0;
+    this.min = Infinity;
+    this.max = -Infinity;
+    this.buckets.fill(0);
+  }
+  /** Value at quantile q (0..1), as the upper bound of its bucket; 0 when empty. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const rank = Math.ceil(q * this.count);
+    let seen = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      seen += this.buckets[i]!;
+      if (seen >= rank) return Math.min(STAT_BOUNDS[i] ?? this.max, this.max);
+    }
+    return this.max;
+  }
+  copyFrom(o: Stat): void {
+    this.count = o.count;
+    this.sum = o.sum;
+    this.min = o.min;
+    this.max = o.max;
+    this.buckets.set(o.buckets);
+  }
+}
+
+interface Entry<T> {
+  readonly name: string;
+  readonly labels: string; // rendered `k="v", k2="v2"` (sorted), or ''
+  readonly metric: T;
+}
+
+function renderLabels(labels: Labels): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+    .join(', ');
+}
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000);
+}
+
+export class Registry {
+  private readonly counters = new Map<string, Entry<Counter>>();
+  private readonly gauges = new Map<string, Entry<Gauge>>();
+  private readonly stats = new Map<string, Entry<Stat>>();
+  /** Last snapshot of each stat: what `/metrics` shows (tacho semantics). */
+  private readonly snapshots = new Map<string, Stat>();
+
+  counter(name: string, labels: Labels = {}): Counter {
+    return this.get(this.counters, name, labels, () => new Counter());
+  }
+  gauge(name: string, labels: Labels = {}, read?: () => number): Gauge {
+    const g = this.get(this.gauges, name, labels, () => new Gauge(read));
+    if (read) g.read = read;
+    return g;
+  }
+  stat(name: string, labels: Labels = {}): Stat {
+    return this.get(this.stats, name, labels, () => new Stat());
+  }
+  /** Forget every metric with these labels (e.g. a destination that was evicted). */
+  removeWhere(pred: (name: string, labels: string) => boolean): void {
+    for (const m of [this.counters, this.gauges, this.stats] as Map<string, Entry<unknown>>[]) {
+      for (const [k, e] of m) if (pred(e.name, e.labels)) m.delete(k);
+    }
+    for (const k of this.snapshots.keys()) if (!this.stats.has(k)) this.snapshots.delete(k);
+  }
+
+  /** Move every stat's interval into its snapshot and start a new interval. */
+  snapshot(): void {
+    for (const [k, e] of this.stats) {
+      let s = this.snapshots.get(k);
+      if (!s) this.snapshots.set(k, (s = new Stat()));
+      s.copyFrom(e.metric);
+      e.metric.reset();
+    }
+  }
+
+  /** Prometheus text: counters, then gauges, then stats, each in registration order. */
+  render(): string {
+    const out: string[] = [];
+    const line = (name: string, labels: string, v: number): void => {
+      out.push(labels ? `${name}{${labels}} ${fmt(v)}` : `${name} ${fmt(v)}`);
+    };
+    for (const e of this.counters.values()) line(e.name, e.labels, e.metric.value);
+    for (const e of this.gauges.values()) line(e.name, e.labels, e.metric.current());
+    for (const [k, e] of this.stats) {
+      const s = this.snapshots.get(k) ?? new Stat();
+      line(`${e.name}_count`, e.labels, s.count);
+      if (s.count === 0) continue;
+      const sep = e.labels ? `, ${e.labels}` : '';
+      let cum = 0;
+      for (let i = 0; i < STAT_BOUNDS.length; i++) {
+        cum += s.buckets[i]!;
+        if (s.buckets[i]! > 0) out.push(`${e.name}_bucket{le="${STAT_BOUNDS[i]}"${sep}} ${cum}`);
+      }
+      out.push(`${e.name}_bucket{le="+Inf"${sep}} ${s.count}`);
+      line(`${e.name}_min`, e.labels, s.min);
+      line(`${e.name}_max`, e.labels, s.max);
+      line(`${e.name}_sum`, e.labels, s.sum);
+    }
+    return out.length ? out.join('\n') + '\n' : '';
+  }
+
+  private get<T>(map: Map<string, Entry<T>>, name: string, labels: Labels, make: () => T): T {
+    const rendered = renderLabels(labels);
+    const key = `${name}{${rendered}}`;
+    let e = map.get(key);
+    if (!e) map.set(key, (e = { name, labels: rendered, metric: make() }));
+    return e.metric;
+  }
+}
