@@ -49,6 +49,7 @@ export interface ServerConfig {
   readonly dstName: string;
   readonly connectTimeoutMs: number | undefined; // accept → backend connected
   readonly connectionLifetimeSecs: number | undefined;
+  readonly idleTimeoutMs: number | undefined; // new: close when no byte moved either way for this long
   readonly maxConcurrency: number; // default 100000
   readonly tls: ServerTlsConfig | undefined;
 }
@@ -76,7 +77,8 @@ export interface FailFastConfig {
 
 /** Settings for connections to one destination (linkerd-tcp's ConnectorConfig). */
 export interface ConnectorConfig {
-  readonly connectTimeoutMs: number | undefined;
+  readonly connectTimeoutMs: number | undefined; // per connect attempt
+  readonly connectAttempts: number; // new, default 3: attempts per client connection, each on another endpoint when possible
   readonly minConnections: number; // default 0
   readonly maxWaiters: number; // default 1000000
   readonly failFast: FailFastConfig | undefined;
@@ -95,6 +97,7 @@ export type ClientConfig =
 
 export const DEFAULT_CONNECTOR: ConnectorConfig = {
   connectTimeoutMs: undefined,
+  connectAttempts: 3,
   minConnections: 0,
   maxWaiters: 1_000_000,
   failFast: undefined,

@@ -97,6 +97,13 @@ export class Registry {
   private readonly stats = new Map<string, Entry<Stat>>();
   /** Last snapshot of each stat: what `/metrics` shows (tacho semantics). */
   private readonly snapshots = new Map<string, Stat>();
+  private readonly collectors = new Set<() => void>();
+
+  /** Runs `fn` before every render (to fold live values into counters); returns an unregister. */
+  onCollect(fn: () => void): () => void {
+    this.collectors.add(fn);
+    return () => this.collectors.delete(fn);
+  }
 
   counter(name: string, labels: Labels = {}): Counter {
     return this.get(this.counters, name, labels, () => new Counter());
@@ -129,6 +136,7 @@ export class Registry {
 
   /** Prometheus text: counters, then gauges, then stats, each in registration order. */
   render(): string {
+    for (const fn of this.collectors) fn();
     const out: string[] = [];
     const line = (name: string, labels: string, v: number): void => {
       out.push(labels ? `${name}{${labels}} ${fmt(v)}` : `${name} ${fmt(v)}`);

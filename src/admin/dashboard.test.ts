@@ -1,0 +1,159 @@
+// The dashboard script run in a vm against a tiny fake DOM (the browser test in
+// test/dashboard.test.ts runs it in Chromium): rates from successive samples, sparkline
+// history, endpoint states, resolver status, errors, and the "disconnected" state.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Script, createContext } from 'node:vm';
+import { DASHBOARD_SCRIPT } from './dashboard-script.ts';
+import type { AppState } from './state.ts';
+
+class FakeNode {
+  readonly tagName: string;
+  children: FakeNode[] = [];
+  readonly attrs = new Map<string, string>();
+  text = '';
+  constructor(tagName: string) {
+    this.tagName = tagName;
+  }
+  get className(): string { return this.attrs.get('class') ?? ''; }
+  set className(v: string) { this.attrs.set('class', v); }
+  get textContent(): string { return this.tagName === '#text' ? this.text : this.children.map((c) => c.textContent).join(''); }
+  set textContent(v: string) {
+    const t = new FakeNode('#text');
+    t.text = String(v);
+    this.children = [t];
+  }
+  setAttribute(k: string, v: string): void { this.attrs.set(k, String(v)); }
+  getAttribute(k: string): string | null { return this.attrs.get(k) ?? null; }
+  appendChild(c: FakeNode): FakeNode { this.children.push(c); return c; }
+  replaceChildren(...cs: FakeNode[]): void { this.children = [...cs]; }
+  *walk(): Generator<FakeNode> {
+    yield this;
+    for (const c of this.children) yield* c.walk();
+  }
+}
+
+function page(states: (() => AppState | Error)[]) {
+  const body = new FakeNode('body');
+  // The containers of dashboard.ts's HTML, with their ids and test ids.
+  for (const [id, testid] of [['status', 'conn-status'], ['updated', 'updated'], ['process'], ['servers'], ['routers'], ['errors-count', 'errors-count'], ['errors']]) {
+    const n = body.appendChild(new FakeNode('div'));
+    n.setAttribute('id', id!);
+    if (testid) n.setAttribute('data-testid', testid);
+  }
+  const find = (attr: string, v: string): FakeNode | undefined => [...body.walk()].find((n) => n.attrs.get(attr) === v);
+  const document = {
+    body,
+    createElement: (tag: string) => new FakeNode(tag),
+    createElementNS: (_ns: string, tag: string) => new FakeNode(tag),
+    getElementById: (id: string) => find('id', id) ?? null,
+  };
+  let next: (() => void) | undefined;
+  let cycle = Promise.withResolvers<void>();
+  let i = 0;
+  const fetch = (): Promise<unknown> => {
+    const s = states[i++]!();
+    if (s instanceof Error) return Promise.reject(s);
+    const text = JSON.stringify(s);
+    return Promise.resolve({ ok: true, status: 200, json: () => Promise.resolve(JSON.parse(text)) });
+  };
+  const setTimeout = (fn: () => void, ms: number): number => {
+    if (ms === 100) {
+      next = fn; // the next poll: one cycle is done
+      cycle.resolve();
+    }
+    return 0;
+  };
+  const ctx = createContext({ document, location: { search: '?interval=100' }, URLSearchParams, AbortController, fetch, setTimeout, clearTimeout: () => {} });
+  return {
+    text: (testid: string) => find('data-testid', testid)?.textContent,
+    node: (testid: string) => find('data-testid', testid),
+    /** Runs the script (first poll) or the next poll, and waits until it has rescheduled itself. */
+    async step(): Promise<void> {
+      cycle = Promise.withResolvers<void>();
+      if (next) next();
+      else new Script(DASHBOARD_SCRIPT).runInContext(ctx);
+      await cycle.promise;
+    },
+  };
+}
+
+const XSS = '/svc/<img src=x onerror=alert(1)>';
+
+function state(at: number, accepts: number, rx: number): AppState {
+  return {
+    at,
+    process: {
+      pid: 42, nodeVersion: 'v24.0.0', startedAt: 0, uptimeSecs: 3725, rssBytes: 50 << 20, heapUsedBytes: 10 << 20,
+      heapTotalBytes: 20 << 20, cpuUserSecs: at / 4000, cpuSystemSecs: 0, openFds: 17, eventLoopDelayP99Ms: 12.34,
+    },
+    routers: [{
+      label: 'web', interpreter: { kind: 'io.l5d.namerd.http', namespace: 'default', baseUrl: 'http://namerd:4180' },
+      destinations: [{
+        name: XSS, resolved: true, resolution: { kind: 'failed', reason: 'namerd 503' }, waiters: 0,
+        available: 1, failed: 1, retired: 0, open: 2, pending: 0,
+        endpoints: [
+          { key: '10.0.0.1:80', state: 'available', failedUntil: null, weight: 0.75, load: 2, open: 2, pending: 0, connects: 9, failures: 0, consecutiveFailures: 0 },
+          { key: '10.0.0.2:80', state: 'failed', failedUntil: 60_000, weight: 0.25, load: 0, open: 0, pending: 0, connects: 1, failures: 5, consecutiveFailures: 5 },
+        ],
+      }],
+    }],
+    servers: [{
+      router: 'web', srvAddr: '127.0.0.1:7474', listening: true, dstName: XSS, tls: false, active: 3, waiters: 1,
+      accepts, closes: 0, failures: 2, rejected: 0, rxBytes: rx, txBytes: rx / 2, connectLatencyUs: { count: 5, p50: 412, p99: 2500 },
+    }],
+    recentErrors: [{ at: 1000, level: 'warn', msg: 'endpoint ejected', context: { endpoint: '10.0.0.2:80', failures: 5 } }],
+  };
+}
+
+describe('dashboard script', () => {
+  it('renders state, rates from successive samples, sparklines, and a lost connection', async () => {
+    const p = page([() => state(1000, 10, 0), () => state(2000, 15, 2048), () => state(4000, 25, 2048), () => new Error('HTTP 502')]);
+    await p.step();
+    assert.equal(p.text('conn-status'), 'live');
+    assert.equal(p.text('srv-active-127.0.0.1:7474'), '3');
+    assert.equal(p.text('srv-accepts-rate-127.0.0.1:7474'), '\u2013'); // no rate from one sample
+    assert.equal(p.text('srv-lat-p50-127.0.0.1:7474'), '412 \u00b5s');
+    assert.equal(p.text('srv-lat-p99-127.0.0.1:7474'), '2.5 ms');
+    assert.equal(p.text('srv-dst-127.0.0.1:7474'), ` \u2192 ${XSS}`);
+    assert.equal(p.text('ep-state-10.0.0.1:80'), 'available');
+    assert.equal(p.text('ep-state-10.0.0.2:80'), 'failed');
+    assert.equal(p.node('ep-state-10.0.0.2:80')?.className, 'state failed');
+    assert.equal(p.text('ep-weight-10.0.0.1:80'), '75.0%');
+    assert.equal(p.text('ep-failures-10.0.0.2:80'), '5');
+    assert.equal(p.text(`dst-status-web-${XSS}`), 'failed, keeping last set: namerd 503');
+    assert.equal(p.text('rt-interp-web'), 'io.l5d.namerd.http');
+    assert.equal(p.text('errors-count'), '1');
+    assert.match(p.text('errors') ?? '', /endpoint ejected endpoint=10\.0\.0\.2:80 failures=5/);
+    assert.equal(p.text('proc-pid'), '42');
+    assert.equal(p.text('proc-uptime'), '1h 2m 5s');
+    assert.equal(p.text('proc-eld'), '12.3 ms');
+
+    await p.step();
+    assert.equal(p.text('srv-accepts-rate-127.0.0.1:7474'), '5.0/s');
+    assert.equal(p.text('srv-rx-rate-127.0.0.1:7474'), '2.0 KiB/s');
+    assert.equal(p.text('srv-tx-rate-127.0.0.1:7474'), '1.0 KiB/s');
+    assert.equal(p.text('rt-accepts-rate-web'), '5.0/s');
+    assert.equal(p.text('rt-active-web'), '3');
+    assert.equal(p.text('proc-cpu'), '25.0%');
+    assert.equal(p.node('spark-srv-active-127.0.0.1:7474')?.getAttribute('data-points'), '2');
+    assert.equal(p.node('spark-srv-accepts-rate-127.0.0.1:7474')?.getAttribute('data-points'), '1');
+
+    await p.step(); // 10 accepts over 2 s; no new bytes
+    assert.equal(p.text('srv-accepts-rate-127.0.0.1:7474'), '5.0/s');
+    assert.equal(p.text('srv-rx-rate-127.0.0.1:7474'), '0 B/s');
+    assert.equal(p.node('spark-srv-accepts-rate-127.0.0.1:7474')?.getAttribute('data-points'), '2');
+    const line = p.node('spark-srv-accepts-rate-127.0.0.1:7474')?.children[0];
+    assert.equal(line?.tagName, 'polyline');
+    assert.match(line?.getAttribute('points') ?? '', /^[\d.]+,[\d.]+ [\d.]+,[\d.]+$/);
+
+    await p.step(); // the fetch fails: status says so, the last data stays
+    assert.equal(p.text('conn-status'), 'disconnected: HTTP 502');
+    assert.equal(p.text('srv-active-127.0.0.1:7474'), '3');
+  });
+
+  it('inserts server data as text only', () => {
+    assert.doesNotMatch(DASHBOARD_SCRIPT, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
+    assert.doesNotMatch(DASHBOARD_SCRIPT, /<\/script/i);
+  });
+});

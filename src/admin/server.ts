@@ -1,0 +1,236 @@
+// The admin HTTP server: /metrics (tacho-format Prometheus text), /ping, /ready, /api/state,
+// the dashboard at /, and POST /shutdown and /abort. It only reads counters; it is hardened
+// (header/request timeouts, header and body limits, a connection cap, every socket error
+// handled) so a slow or hostile client costs the proxy nothing but a few sockets.
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { Socket, type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { AdminConfig } from '../config/types.ts';
+import { LinkerdTcpError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Registry } from '../metrics/registry.ts';
+import { addrKey } from '../naming/resolution.ts';
+import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
+import { type ProcessSampler, registerProcessMetrics } from './process-metrics.ts';
+import type { AppState } from './state.ts';
+
+export interface AdminLimits {
+  readonly headersTimeoutMs: number; // whole request head must arrive within this (slowloris)
+  readonly requestTimeoutMs: number; // whole request, body included
+  readonly keepAliveTimeoutMs: number;
+  readonly idleTimeoutMs: number; // a socket with no activity at all (e.g. a stalled reader)
+  readonly maxHeaderBytes: number; // larger heads get 431
+  readonly maxBodyBytes: number; // bodies are never used; larger ones get the socket cut
+  readonly maxConnections: number;
+}
+
+export const DEFAULT_ADMIN_LIMITS: AdminLimits = {
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  maxHeaderBytes: 16 * 1024,
+  maxBodyBytes: 64 * 1024,
+  maxConnections: 128,
+};
+
+export interface AdminServer {
+  listen(): Promise<void>;
+  /** The bound port (the configured one before listen). */
+  readonly port: number;
+  /** `ip:port` actually bound. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export interface AdminOptions {
+  config: AdminConfig;
+  registry: Registry;
+  state: () => AppState;
+  ready: () => boolean;
+  /** Begin a graceful drain; the caller exits when it is done. Called after the 202 is sent. */
+  shutdown: () => void;
+  /** Exit now. Called after the 202 is sent. */
+  abort: () => void;
+  log: Logger;
+  /** Shared with collectState so both see one event-loop monitor; one is made here if absent. */
+  sampler?: ProcessSampler;
+  limits?: Partial<AdminLimits>;
+}
+
+type Route = { readonly method: 'GET' | 'POST'; readonly handle: (req: IncomingMessage, res: ServerResponse) => void };
+
+const PROM_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+export function createAdminServer(opts: AdminOptions): AdminServer {
+  const limits: AdminLimits = { ...DEFAULT_ADMIN_LIMITS, ...opts.limits };
+  const log = opts.log.child({ component: 'admin' });
+  const { ip, port } = opts.config;
+
+  const metrics = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, opts.registry.render(), PROM_TYPE);
+  const ping = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, 'pong', TEXT_TYPE);
+  const mutation = (what: 'shutdown' | 'abort', hook: () => void) => (req: IncomingMessage, res: ServerResponse): void => {
+    const caller = addrKey(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+    if (crossSite(req)) {
+      log.warn({ caller, origin: req.headers.origin ?? null }, `admin: cross-site ${what} refused`);
+      send(res, 403, 'forbidden: cross-site request', TEXT_TYPE);
+      return;
+    }
+    log.info({ caller }, `admin: ${what} requested`);
+    // 'close' fires once the response is flushed, or when the caller went away: run the hook either way.
+    res.once('close', () => {
+      try {
+        hook();
+      } catch (e) {
+        log.error({ err: (e as Error).message }, `admin: ${what} hook failed`);
+      }
+    });
+    send(res, 202, what === 'shutdown' ? 'shutting down' : 'aborting', TEXT_TYPE);
+  };
+  const routes = new Map<string, Route>([
+    ['/metrics', { method: 'GET', handle: metrics }],
+    ['/admin/metrics/prometheus', { method: 'GET', handle: metrics }], // linkerd 1's path
+    ['/ping', { method: 'GET', handle: ping }],
+    ['/admin/ping', { method: 'GET', handle: ping }],
+    ['/ready', { method: 'GET', handle: (_q, res) => (opts.ready() ? send(res, 200, 'ready', TEXT_TYPE) : send(res, 503, 'not ready', TEXT_TYPE)) }],
+    ['/api/state', { method: 'GET', handle: (_q, res) => send(res, 200, JSON.stringify(opts.state()), 'application/json; charset=utf-8') }],
+    ['/', {
+      method: 'GET',
+      handle: (_q, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8', {
+        'Content-Security-Policy': DASHBOARD_CSP, 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer',
+      }),
+    }],
+    ['/shutdown', { method: 'POST', handle: mutation('shutdown', opts.shutdown) }],
+    ['/abort', { method: 'POST', handle: mutation('abort', opts.abort) }],
+  ]);
+
+  const server = createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node checks the two timeouts above on this period (default 30 s, too coarse for them).
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 2))),
+  }, (req, res) => {
+    if (!limitBody(req, limits.maxBodyBytes)) return send(res, 413, 'request body too large', TEXT_TYPE, { Connection: 'close' });
+    try {
+      const path = pathOf(req.url);
+      const route = path === undefined ? undefined : routes.get(path);
+      if (!route) return send(res, 404, 'not found', TEXT_TYPE);
+      const allowed = route.method === 'GET' ? ['GET', 'HEAD'] : ['POST'];
+      if (!allowed.includes(req.method ?? '')) return send(res, 405, 'method not allowed', TEXT_TYPE, { Allow: allowed.join(', ') });
+      route.handle(req, res);
+    } catch (e) {
+      log.error({ err: (e as Error).message, url: String(req.url).slice(0, 200) }, 'admin: request failed');
+      if (!res.headersSent) send(res, 500, 'internal error', TEXT_TYPE);
+      else res.destroy();
+    }
+  });
+  server.maxConnections = limits.maxConnections;
+  server.timeout = limits.idleTimeoutMs; // no 'timeout' listener: Node destroys idle sockets
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (log.isLevelEnabled('debug')) log.debug({ err: err.code ?? err.message }, 'admin: bad or slow client');
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // A client that never reads our answer nor closes is cut shortly after.
+    if (socket instanceof Socket) socket.setTimeout(2_000, () => socket.destroy());
+  });
+
+  let processMetrics: { close(): void } | undefined;
+  let closing: Promise<void> | undefined;
+  const bound = (): AddressInfo | undefined => {
+    const a = server.address();
+    return a !== null && typeof a === 'object' ? a : undefined;
+  };
+
+  const address = (): string => {
+    const a = bound();
+    return a ? addrKey(a.address, a.port) : addrKey(ip, port);
+  };
+
+  return {
+    async listen(): Promise<void> {
+      server.listen({ host: ip, port });
+      try {
+        await once(server, 'listening');
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (admin): ${code}`, { cause: e });
+      }
+      server.on('error', (e) => log.error({ err: e.message }, 'admin listener error'));
+      processMetrics = registerProcessMetrics(opts.registry, opts.sampler);
+      log.info({ admin: address() }, 'admin listening');
+    },
+    get port(): number {
+      return bound()?.port ?? port;
+    },
+    get address(): string {
+      return address();
+    },
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        processMetrics?.close();
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections(); // idle keep-alive sockets and anything still in flight
+      });
+      return closing;
+    },
+  };
+}
+
+function send(res: ServerResponse, status: number, body: string, type: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    'Content-Type': type,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    ...extra,
+  });
+  res.end(body); // Node drops the body itself for HEAD
+}
+
+/** The path of a request target, without query; undefined when it is not origin-form. */
+function pathOf(url: string | undefined): string | undefined {
+  if (!url || !url.startsWith('/')) return undefined;
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/**
+ * Bodies are never used: drain them, and cut a client that streams more than `max` bytes.
+ * False when the declared length is already too large (answer 413 and close).
+ */
+function limitBody(req: IncomingMessage, max: number): boolean {
+  req.on('error', () => {});
+  if (Number(req.headers['content-length'] ?? 0) > max) return false;
+  let seen = 0;
+  req.on('data', (c: Buffer) => {
+    seen += c.length;
+    if (seen > max) req.socket.destroy();
+  });
+  req.resume();
+  return true;
+}
+
+/**
+ * A browser page on another site must not be able to POST /shutdown (a plain form POST
+ * needs no CORS preflight). Browsers send Origin / Sec-Fetch-Site on POST; curl does not.
+ */
+function crossSite(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,214 @@
+// The live state behind /api/state and the dashboard: routers with their destinations'
+// resolution status and endpoints, servers with their counters, process figures and
+// recent errors. Read-only: it walks the objects the data path already keeps and copies
+// plain numbers, so a poll costs O(destinations + endpoints + live connections).
+import type { EndpointState as EpState } from '../balancer/endpoint.ts';
+import type { RouterConfig } from '../config/types.ts';
+import type { ServerMetrics } from '../metrics/handles.ts';
+import type { Resolution } from '../naming/resolution.ts';
+import type { ProcessInfo, ProcessSampler } from './process-metrics.ts';
+import type { RecentError } from './recent-errors.ts';
+
+// What collectState reads, as structural views: src/router/router.ts's Router and
+// src/server/server.ts's Server satisfy them, and unit tests can pass plain objects.
+export interface EndpointView {
+  readonly key: string;
+  readonly state: EpState;
+  readonly weight: number;
+  readonly load: number;
+  readonly open: number;
+  readonly pending: number;
+  readonly connects: number;
+  readonly failures: number;
+  readonly consecutiveFailures: number;
+}
+export interface DestinationView {
+  readonly name: string;
+  readonly waiters: { readonly size: number };
+  readonly balancer: {
+    readonly resolved: boolean;
+    readonly lastResolution: Resolution | undefined;
+    readonly endpoints: ReadonlyMap<string, EndpointView>;
+  };
+}
+export interface RouterView {
+  readonly label: string;
+  readonly destinations: ReadonlyMap<string, DestinationView>;
+}
+export interface ServerView {
+  readonly rt: string;
+  readonly srvAddr: string; // '' until listening
+  readonly config: { readonly ip: string; readonly port: number; readonly dstName: string; readonly tls: unknown };
+  readonly live: ReadonlySet<{ readonly open: boolean; readonly client: { readonly bytesRead: number; readonly bytesWritten: number } }>;
+  readonly metrics: ServerMetrics;
+  /** Bytes from/to clients, closed plus live connections; optional until Server has it. */
+  totalBytes?(): { rx: number; tx: number };
+}
+
+export type ResolutionStatus =
+  | { readonly kind: 'pending' } // no resolution yet
+  | { readonly kind: 'bound'; readonly endpoints: number }
+  | { readonly kind: 'neg' }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+export interface EndpointJson {
+  readonly key: string;
+  readonly state: EpState['kind'];
+  readonly failedUntil: number | null; // ms on the balancer's clock (Date.now in the app)
+  readonly weight: number;
+  readonly load: number;
+  readonly open: number;
+  readonly pending: number;
+  readonly connects: number;
+  readonly failures: number;
+  readonly consecutiveFailures: number;
+}
+
+export interface DestinationJson {
+  readonly name: string;
+  readonly resolved: boolean; // a usable (bound or neg) resolution has arrived
+  readonly resolution: ResolutionStatus; // the last one, which may be a failure on top of a kept set
+  readonly waiters: number;
+  readonly available: number;
+  readonly failed: number;
+  readonly retired: number;
+  readonly open: number;
+  readonly pending: number;
+  readonly endpoints: readonly EndpointJson[];
+}
+
+export interface RouterJson {
+  readonly label: string;
+  readonly interpreter: { readonly kind: string; readonly namespace: string | null; readonly baseUrl: string | null };
+  readonly destinations: readonly DestinationJson[];
+}
+
+export interface ServerJson {
+  readonly router: string;
+  readonly srvAddr: string;
+  readonly listening: boolean;
+  readonly dstName: string;
+  readonly tls: boolean;
+  readonly active: number;
+  readonly waiters: number;
+  readonly accepts: number;
+  readonly closes: number;
+  readonly failures: number;
+  readonly rejected: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+  /** Over the current metrics interval (tacho semantics: stats restart at each snapshot). */
+  readonly connectLatencyUs: { readonly count: number; readonly p50: number; readonly p99: number };
+}
+
+export interface AppState {
+  readonly at: number; // epoch ms when collected
+  readonly process: ProcessInfo;
+  readonly routers: readonly RouterJson[];
+  readonly servers: readonly ServerJson[];
+  readonly recentErrors: readonly RecentError[];
+}
+
+export function collectState(input: {
+  routers: readonly RouterView[];
+  servers: readonly ServerView[];
+  startedAt: number;
+  recentErrors: readonly RecentError[];
+  /** For interpreter kinds (matched by label); routers without one show `unknown`. */
+  routerConfigs?: readonly RouterConfig[];
+  /** For the process block; without it only pid/uptime/memory/cpu are given (no event-loop delay). */
+  sampler?: ProcessSampler;
+  now?: () => number;
+}): AppState {
+  const now = (input.now ?? Date.now)();
+  return {
+    at: now,
+    process: input.sampler
+      ? { ...input.sampler.sample(), startedAt: input.startedAt, uptimeSecs: Math.max(0, (now - input.startedAt) / 1000) }
+      : basicProcess(input.startedAt, now),
+    routers: input.routers.map((r) => routerJson(r, input.routerConfigs?.find((c) => c.label === r.label))),
+    servers: input.servers.map(serverJson),
+    recentErrors: input.recentErrors,
+  };
+}
+
+function routerJson(r: RouterView, rc: RouterConfig | undefined): RouterJson {
+  const ic = rc?.interpreter;
+  return {
+    label: r.label,
+    interpreter: ic?.kind === 'io.l5d.namerd.http'
+      ? { kind: ic.kind, namespace: ic.namespace, baseUrl: ic.baseUrl }
+      : { kind: ic?.kind ?? 'unknown', namespace: null, baseUrl: null },
+    destinations: [...r.destinations.values()].map(destinationJson),
+  };
+}
+
+function destinationJson(d: DestinationView): DestinationJson {
+  const b = d.balancer;
+  const endpoints: EndpointJson[] = [];
+  const counts = { available: 0, failed: 0, retired: 0, open: 0, pending: 0 };
+  for (const ep of b.endpoints.values()) {
+    counts[ep.state.kind]++;
+    counts.open += ep.open;
+    counts.pending += ep.pending;
+    endpoints.push({
+      key: ep.key, state: ep.state.kind, failedUntil: ep.state.kind === 'failed' ? ep.state.until : null,
+      weight: ep.weight, load: ep.load, open: ep.open, pending: ep.pending,
+      connects: ep.connects, failures: ep.failures, consecutiveFailures: ep.consecutiveFailures,
+    });
+  }
+  return { name: d.name, resolved: b.resolved, resolution: status(b.lastResolution), waiters: d.waiters.size, ...counts, endpoints };
+}
+
+function status(r: Resolution | undefined): ResolutionStatus {
+  if (!r) return { kind: 'pending' };
+  switch (r.kind) {
+    case 'bound':
+      return { kind: 'bound', endpoints: r.endpoints.length };
+    case 'neg':
+      return { kind: 'neg' };
+    case 'failed':
+      return { kind: 'failed', reason: r.reason };
+  }
+}
+
+function serverJson(s: ServerView): ServerJson {
+  const listening = s.srvAddr !== '';
+  // `metrics` is assigned when the server starts listening.
+  const m: ServerMetrics | undefined = listening ? s.metrics : undefined;
+  let liveRx = 0, liveTx = 0, waiters = 0;
+  for (const c of s.live) {
+    liveRx += c.client.bytesRead;
+    liveTx += c.client.bytesWritten;
+    if (!c.open) waiters++;
+  }
+  // Without totalBytes(), the counters hold the totals folded in at the last /metrics scrape.
+  const bytes = s.totalBytes?.() ?? { rx: Math.max(m?.rxBytes.value ?? 0, liveRx), tx: Math.max(m?.txBytes.value ?? 0, liveTx) };
+  const lat = m?.connectLatencyUs;
+  return {
+    router: s.rt,
+    srvAddr: listening ? s.srvAddr : `${s.config.ip}:${s.config.port}`,
+    listening,
+    dstName: s.config.dstName,
+    tls: s.config.tls !== undefined,
+    active: s.live.size,
+    waiters,
+    accepts: m?.accepts.value ?? 0,
+    closes: m?.closes.value ?? 0,
+    failures: m?.failures.value ?? 0,
+    rejected: m?.rejected.value ?? 0,
+    rxBytes: bytes.rx,
+    txBytes: bytes.tx,
+    connectLatencyUs: { count: lat?.count ?? 0, p50: lat?.quantile(0.5) ?? 0, p99: lat?.quantile(0.99) ?? 0 },
+  };
+}
+
+function basicProcess(startedAt: number, now: number): ProcessInfo {
+  const mem = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return {
+    pid: process.pid, nodeVersion: process.version, startedAt, uptimeSecs: Math.max(0, (now - startedAt) / 1000),
+    rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal,
+    cpuUserSecs: cpu.user / 1e6, cpuSystemSecs: cpu.system / 1e6, openFds: null, eventLoopDelayP99Ms: null,
+  };
+}

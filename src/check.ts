@@ -1,0 +1,66 @@
+// `--check`: describes a valid config — routers, servers, client settings — and what each
+// server's destination resolves to right now (bounded wait), without listening on anything.
+import { createInterpreter } from './app.ts';
+import { inactiveKeys } from './config/active.ts';
+import { connectorConfigFor } from './connector/client-config.ts';
+import type { Config, RouterConfig } from './config/types.ts';
+import { silentLogger } from './log.ts';
+import { Registry } from './metrics/registry.ts';
+import type { Resolution } from './naming/resolution.ts';
+
+const RESOLVE_WAIT_MS = 3000;
+
+function showResolution(r: Resolution | undefined): string {
+  if (!r) return `unresolved after ${RESOLVE_WAIT_MS}ms`;
+  switch (r.kind) {
+    case 'neg':
+      return 'neg (no such name)';
+    case 'failed':
+      return `failed: ${r.reason}`;
+    case 'bound':
+      if (r.endpoints.length === 0) return 'bound, no endpoints';
+      return r.endpoints.map((e) => `${e.host}:${e.port}${e.weight !== 1 ? ` *${Math.round(e.weight * 1000) / 1000}` : ''}`).join(', ');
+  }
+}
+
+async function resolveAll(rc: RouterConfig, config: Config): Promise<Map<string, Resolution | undefined>> {
+  const interp = createInterpreter(rc, config, new Registry(), silentLogger());
+  const names = [...new Set(rc.servers.map((s) => s.dstName))];
+  const out = new Map<string, Resolution | undefined>();
+  await Promise.all(names.map((name) => new Promise<void>((done) => {
+    const timer = setTimeout(() => { w.close(); done(); }, RESOLVE_WAIT_MS);
+    const w = interp.watch(name, (r) => {
+      out.set(name, r);
+      clearTimeout(timer);
+      w.close();
+      done();
+    });
+  })));
+  await interp.close();
+  return out;
+}
+
+export async function describeConfig(config: Config, file: string): Promise<string> {
+  const lines = [`${file}: config OK`, `admin: ${config.admin.ip}:${config.admin.port}`];
+  for (const rc of config.routers) {
+    const ic = rc.interpreter;
+    lines.push(`router ${rc.label}: interpreter ${ic.kind === 'default' ? 'default (dtab + namers)' : `${ic.kind} ${ic.baseUrl} namespace ${ic.namespace}${ic.watch ? ' (watch)' : ` every ${ic.periodSecs}s`}`}`);
+    if (rc.dtab.trim()) lines.push(`  dtab: ${rc.dtab.trim().replace(/\s*\n\s*/g, ' ')}`);
+    const resolved = await resolveAll(rc, config);
+    for (const s of rc.servers) {
+      const cc = connectorConfigFor(rc.client, s.dstName);
+      const extras = [
+        s.tls ? 'tls' : '',
+        s.connectTimeoutMs !== undefined ? `connectTimeoutMs=${s.connectTimeoutMs}` : '',
+        cc.connectTimeoutMs !== undefined ? `client.connectTimeoutMs=${cc.connectTimeoutMs}` : '',
+        cc.tls ? `client.tls=${cc.tls.dnsName}` : '',
+      ].filter(Boolean);
+      lines.push(`  server ${s.ip.includes(':') ? `[${s.ip}]` : s.ip}:${s.port} → ${s.dstName}${extras.length ? ` (${extras.join(', ')})` : ''}`);
+      lines.push(`    destination ${s.dstName} → ${showResolution(resolved.get(s.dstName))}`);
+    }
+  }
+  const inactive = inactiveKeys(config);
+  for (const e of inactive.errors) lines.push(`error: ${e}`);
+  for (const w of inactive.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n') + '\n';
+}

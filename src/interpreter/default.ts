@@ -1,0 +1,106 @@
+// The `kind: default` interpreter: binds destination names locally, with the router's dtab
+// and the namers (`/$/inet`, and the configured `/#/io.l5d.fs`, `/#/io.l5d.dnssrv`), no namerd. Namers are
+// stateful (DNS answers, files); whenever one changes, every watched name is bound again
+// and watchers hear about the names whose resolution changed.
+import type { NamerConfig } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import type { Registry } from '../metrics/registry.ts';
+import { type Activity, type BoundName, bind, resolve } from '../naming/bind.ts';
+import { parseDtab } from '../naming/dtab.ts';
+import type { NameTree } from '../naming/name-tree.ts';
+import { parsePath, type Path } from '../naming/path.ts';
+import { type Resolution, sameResolution } from '../naming/resolution.ts';
+import type { Interpreter, Watch } from './interpreter.ts';
+import { DnsSrvNamer } from './namers/dnssrv.ts';
+import { FsNamer } from './namers/fs.ts';
+import { InetNamer } from './namers/inet.ts';
+
+interface Watched {
+  readonly path: Path;
+  readonly subscribers: Set<(r: Resolution) => void>;
+  last: Resolution | undefined;
+}
+
+export function createDefaultInterpreter(opts: {
+  dtab: string; namers: readonly NamerConfig[]; log: Logger; registry: Registry; inetRefreshMs?: number;
+}): Interpreter {
+  const dtab = parseDtab(opts.dtab);
+  const log = opts.log.child({ interpreter: 'default' });
+  const watched = new Map<string, Watched>();
+  let scheduled = false;
+  let closed = false;
+
+  const evaluate = (name: string, w: Watched): void => {
+    let r: Resolution | 'pending';
+    try {
+      r = resolve(bind(dtab, w.path, lookupNamer));
+    } catch (e) {
+      r = { kind: 'failed', reason: (e as Error).message };
+    }
+    if (r === 'pending' || (w.last && sameResolution(w.last, r))) return;
+    w.last = r;
+    if (r.kind === 'failed') log.warn({ dst: name, reason: r.reason }, 'binding failed');
+    for (const cb of [...w.subscribers]) if (w.subscribers.has(cb)) cb(r);
+  };
+  const evaluateAll = (): void => {
+    scheduled = false;
+    if (closed) return;
+    for (const [name, w] of watched) evaluate(name, w);
+  };
+  // Batches namer changes: one pass per tick, never inside the caller's stack.
+  const schedule = (): void => {
+    if (scheduled || closed) return;
+    scheduled = true;
+    setImmediate(evaluateAll);
+  };
+
+  const inet = new InetNamer({ onChange: schedule, log, ...(opts.inetRefreshMs ? { refreshMs: opts.inetRefreshMs } : {}) });
+  const configured = opts.namers.map((n) => {
+    switch (n.kind) {
+      case 'io.l5d.fs':
+        return new FsNamer({ prefix: n.prefix, rootDir: n.rootDir, log, onChange: schedule });
+      case 'io.l5d.dnssrv':
+        return new DnsSrvNamer({ ...n, log, onChange: schedule });
+    }
+  });
+  // `/$/…` goes to the built-in namers; `/#/<prefix>/…` to the configured namer owning it.
+  const lookupNamer = (path: Path): Activity<NameTree<BoundName>> | null => {
+    if (path[0] === '$') return inet.lookup(path);
+    for (const n of configured) {
+      const r = n.lookup(path);
+      if (r) return r;
+    }
+    return null;
+  };
+
+  return {
+    watch(dstName: string, onResolution: (r: Resolution) => void): Watch {
+      let w = watched.get(dstName);
+      if (!w) {
+        w = { path: parsePath(dstName), subscribers: new Set(), last: undefined };
+        watched.set(dstName, w);
+      }
+      const entry = w;
+      // Each subscription gets its own function identity so the same callback can subscribe twice.
+      const sub = (r: Resolution): void => onResolution(r);
+      entry.subscribers.add(sub);
+      setImmediate(() => {
+        if (closed || !entry.subscribers.has(sub)) return;
+        if (entry.last) sub(entry.last);
+        else evaluate(dstName, entry);
+      });
+      return {
+        close: () => {
+          entry.subscribers.delete(sub);
+          if (entry.subscribers.size === 0 && watched.get(dstName) === entry) watched.delete(dstName);
+        },
+      };
+    },
+    async close(): Promise<void> {
+      closed = true;
+      watched.clear();
+      inet.close();
+      for (const n of configured) n.close();
+    },
+  };
+}

@@ -1,0 +1,111 @@
+// The `/$/inet/<host>/<port>[/residual…]` namer (and `/$/inet/<port>` for loopback).
+// IP literals bind at once, including inet_aton short forms such as `127.1`; host names
+// are looked up through the system resolver and re-resolved every 5 s, as linkerd does.
+import { lookup } from 'node:dns/promises';
+import { isIPv6 } from 'node:net';
+import type { Activity, BoundName } from '../../naming/bind.ts';
+import type { NameTree } from '../../naming/name-tree.ts';
+import type { Path } from '../../naming/path.ts';
+import type { WeightedAddr } from '../../naming/resolution.ts';
+import type { Logger } from '../../log.ts';
+
+/** Parses an IPv4 address the way inet_aton does (`127.1`, `10.1.2`, `0x7f.1`); null if not one. */
+export function parseInetAton(s: string): string | null {
+  const parts = s.split('.');
+  if (parts.length < 1 || parts.length > 4) return null;
+  const nums: number[] = [];
+  for (const p of parts) {
+    let n: number;
+    if (/^0x[0-9a-f]+$/i.test(p)) n = parseInt(p.slice(2), 16);
+    else if (/^0[0-7]*$/.test(p)) n = parseInt(p, 8);
+    else if (/^[1-9][0-9]*$/.test(p)) n = parseInt(p, 10);
+    else return null;
+    nums.push(n);
+  }
+  const last = nums.pop()!;
+  if (nums.some((n) => n > 255)) return null;
+  const lastMax = 2 ** (8 * (4 - nums.length)) - 1;
+  if (last > lastMax) return null;
+  let v = 0;
+  for (const n of nums) v = v * 256 + n;
+  v = v * (lastMax + 1) + last;
+  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+}
+
+interface HostEntry {
+  state: Activity<readonly string[]>;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class InetNamer {
+  private readonly hosts = new Map<string, HostEntry>();
+  private readonly onChange: () => void;
+  private readonly log: Logger;
+  private readonly refreshMs: number;
+  private closed = false;
+
+  constructor(opts: { onChange: () => void; log: Logger; refreshMs?: number }) {
+    this.onChange = opts.onChange;
+    this.log = opts.log;
+    this.refreshMs = opts.refreshMs ?? 5000;
+  }
+
+  /** Binds a path that starts with `$`, `inet`; null for other paths. */
+  lookup(path: Path): Activity<NameTree<BoundName>> | null {
+    if (path[0] !== '$' || path[1] !== 'inet') return null;
+    const rest = path.slice(2);
+    // `/$/inet/<port>` (loopback) or `/$/inet/<host>/<port>`.
+    const portFirst = rest.length >= 1 && /^\d+$/.test(rest[0]!) && !(rest.length >= 2 && /^\d+$/.test(rest[1]!));
+    const host = portFirst ? '127.0.0.1' : rest[0];
+    const portStr = portFirst ? rest[0] : rest[1];
+    if (host === undefined || portStr === undefined || !/^\d+$/.test(portStr) || Number(portStr) > 65535) {
+      return { kind: 'failed', reason: `/$/inet expects /$/inet/<host>/<port>, got /${path.join('/')}` };
+    }
+    const port = Number(portStr);
+    const consumed = portFirst ? 3 : 4;
+    const id = '/' + path.slice(0, consumed).join('/');
+    const residual = path.slice(consumed);
+    const ips = this.resolveHost(host);
+    if (ips.kind !== 'ok') return ips;
+    const endpoints: WeightedAddr[] = ips.value.map((ip: string) => ({ host: ip, port, weight: 1 }));
+    return { kind: 'ok', value: { kind: 'leaf', value: { id, residual, addr: { kind: 'bound', endpoints } } } };
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const e of this.hosts.values()) clearTimeout(e.timer);
+    this.hosts.clear();
+  }
+
+  private resolveHost(host: string): Activity<readonly string[]> {
+    const v4 = parseInetAton(host);
+    if (v4) return { kind: 'ok', value: [v4] };
+    if (isIPv6(host)) return { kind: 'ok', value: [host] };
+    let e = this.hosts.get(host);
+    if (!e) {
+      e = { state: { kind: 'pending' }, timer: undefined };
+      this.hosts.set(host, e);
+      void this.refresh(host, e);
+    }
+    return e.state;
+  }
+
+  private async refresh(host: string, e: HostEntry): Promise<void> {
+    let next: Activity<readonly string[]>;
+    try {
+      const addrs = await lookup(host, { all: true });
+      next = { kind: 'ok', value: [...new Set(addrs.map((a) => a.address))].sort() };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      // Keep the last good answer through a failed refresh; fail only before the first.
+      next = e.state.kind === 'ok' ? e.state : { kind: 'failed', reason: `cannot resolve ${host}: ${code}` };
+      this.log.warn({ host, err: code }, 'inet: host lookup failed');
+    }
+    if (this.closed || this.hosts.get(host) !== e) return;
+    const changed = JSON.stringify(next) !== JSON.stringify(e.state);
+    e.state = next;
+    e.timer = setTimeout(() => void this.refresh(host, e), this.refreshMs);
+    e.timer.unref();
+    if (changed) this.onChange();
+  }
+}

@@ -1,0 +1,127 @@
+// The CLI: `linkerd-tcp <config>`, -h, -V, --check. The only module that touches
+// `process`: arguments, exit codes and signals. Exit codes: 0 ok or drained after a
+// signal; 1 bad config or startup failure; 2 bad command line.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { App } from './app.ts';
+import { describeConfig } from './check.ts';
+import { loadConfig } from './config/load.ts';
+import type { Config } from './config/types.ts';
+import { LinkerdTcpError } from './errors.ts';
+import { createLogger, levelFromEnv } from './log.ts';
+
+const USAGE = `linkerd-tcp — a TCP and TLS load balancer for the linkerd service mesh
+
+USAGE:
+    linkerd-tcp [--check] <PATH>
+
+FLAGS:
+    -h, --help       Prints help information
+    -V, --version    Prints version information
+        --check      Validates the config, prints routers, servers and destinations, and exits
+
+ARGS:
+    <PATH>    Config file path (YAML, or JSON when it starts with '{'); '-' reads stdin
+
+ENVIRONMENT:
+    LOG_LEVEL        trace|debug|info|warn|error|fatal|silent (default info)
+    RUST_LOG         linkerd-tcp's form, e.g. linkerd_tcp=info (LOG_LEVEL wins)
+
+EXIT CODES:
+    0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
+    1  invalid config, or a listener could not bind
+    2  bad command line
+`;
+
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  return `linkerd-tcp ${(pkg as { version: string }).version}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' }, check: { type: 'boolean' } },
+    });
+  } catch (e) {
+    process.stderr.write(`linkerd-tcp: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    process.stderr.write(`linkerd-tcp: expected exactly one config path, got ${positionals.length}\n\n${USAGE}`);
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(positionals[0]!);
+  } catch (e) {
+    return fail(e);
+  }
+  if (values.check) {
+    const report = await describeConfig(config, positionals[0]!);
+    process.stdout.write(report);
+    return report.includes('\nerror: ') ? 1 : 0;
+  }
+  return run(config);
+}
+
+async function run(config: Config): Promise<number> {
+  const log = createLogger(levelFromEnv(process.env));
+  const exit = Promise.withResolvers<number>();
+  let stopping = false;
+  const stop = (why: string): void => {
+    if (stopping) {
+      if (why === 'admin') return; // a repeated POST /shutdown does not escalate; a second signal does
+      log.warn({ signal: why }, 'second signal: exiting now');
+      exit.resolve(1);
+      return;
+    }
+    stopping = true;
+    log.info({ signal: why, graceSecs: config.admin.graceSecs }, 'shutting down');
+    app.close(config.admin.graceSecs * 1000).then(() => exit.resolve(0), () => exit.resolve(1));
+  };
+  const app = new App(config, log, {
+    shutdown: () => stop('admin'),
+    abort: () => {
+      log.warn({}, 'abort requested: exiting now');
+      exit.resolve(1);
+    },
+  });
+  try {
+    await app.start();
+  } catch (e) {
+    return fail(e);
+  }
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  return exit.promise;
+}
+
+/** Prints an expected error (no stack trace) and returns exit code 1. */
+function fail(e: unknown): number {
+  if (e instanceof LinkerdTcpError) {
+    process.stderr.write(`linkerd-tcp: ${e.message}\n`);
+    return 1;
+  }
+  throw e;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`linkerd-tcp: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(70);
+  },
+);

@@ -1,0 +1,147 @@
+// Binding (finagle's Namer.bind, as namerd runs it): rewrite a name through the dtab until
+// namers turn paths into bound addresses, then flatten the bound tree into weighted
+// endpoints. Pure and synchronous over a snapshot of namer state: when a namer changes,
+// the caller binds again.
+import { lookup, type Dtab } from './dtab.ts';
+import { EMPTY, FAIL, NEG, type NameTree, simplify, type Weighted } from './name-tree.ts';
+import type { Path } from './path.ts';
+import { addrKey, type Resolution, type WeightedAddr } from './resolution.ts';
+
+export type Addr =
+  | { readonly kind: 'bound'; readonly endpoints: readonly WeightedAddr[] }
+  | { readonly kind: 'neg' }
+  | { readonly kind: 'pending' }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+/** A name a namer bound: its id (e.g. `/$/inet/127.1/8080`), the unused rest of the path, and its addresses. */
+export interface BoundName {
+  readonly id: string;
+  readonly residual: Path;
+  readonly addr: Addr;
+}
+
+export type Activity<T> = { readonly kind: 'ok'; readonly value: T } | { readonly kind: 'pending' } | { readonly kind: 'failed'; readonly reason: string };
+
+/** Binds a path the dtab does not rewrite; null when no namer owns it (→ neg). */
+export type NamerLookup = (path: Path) => Activity<NameTree<BoundName>> | null;
+
+type Bound = Activity<NameTree<BoundName>>;
+const ok = (value: NameTree<BoundName>): Bound => ({ kind: 'ok', value });
+
+/** Binds `path` through `dtab` and `namers`; max depth as namerd's default (100). */
+export function bind(dtab: Dtab, path: Path, namers: NamerLookup, maxDepth = 100): Bound {
+  const bindTree = (t: NameTree<Path>, depth: number): Bound => {
+    if (depth > maxDepth) return { kind: 'failed', reason: `Max recursion level: ${maxDepth} reached in Namer lookup` };
+    switch (t.kind) {
+      case 'leaf': {
+        const p = t.value;
+        const t2 = lookup(dtab, p);
+        if (t2.kind !== 'neg') return bindTree(t2, depth + 1);
+        if (p[0] === '$' && p[1] === 'fail') return ok(FAIL);
+        if (p[0] === '$' && p[1] === 'nil') return ok(EMPTY);
+        return namers(p) ?? ok(NEG);
+      }
+      case 'fail':
+      case 'neg':
+      case 'empty':
+        return ok(t);
+      case 'alt': {
+        for (const x of t.trees) {
+          const r = bindTree(x, depth);
+          if (r.kind === 'ok' && r.value.kind === 'neg') continue;
+          return r; // fail stops; anything else (even empty) is the answer
+        }
+        return ok(NEG);
+      }
+      case 'union': {
+        if (t.branches.length === 0) return ok(NEG);
+        if (t.branches.length === 1) {
+          const only = bindTree(t.branches[0]!.tree, depth);
+          return only.kind === 'ok' && !isNegOrFail(only.value) ? ok({ kind: 'union', branches: [{ weight: t.branches[0]!.weight, tree: only.value }] }) : only;
+        }
+        const results = t.branches.map((b) => ({ weight: b.weight, r: bindTree(b.tree, depth) }));
+        const kept: Weighted<BoundName>[] = [];
+        for (const { weight, r } of results) if (r.kind === 'ok' && !isNegOrFail(r.value)) kept.push({ weight, tree: r.value });
+        if (kept.length) return ok({ kind: 'union', branches: kept });
+        const failed = results.find((x) => x.r.kind === 'failed');
+        if (failed) return failed.r;
+        if (results.some((x) => x.r.kind === 'pending')) return { kind: 'pending' };
+        return ok(results.every((x) => x.r.kind === 'ok' && x.r.value.kind === 'fail') ? FAIL : NEG);
+      }
+    }
+  };
+  return bindTree({ kind: 'leaf', value: path }, 0);
+}
+
+function isNegOrFail(t: NameTree<BoundName>): boolean {
+  return t.kind === 'neg' || t.kind === 'fail';
+}
+
+type Flat = { kind: 'endpoints'; endpoints: Map<string, WeightedAddr> } | { kind: 'neg' } | { kind: 'pending' } | { kind: 'failed'; reason: string };
+
+/**
+ * Flattens a bound tree into weighted endpoints. A union gives each usable branch the
+ * share w_i / Σw (over branches that resolved), split among that branch's endpoints in
+ * proportion to their own weights, so `3 * /a & 1 * /b` with one endpoint each gives
+ * 0.75/0.25. The same address reached twice has its weights summed.
+ */
+export function resolve(a: Bound): Resolution | 'pending' {
+  if (a.kind === 'pending') return 'pending';
+  if (a.kind === 'failed') return { kind: 'failed', reason: a.reason };
+  const f = flatten(simplify(a.value), 1);
+  switch (f.kind) {
+    case 'pending':
+      return 'pending';
+    case 'failed':
+      return { kind: 'failed', reason: f.reason };
+    case 'neg':
+      return { kind: 'neg' };
+    case 'endpoints':
+      return { kind: 'bound', endpoints: [...f.endpoints.values()] };
+  }
+}
+
+function flatten(t: NameTree<BoundName>, share: number): Flat {
+  switch (t.kind) {
+    case 'neg':
+      return { kind: 'neg' };
+    case 'fail':
+      return { kind: 'failed', reason: 'the name is bound to ! (fail)' };
+    case 'empty':
+      return { kind: 'endpoints', endpoints: new Map() };
+    case 'leaf': {
+      const addr = t.value.addr;
+      if (addr.kind !== 'bound') return addr.kind === 'failed' ? { kind: 'failed', reason: addr.reason } : { kind: addr.kind };
+      const total = addr.endpoints.reduce((s, e) => s + e.weight, 0);
+      const out = new Map<string, WeightedAddr>();
+      for (const e of addr.endpoints) add(out, e, total > 0 ? (share * e.weight) / total : 0);
+      return { kind: 'endpoints', endpoints: out };
+    }
+    case 'alt':
+      for (const x of t.trees) {
+        const r = flatten(x, share);
+        if (r.kind !== 'neg') return r;
+      }
+      return { kind: 'neg' };
+    case 'union': {
+      const parts = t.branches.map((b) => ({ weight: b.weight, r: flatten(b.tree, 1) }));
+      const usable = parts.filter((p) => p.r.kind === 'endpoints');
+      if (usable.length === 0) {
+        return parts.find((p) => p.r.kind === 'failed')?.r ?? parts.find((p) => p.r.kind === 'pending')?.r ?? { kind: 'neg' };
+      }
+      const total = usable.reduce((s, p) => s + p.weight, 0);
+      const out = new Map<string, WeightedAddr>();
+      for (const p of usable) {
+        const bshare = total > 0 ? (share * p.weight) / total : 0;
+        for (const e of (p.r as { endpoints: Map<string, WeightedAddr> }).endpoints.values()) add(out, e, e.weight * bshare);
+      }
+      return { kind: 'endpoints', endpoints: out };
+    }
+  }
+}
+
+function add(m: Map<string, WeightedAddr>, e: WeightedAddr, weight: number): void {
+  const k = addrKey(e.host, e.port);
+  const prev = m.get(k);
+  m.set(k, { host: e.host, port: e.port, weight: (prev?.weight ?? 0) + weight });
+}

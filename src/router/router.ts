@@ -1,0 +1,64 @@
+// A router: destination name → Destination (balancer + subscription), created on first
+// use and cached. Connections enter through `route`; everything after is the destination's.
+import { connectorConfigFor } from '../connector/client-config.ts';
+import type { ClientConfig } from '../config/types.ts';
+import type { Interpreter } from '../interpreter/interpreter.ts';
+import type { Logger } from '../log.ts';
+import type { Counter, Registry } from '../metrics/registry.ts';
+import type { Connection } from './connection.ts';
+import { Destination } from './destination.ts';
+
+export class Router {
+  readonly label: string;
+  readonly interpreter: Interpreter;
+  readonly destinations = new Map<string, Destination>();
+  private readonly client: ClientConfig;
+  private readonly registry: Registry;
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private readonly now: () => number;
+  private readonly routeCreate: Counter;
+  private readonly routeFound: Counter;
+  private readonly highWaterMark: number;
+
+  constructor(opts: {
+    label: string; interpreter: Interpreter; client: ClientConfig; registry: Registry; log: Logger;
+    random?: () => number; now?: () => number; highWaterMark: number;
+  }) {
+    this.highWaterMark = opts.highWaterMark;
+    this.label = opts.label;
+    this.interpreter = opts.interpreter;
+    this.client = opts.client;
+    this.registry = opts.registry;
+    this.log = opts.log.child({ rt: opts.label });
+    this.random = opts.random ?? Math.random;
+    this.now = opts.now ?? Date.now;
+    this.routeCreate = opts.registry.counter('l5d:route_create', { rt: opts.label });
+    this.routeFound = opts.registry.counter('l5d:route_found', { rt: opts.label });
+  }
+
+  /** The destination for `dst`, created (and subscribed) on first use. */
+  destination(dst: string): Destination {
+    let d = this.destinations.get(dst);
+    if (d) {
+      this.routeFound.value++;
+      return d;
+    }
+    this.routeCreate.value++;
+    d = new Destination({
+      name: dst, rt: this.label, config: connectorConfigFor(this.client, dst), interpreter: this.interpreter,
+      registry: this.registry, log: this.log, random: this.random, now: this.now, highWaterMark: this.highWaterMark,
+    });
+    this.destinations.set(dst, d);
+    return d;
+  }
+
+  route(conn: Connection, dst: string): void {
+    this.destination(dst).dispatch(conn);
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.destinations.values()) d.close();
+    await this.interpreter.close();
+  }
+}

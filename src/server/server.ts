@@ -1,0 +1,175 @@
+// One listener: accepts connections (up to maxConcurrency), hands each to its router for
+// the server's dstName, keeps the live set for draining and scrape-time byte counts, and
+// writes one access-log record per connection.
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { LinkerdTcpError } from '../errors.ts';
+import type { ServerConfig } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import { type ServerMetrics, serverMetrics } from '../metrics/handles.ts';
+import type { Registry } from '../metrics/registry.ts';
+import { addrKey } from '../naming/resolution.ts';
+import { Connection, type ServerSide } from '../router/connection.ts';
+import type { Router } from '../router/router.ts';
+
+export class Server implements ServerSide {
+  readonly rt: string;
+  readonly config: ServerConfig;
+  readonly connectTimeoutMs: number | undefined;
+  readonly lifetimeMs: number | undefined;
+  readonly highWaterMark: number;
+  readonly live = new Set<Connection>();
+  srvAddr = '';
+  metrics!: ServerMetrics;
+  private readonly router: Router;
+  private readonly registry: Registry;
+  private readonly log: Logger;
+  private readonly accessLog: Logger;
+  private readonly net: NetServer;
+  private closedRx = 0;
+  private closedTx = 0;
+
+  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; bufferSizeBytes: number }) {
+    this.config = opts.config;
+    this.router = opts.router;
+    this.rt = opts.router.label;
+    this.registry = opts.registry;
+    this.connectTimeoutMs = opts.config.connectTimeoutMs;
+    this.lifetimeMs = opts.config.connectionLifetimeSecs === undefined ? undefined : opts.config.connectionLifetimeSecs * 1000;
+    this.highWaterMark = opts.bufferSizeBytes;
+    this.log = opts.log.child({ rt: this.rt });
+    this.accessLog = this.log.child({ log: 'access' });
+    this.net = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: opts.bufferSizeBytes });
+    this.net.on('connection', (s: Socket) => this.accept(s));
+  }
+
+  /** Binds the listener; rejects with a LinkerdTcpError naming the address. */
+  async listen(): Promise<void> {
+    const { ip, port } = this.config;
+    this.net.listen({ host: ip, port, backlog: 1024 });
+    try {
+      await once(this.net, 'listening');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (router ${this.rt}): ${code}`, { cause: e });
+    }
+    this.net.on('error', (e) => this.log.error({ err: e.message }, 'listener error'));
+    const a = this.net.address() as AddressInfo;
+    this.srvAddr = addrKey(a.address, a.port);
+    this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, {
+      active: () => this.live.size,
+      waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
+    });
+    this.registry.onCollect(() => {
+      const b = this.totalBytes();
+      this.metrics.rxBytes.value = b.rx;
+      this.metrics.txBytes.value = b.tx;
+    });
+    const idle = this.config.idleTimeoutMs;
+    if (idle !== undefined) {
+      // One coarse sweep per server instead of a timer reset per chunk: a connection is
+      // closed between idleTimeoutMs and 1.25 × idleTimeoutMs after its last byte.
+      this.idleSweep = setInterval(() => this.sweepIdle(idle), Math.max(50, idle / 4));
+      this.idleSweep.unref();
+    }
+    this.log.info({ srv: this.srvAddr, dst: this.config.dstName }, 'listening');
+  }
+
+  private idleSweep: NodeJS.Timeout | undefined;
+
+  private sweepIdle(idleMs: number): void {
+    const now = performance.now();
+    for (const c of this.live) {
+      if (!c.open) continue;
+      const moved = c.bytesMoved();
+      if (moved !== c.idleBytes) {
+        c.idleBytes = moved;
+        c.idleSince = now;
+      } else if (now - c.idleSince >= idleMs) c.finish('idle');
+    }
+  }
+
+  /** Bytes read from / written to clients: closed connections plus live ones. */
+  totalBytes(): { rx: number; tx: number } {
+    let rx = this.closedRx, tx = this.closedTx;
+    for (const c of this.live) { rx += c.client.bytesRead; tx += c.client.bytesWritten; }
+    return { rx, tx };
+  }
+
+  get port(): number {
+    return (this.net.address() as AddressInfo).port;
+  }
+
+  /** Creates (and subscribes) this server's destination before the first connection. */
+  prepare(): void {
+    this.router.destination(this.config.dstName);
+  }
+
+  private accept(s: Socket): void {
+    this.metrics.accepts.value++;
+    if (this.live.size >= this.config.maxConcurrency) {
+      this.metrics.rejected.value++;
+      s.on('error', noop);
+      s.destroy();
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr }, 'maxConcurrency reached; connection closed');
+      return;
+    }
+    const peer = this.accessLog.isLevelEnabled('info') ? addrKey(s.remoteAddress ?? '?', s.remotePort ?? 0) : '';
+    const conn = new Connection(s, this, peer);
+    this.live.add(conn);
+    this.router.route(conn, this.config.dstName);
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.live.delete(conn);
+    const rx = conn.client.bytesRead, tx = conn.client.bytesWritten;
+    this.closedRx += rx;
+    this.closedTx += tx;
+    const m = this.metrics;
+    if (conn.connectedAt) {
+      m.connectionRxBytes.record(rx);
+      m.connectionTxBytes.record(tx);
+    }
+    if (this.accessLog.isLevelEnabled('info')) {
+      this.accessLog.info({
+        srv: this.srvAddr, client: conn.peer, dst: this.config.dstName, endpoint: conn.endpoint?.key ?? null,
+        rxBytes: rx, txBytes: tx,
+        connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
+        durationMs: round(conn.closedAt - conn.acceptedAt),
+        reason: conn.reason, error: conn.error ?? null,
+      }, 'connection closed');
+    }
+    if (this.live.size === 0) this.drained?.();
+  }
+
+  private drained: (() => void) | undefined;
+
+  /** Stops accepting; open connections continue. */
+  stopAccepting(): void {
+    if (this.net.listening) this.net.close();
+  }
+
+  /** Stops the idle sweep (after draining). */
+  close(): void {
+    clearInterval(this.idleSweep);
+  }
+
+  /** Waits until every connection has closed, or `deadline` (ms since epoch), then cuts the rest. */
+  async drain(deadlineMs: number): Promise<void> {
+    if (this.live.size > 0) {
+      const done = new Promise<void>((resolve) => (this.drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
+      await Promise.race([done, expired]);
+      clearTimeout(timer);
+      this.drained = undefined;
+    }
+    for (const c of [...this.live]) c.finish('shutdown');
+  }
+}
+
+function noop(): void {}
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,139 @@
+// The dashboard in headless Chromium (playwright-core, the system /usr/bin/chromium): served
+// by a real admin server whose state changes on every poll, it must show live values,
+// rates, sparklines, colour-coded endpoint states, no script errors or CSP violations, and
+// treat hostile names as text. Saves test-artifacts/dashboard.png. It fails, never skips,
+// when Chromium or playwright-core is missing.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { it } from 'node:test';
+import { createAdminServer } from '../src/admin/server.ts';
+import type { AppState } from '../src/admin/state.ts';
+import { createLogger } from '../src/log.ts';
+import { Registry } from '../src/metrics/registry.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SHOT = new URL('../test-artifacts/dashboard.png', import.meta.url).pathname;
+
+// The few playwright-core calls used here, typed locally so the type check does not need the package.
+interface Locator {
+  textContent(o?: { timeout?: number }): Promise<string | null>;
+  getAttribute(name: string, o?: { timeout?: number }): Promise<string | null>;
+  /** Runs `fn` on the element inside the page (a function: a string would be an expression). */
+  evaluate<R>(fn: (el: PageElement) => R): Promise<R>;
+}
+/** The page-side globals the element callbacks use (this project's type check has no DOM library). */
+interface PageElement { readonly __element: true }
+declare function getComputedStyle(el: PageElement): { color: string };
+interface Page {
+  goto(url: string, o?: { timeout?: number }): Promise<unknown>;
+  waitForSelector(selector: string, o?: { state?: 'attached' | 'visible'; timeout?: number }): Promise<unknown>;
+  getByTestId(id: string): Locator;
+  evaluate(expr: string): Promise<unknown>;
+  screenshot(o: { path: string; fullPage?: boolean }): Promise<unknown>;
+  on(event: 'pageerror', fn: (e: Error) => void): void;
+  on(event: 'console', fn: (m: { type(): string; text(): string }) => void): void;
+}
+interface Browser {
+  newPage(o?: { viewport?: { width: number; height: number } }): Promise<Page>;
+  close(): Promise<void>;
+}
+interface Playwright {
+  chromium: { launch(o: { executablePath: string; args: string[]; timeout?: number }): Promise<Browser> };
+}
+
+async function loadPlaywright(): Promise<Playwright> {
+  const name = 'playwright-core'; // a variable: resolved at run time only
+  let mod: unknown;
+  try {
+    mod = await import(name);
+  } catch (e) {
+    throw new Error(`playwright-core is not installed (npm install --save-dev playwright-core); this test does not skip: ${(e as Error).message}`);
+  }
+  const launch = (mod as { chromium?: { launch?: unknown } }).chromium?.launch;
+  if (typeof launch !== 'function') throw new Error('playwright-core loaded but has no chromium.launch');
+  return mod as Playwright;
+}
+
+const XSS = '/svc/<img src=x onerror="window.__xss=1">';
+
+/** A state that moves on every poll: +5 accepts and +2 KiB rx per (fake) second. */
+function changingState(): () => AppState {
+  let n = 0;
+  return () => {
+    n++;
+    return {
+      at: 1_700_000_000_000 + n * 1000,
+      process: {
+        pid: process.pid, nodeVersion: process.version, startedAt: 0, uptimeSecs: 100 + n, rssBytes: 60 << 20,
+        heapUsedBytes: 12 << 20, heapTotalBytes: 24 << 20, cpuUserSecs: n * 0.1, cpuSystemSecs: n * 0.05, openFds: 21, eventLoopDelayP99Ms: 1.5,
+      },
+      routers: [{
+        label: 'web', interpreter: { kind: 'default', namespace: null, baseUrl: null },
+        destinations: [{
+          name: XSS, resolved: true, resolution: { kind: 'bound', endpoints: 3 }, waiters: 0,
+          available: 1, failed: 1, retired: 1, open: 4, pending: 0,
+          endpoints: [
+            { key: '10.0.0.1:80', state: 'available', failedUntil: null, weight: 0.5, load: 4, open: 4, pending: 0, connects: 20 + n, failures: 0, consecutiveFailures: 0 },
+            { key: '10.0.0.2:80', state: 'failed', failedUntil: 1_700_000_060_000, weight: 0.25, load: 0, open: 0, pending: 0, connects: 0, failures: 5, consecutiveFailures: 5 },
+            { key: '10.0.0.3:80', state: 'retired', failedUntil: null, weight: 0.25, load: 0, open: 0, pending: 0, connects: 3, failures: 0, consecutiveFailures: 0 },
+          ],
+        }],
+      }],
+      servers: [{
+        router: 'web', srvAddr: '127.0.0.1:7474', listening: true, dstName: XSS, tls: true, active: 4 + (n % 3), waiters: 0,
+        accepts: 5 * n, closes: 5 * n - 4, failures: 1, rejected: 0, rxBytes: 2048 * n, txBytes: 8192 * n,
+        connectLatencyUs: { count: 5 * n, p50: 350, p99: 1800 },
+      }],
+      recentErrors: [{ at: 1_700_000_000_000, level: 'warn', msg: 'endpoint ejected', context: { dst: XSS, endpoint: '10.0.0.2:80' } }],
+    };
+  };
+}
+
+it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async (t) => {
+  assert.ok(existsSync(CHROMIUM), `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium); this test does not skip`);
+  const pw = await loadPlaywright();
+
+  const admin = createAdminServer({
+    config: { ip: '127.0.0.1', port: 0, metricsIntervalSecs: 60, graceSecs: 10 }, registry: new Registry(), state: changingState(),
+    ready: () => true, shutdown: () => {}, abort: () => {}, log: createLogger('silent'),
+  });
+  await admin.listen();
+  t.after(() => admin.close());
+  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`); });
+
+  await page.goto(`http://${admin.address}/?interval=250`, { timeout: 10_000 });
+  // A CSS wait (Playwright's utility world) rather than waitForFunction, whose in-page eval the dashboard's CSP forbids.
+  await page.waitForSelector('body[data-samples]:not([data-samples="0"]):not([data-samples="1"]):not([data-samples="2"]):not([data-samples="3"])', { state: 'attached', timeout: 15_000 });
+  const text = (id: string): Promise<string | null> => page.getByTestId(id).textContent({ timeout: 5_000 });
+
+  assert.equal(await text('conn-status'), 'live');
+  assert.equal(await text('proc-pid'), String(process.pid));
+  assert.match((await text('srv-active-127.0.0.1:7474')) ?? '', /^[456]$/);
+  assert.equal(await text('srv-accepts-rate-127.0.0.1:7474'), '5.0/s');
+  assert.equal(await text('srv-rx-rate-127.0.0.1:7474'), '2.0 KiB/s');
+  assert.equal(await text('srv-tx-rate-127.0.0.1:7474'), '8.0 KiB/s');
+  assert.equal(await text('srv-lat-p99-127.0.0.1:7474'), '1.8 ms');
+  assert.equal(await text('rt-accepts-rate-web'), '5.0/s');
+  assert.equal(await text('ep-state-10.0.0.1:80'), 'available');
+  assert.equal(await text('ep-state-10.0.0.2:80'), 'failed');
+  assert.equal(await text('ep-state-10.0.0.3:80'), 'retired');
+  assert.equal(await page.getByTestId('ep-state-10.0.0.1:80').evaluate((el) => getComputedStyle(el).color), 'rgb(26, 127, 55)');
+  assert.equal(await page.getByTestId('ep-state-10.0.0.2:80').evaluate((el) => getComputedStyle(el).color), 'rgb(207, 34, 46)');
+  assert.equal(await text(`dst-status-web-${XSS}`), 'bound \u00b7 3 endpoints');
+  assert.ok(Number(await page.getByTestId('spark-srv-accepts-rate-127.0.0.1:7474').getAttribute('data-points')) >= 2);
+  // Hostile names are text: shown verbatim, nothing executed.
+  assert.equal(await text('srv-dst-127.0.0.1:7474'), ` \u2192 ${XSS}`);
+  assert.equal(await page.evaluate('typeof window.__xss'), 'undefined');
+  assert.equal(await page.evaluate('document.querySelectorAll("main img").length'), 0);
+
+  mkdirSync(dirname(SHOT), { recursive: true });
+  await page.screenshot({ path: SHOT, fullPage: true });
+  assert.deepEqual(problems, [], 'no script errors, console errors or CSP violations');
+});
