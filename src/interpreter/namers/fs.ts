@@ -39,7 +39,7 @@ export class FsNamer {
   private readonly log: Logger;
   private readonly onChange: () => void;
   private readonly files = new Map<string, FileState>();
-  private watcher: FSWatcher | undefined;
+  private readonly watchers = new Map<string, FSWatcher>();
   private pending: NodeJS.Timeout | undefined;
   private readonly dirty = new Set<string>();
 
@@ -48,11 +48,26 @@ export class FsNamer {
     this.rootDir = opts.rootDir;
     this.log = opts.log.child({ namer: 'io.l5d.fs', rootDir: opts.rootDir });
     this.onChange = opts.onChange;
+    this.watchDir('');
+  }
+
+  /**
+   * Watches one directory (not recursively: Node's recursive watcher on Linux follows file
+   * inodes, so an atomic rename-over would go unseen). Directory events name the child.
+   */
+  private watchDir(rel: string): void {
+    if (this.watchers.has(rel)) return;
     try {
-      this.watcher = watch(this.rootDir, { recursive: true, persistent: false }, (_event, file) => this.changed(file));
-      this.watcher.on('error', (e) => this.log.warn({ err: e.message }, 'io.l5d.fs: watch failed'));
+      const w = watch(join(this.rootDir, rel), { persistent: false }, (_event, file) => this.changed(file === null ? rel : join(rel, String(file))));
+      w.on('error', (e) => {
+        this.watchers.delete(rel);
+        w.close();
+        this.changed(rel);
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ dir: rel, err: e.message }, 'io.l5d.fs: watch failed');
+      });
+      this.watchers.set(rel, w);
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'io.l5d.fs: cannot watch rootDir; names will not update');
+      if (rel === '') this.log.warn({ err: (e as Error).message }, 'io.l5d.fs: cannot watch rootDir; names will not update');
     }
   }
 
@@ -75,7 +90,8 @@ export class FsNamer {
   }
 
   close(): void {
-    this.watcher?.close();
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     clearTimeout(this.pending);
   }
 
@@ -86,7 +102,10 @@ export class FsNamer {
     let next: FileState;
     try {
       const st = statSync(file);
-      if (st.isDirectory()) return 'dir';
+      if (st.isDirectory()) {
+        this.watchDir(rel);
+        return 'dir';
+      }
       if (st.size > MAX_FILE_BYTES) throw new Error(`file is ${st.size} bytes, over the ${MAX_FILE_BYTES}-byte limit`);
       next = { kind: 'ok', endpoints: parseEndpointFile(readFileSync(file, 'utf8')) };
     } catch (e) {

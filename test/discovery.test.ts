@@ -1,0 +1,143 @@
+// Discovery end to end through the real CLI: namerd's answer moves from backend A to B
+// while traffic flows (new connections follow, open ones finish intact), /ready waits for
+// the first resolution, a namerd outage keeps the last endpoints, and an io.l5d.fs config.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type Backend, deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
+import { NamerdDouble } from './support/namerd-double.ts';
+
+function dial(port: number): Promise<Socket> {
+  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  s.on('error', () => {});
+  return deadline(5000, 'client connect', once(s, 'connect').then(() => s));
+}
+
+/** Sends `msg` and waits for its echo. */
+async function ping(s: Socket, msg: string): Promise<void> {
+  let got = '';
+  const done = new Promise<void>((resolve) => {
+    const on = (d: Buffer): void => {
+      got += d.toString();
+      if (got === msg) {
+        s.off('data', on);
+        resolve();
+      }
+    };
+    s.on('data', on);
+  });
+  s.write(msg);
+  await deadline(5000, `echo of ${msg}`, done);
+}
+
+async function adminUrl(p: Proxy): Promise<string> {
+  const l = await p.waitForLog((x) => x.msg === 'admin listening');
+  return `http://${String(l['admin'])}`;
+}
+
+describe('discovery end to end', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+  async function backend(): Promise<Backend> {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    return b;
+  }
+  async function namerd(): Promise<NamerdDouble> {
+    const n = await NamerdDouble.start();
+    cleanup.push(() => n.close());
+    return n;
+  }
+  async function proxy(cfg: string) {
+    const p = await startProxy(cfg);
+    cleanup.push(() => p.proxy.stop('SIGKILL'));
+    return p;
+  }
+  const namerdConfig = (baseUrl: string, watch: boolean) => `
+admin: {port: 0}
+routers:
+- label: nd
+  interpreter: {kind: io.l5d.namerd.http, baseUrl: "${baseUrl}", namespace: default, periodSecs: 1, watch: ${watch}, requestTimeoutMs: 1000}
+  servers:
+  - {port: 0, dstName: /svc/app, connectTimeoutMs: 3000}
+`;
+
+  it('moves new connections from A to B when namerd says so; open ones to A finish intact', async () => {
+    const [a, b] = [await backend(), await backend()];
+    const nd = await namerd();
+    nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: a.port }] });
+    const { proxy: p, ports: [port] } = await proxy(namerdConfig(nd.baseUrl, true));
+    const open = await dial(port!);
+    await ping(open, 'to A');
+    assert.equal(a.accepted, 1);
+    nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: b.port }] });
+    await p.waitForLog((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`);
+    for (let i = 0; i < 5; i++) {
+      const c = await dial(port!);
+      await ping(c, `new ${i}`);
+      c.end();
+    }
+    assert.equal(b.accepted, 5, 'new connections go to B');
+    assert.equal(a.accepted, 1, 'none to A');
+    await ping(open, 'still to A'); // the open connection to the retired endpoint keeps flowing
+    const closed = peerClosed(open);
+    open.end();
+    await deadline(3000, 'A closed', closed);
+    const rec = await p.waitForLog((l) => l.msg === 'connection closed' && l['endpoint'] === `127.0.0.1:${a.port}`);
+    assert.equal(rec['reason'], 'done');
+    assert.equal(rec['rxBytes'], 'to Astill to A'.length);
+  });
+
+  it('is not ready until the first resolution; keeps serving the last endpoints through a namerd outage', async () => {
+    const a = await backend();
+    const nd = await namerd();
+    nd.set('default', '/svc/app', { type: 'hang' });
+    const { proxy: p, ports: [port] } = await proxy(namerdConfig(nd.baseUrl, false));
+    const base = await adminUrl(p);
+    assert.equal((await fetch(`${base}/ready`)).status, 503);
+    nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: a.port }] });
+    await p.waitForLog((l) => l.msg === 'endpoint added');
+    assert.equal((await fetch(`${base}/ready`)).status, 200);
+    nd.set('default', '/svc/app', { type: 'status', status: 500 });
+    await p.waitForLog((l) => l.msg === 'namerd resolution failed' && /HTTP 500/.test(String(l['reason'])));
+    const c = await dial(port!);
+    await ping(c, 'during the outage');
+    c.destroy();
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /l5d:resolver:failure_count\{namespace="default", rt="nd"\} [1-9]/);
+    assert.match(metrics, /l5d:balancer:endpoint:available\{dst="\/svc\/app", rt="nd"\} 1/);
+  });
+
+  it('routes through io.l5d.fs files as configured in YAML, following file changes', async () => {
+    const [a, b] = [await backend(), await backend()];
+    const root = mkdtempSync(join(tmpdir(), 'l5d-fs-e2e-'));
+    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
+    writeFileSync(join(root, 'app'), `127.0.0.1 ${a.port}\n`);
+    const { proxy: p, ports: [port] } = await proxy(`
+admin: {port: 0}
+namers:
+- {kind: io.l5d.fs, rootDir: ${JSON.stringify(root)}}
+routers:
+- label: fs
+  dtab: /svc => /#/io.l5d.fs;
+  servers:
+  - {port: 0, dstName: /svc/app}
+`);
+    const c = await dial(port!);
+    await ping(c, 'x');
+    c.destroy();
+    assert.equal(a.accepted, 1);
+    writeFileSync(join(root, 'app'), `127.0.0.1 ${b.port}\n`);
+    await p.waitForLog((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`);
+    const c2 = await dial(port!);
+    await ping(c2, 'y');
+    c2.destroy();
+    assert.equal(b.accepted, 1);
+  });
+});

@@ -1,0 +1,139 @@
+// The default interpreter's namers with real parts: io.l5d.fs over real files changed
+// during the test, io.l5d.dnssrv against a real DNS server on loopback, /$/inet with a
+// host name, and weighted unions across namers.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import type { NamerConfig } from '../src/config/types.ts';
+import { createDefaultInterpreter } from '../src/interpreter/default.ts';
+import { silentLogger } from '../src/log.ts';
+import { Registry } from '../src/metrics/registry.ts';
+import type { Resolution } from '../src/naming/resolution.ts';
+import { DnsServer } from './support/dns-server.ts';
+import { deadline } from './support/harness.ts';
+
+function setup(t: TestContext, dtab: string, namers: NamerConfig[] = []) {
+  const interp = createDefaultInterpreter({ dtab, namers, log: silentLogger(), registry: new Registry(), inetRefreshMs: 100 });
+  t.after(() => interp.close());
+  return (dst: string) => {
+    const seen: Resolution[] = [];
+    const waiters: { pred: (r: Resolution) => boolean; resolve: () => void }[] = [];
+    const w = interp.watch(dst, (r) => {
+      seen.push(r);
+      for (const x of waiters.splice(0)) if (x.pred(r)) x.resolve(); else waiters.push(x);
+    });
+    t.after(() => w.close());
+    return {
+      seen,
+      /** Waits until the latest resolution satisfies `pred`. */
+      until: (pred: (r: Resolution) => boolean, what: string): Promise<void> => {
+        const last = seen.at(-1);
+        if (last && pred(last)) return Promise.resolve();
+        return deadline(5000, what, new Promise<void>((resolve) => waiters.push({ pred, resolve })));
+      },
+    };
+  };
+}
+
+const show = (r: Resolution): string =>
+  r.kind === 'bound' ? r.endpoints.map((e) => `${e.host}:${e.port}${e.weight === 1 ? '' : '*' + Math.round(e.weight * 1000) / 1000}`).sort().join(',') : r.kind === 'failed' ? `failed` : r.kind;
+const is = (want: string) => (r: Resolution): boolean => show(r) === want;
+
+describe('io.l5d.fs', () => {
+  function dir(t: TestContext): string {
+    const d = mkdtempSync(join(tmpdir(), 'l5d-fs-'));
+    t.after(() => rmSync(d, { recursive: true, force: true }));
+    return d;
+  }
+
+  it('binds files, weights and subdirectories, and follows create/modify/delete', async (t) => {
+    const root = dir(t);
+    writeFileSync(join(root, 'web'), '# web servers\n127.0.0.1 8080\n127.0.0.1 8081 * 3\n\n');
+    mkdirSync(join(root, 'prod'));
+    writeFileSync(join(root, 'prod', 'db'), '10.0.0.1 3306');
+    const watch = setup(t, '/svc => /#/io.l5d.fs;', [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: root }]);
+    const web = watch('/svc/web');
+    await web.until(is('127.0.0.1:8080*0.25,127.0.0.1:8081*0.75'), 'weighted file');
+    const db = watch('/svc/prod/db/extra'); // a subdirectory is a deeper segment; the rest is residual
+    await db.until(is('10.0.0.1:3306'), 'subdirectory');
+    const later = watch('/svc/later');
+    await later.until(is('neg'), 'missing file is neg');
+
+    writeFileSync(join(root, 'later'), '127.0.0.1 9000\n');
+    await later.until(is('127.0.0.1:9000'), 'created');
+    writeFileSync(join(root, 'web'), '127.0.0.1 8082\n');
+    await web.until(is('127.0.0.1:8082'), 'modified');
+    rmSync(join(root, 'later'));
+    await later.until(is('neg'), 'deleted');
+  });
+
+  it('keeps the last good set when a file turns bad or oversized, and recovers', async (t) => {
+    const root = dir(t);
+    writeFileSync(join(root, 'web'), '127.0.0.1 8080\n');
+    const watch = setup(t, '/svc => /#/io.l5d.fs;', [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: root }]);
+    const web = watch('/svc/web');
+    await web.until(is('127.0.0.1:8080'), 'good');
+    // Atomic replace (as editors and config managers do) with a bad file.
+    writeFileSync(join(root, '.tmp'), 'this is not an address\n');
+    renameSync(join(root, '.tmp'), join(root, 'web'));
+    writeFileSync(join(root, 'web2'), '127.0.0.1 1\n'); // a second event proves the first was processed
+    const web2 = watch('/svc/web2');
+    await web2.until(is('127.0.0.1:1'), 'second file');
+    assert.equal(show(web.seen.at(-1)!), '127.0.0.1:8080', 'the bad file kept the last good set');
+    writeFileSync(join(root, 'web'), 'x'.repeat(2 << 20));
+    writeFileSync(join(root, 'web2'), '127.0.0.1 2\n');
+    await web2.until(is('127.0.0.1:2'), 'second file again');
+    assert.equal(show(web.seen.at(-1)!), '127.0.0.1:8080', 'the oversized file kept the last good set');
+    writeFileSync(join(root, 'web'), '127.0.0.1 8090\n');
+    await web.until(is('127.0.0.1:8090'), 'recovered');
+  });
+});
+
+describe('io.l5d.dnssrv', () => {
+  it('binds SRV records over real DNS, with SRV weights, lowest priority, and refreshes', async (t) => {
+    const dns = await DnsServer.start();
+    t.after(() => dns.close());
+    // Single-label targets: dns2 would otherwise compress them, which RFC 2782 forbids and
+    // c-ares rejects (real DNS servers never do it).
+    dns.setSrv('_web._tcp.example.test', [
+      { priority: 10, weight: 3, port: 8080, target: 'host-a' },
+      { priority: 10, weight: 1, port: 8081, target: 'host-b' },
+      { priority: 20, weight: 1, port: 9999, target: 'host-backup' },
+    ]);
+    dns.setA('host-a', ['127.0.0.1']);
+    dns.setA('host-b', ['127.0.0.2']);
+    dns.setA('host-backup', ['127.0.0.3']);
+    const watch = setup(t, '/svc => /#/io.l5d.dnssrv;', [
+      { kind: 'io.l5d.dnssrv', prefix: '/io.l5d.dnssrv', refreshIntervalSeconds: 1, dnsHosts: [{ host: '127.0.0.1', port: dns.port }] },
+    ]);
+    const web = watch('/svc/_web._tcp.example.test');
+    await web.until(is('127.0.0.1:8080*0.75,127.0.0.2:8081*0.25'), 'SRV answer');
+    dns.setSrv('_web._tcp.example.test', [{ priority: 10, weight: 1, port: 8082, target: 'host-a' }]);
+    await web.until(is('127.0.0.1:8082'), 'refreshed');
+    const none = watch('/svc/_none._tcp.example.test');
+    await none.until(is('neg'), 'NXDOMAIN is neg');
+  });
+});
+
+describe('/$/inet and weighted unions', () => {
+  it('resolves host names and short IPv4 forms, and weights union branches', async (t) => {
+    const watch = setup(t, '/svc/a => /$/inet/localhost/1; /svc/b => /$/inet/127.1/2; /svc/c => 3 * /svc/a & 1 * /svc/b; /svc/v6 => /$/inet/::1/3; /svc/lo => /$/inet/4;');
+    await watch('/svc/a').until((r) => r.kind === 'bound' && r.endpoints.some((e) => e.port === 1), 'localhost');
+    await watch('/svc/b').until(is('127.0.0.1:2'), '127.1');
+    await watch('/svc/v6').until(is('::1:3'), 'IPv6');
+    await watch('/svc/lo').until(is('127.0.0.1:4'), 'port only is loopback');
+    const c = watch('/svc/c');
+    await c.until((r) => r.kind === 'bound' && r.endpoints.some((e) => e.host === '127.0.0.1' && e.port === 2 && Math.abs(e.weight - 0.25) < 1e-9), 'weighted union');
+  });
+
+  it('reports a bad /$/inet path and a dtab loop as failed, /$/nil as no endpoints, unknown names as neg', async (t) => {
+    const watch = setup(t, '/svc/bad => /$/inet/localhost; /svc/loop => /svc/loop/x; /svc/nil => /$/nil; /svc/alt => ~ | /$/inet/127.0.0.1/5;');
+    await watch('/svc/bad').until(is('failed'), 'bad inet');
+    await watch('/svc/loop').until(is('failed'), 'loop');
+    await watch('/svc/nil').until(is(''), 'nil is bound with no endpoints');
+    await watch('/nothing').until(is('neg'), 'neg');
+    await watch('/svc/alt').until(is('127.0.0.1:5'), 'alt falls through ~');
+  });
+});

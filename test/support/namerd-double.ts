@@ -1,0 +1,154 @@
+// A namerd HTTP API test double (namerd, a JVM program, cannot run here), built from the
+// reference (§1): GET /api/1/resolve/<ns>?path=<name>[&dtab=…][&watch=true], answering
+// exactly as namerd 1.7.x does — compact JSON plus "\n", `Content-Type: application/json`,
+// 200 for bound/neg/failed alike, chunked newline-delimited updates when watching, and a
+// plain-text error line then EOF when a watched name fails.
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Addr {
+  readonly ip: string;
+  readonly port: number;
+  readonly weight?: number; // sent as meta.endpoint_addr_weight
+}
+
+export type Answer =
+  | { readonly type: 'bound'; readonly addrs: readonly Addr[] }
+  | { readonly type: 'neg' }
+  | { readonly type: 'failed'; readonly cause: string }
+  | { readonly type: 'status'; readonly status: number } // an HTTP error, empty body
+  | { readonly type: 'garbage'; readonly body: string } // 200 with this body
+  | { readonly type: 'hang' } // never answers (polls) / sends nothing (watches)
+  | { readonly type: 'error-line'; readonly message: string }; // watch: plain-text line then EOF
+
+/** namerd's exact body for an Addr answer. */
+export function body(a: Answer): string {
+  switch (a.type) {
+    case 'bound': {
+      const addrs = a.addrs.map((x) => `{"ip":"${x.ip}","port":${x.port},"meta":{${x.weight === undefined ? '' : `"endpoint_addr_weight":${x.weight}`}}}`);
+      return `{"type":"bound","addrs":[${addrs.join(',')}],"meta":{}}\n`;
+    }
+    case 'neg':
+      return '{"type":"neg"}\n';
+    case 'failed':
+      return `{"type":"failed","cause":${JSON.stringify(a.cause)}}\n`;
+    case 'garbage':
+      return a.body;
+    case 'error-line':
+      return a.message + '\n';
+    default:
+      return '';
+  }
+}
+
+export interface Recorded {
+  readonly namespace: string;
+  readonly path: string | null;
+  readonly dtab: string | null;
+  readonly watch: boolean;
+}
+
+export class NamerdDouble {
+  readonly requests: Recorded[] = [];
+  private readonly answers = new Map<string, Answer>();
+  private readonly streams = new Map<string, Set<ServerResponse>>();
+  private readonly server: Server;
+  private readonly requestListeners = new Set<(r: Recorded) => void>();
+
+  private constructor() {
+    this.server = createServer((req, res) => this.handle(req, res));
+  }
+
+  static async start(): Promise<NamerdDouble> {
+    const d = new NamerdDouble();
+    d.server.listen(0, '127.0.0.1');
+    await once(d.server, 'listening');
+    return d;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Sets what `path` in `namespace` resolves to; open watch streams get the new line at once. */
+  set(namespace: string, path: string, a: Answer): void {
+    const key = `${namespace} ${path}`;
+    this.answers.set(key, a);
+    for (const res of this.streams.get(key) ?? []) this.push(res, key, a);
+  }
+
+  /** Resolves with the next request that arrives. */
+  nextRequest(): Promise<Recorded> {
+    return new Promise((resolve) => {
+      const l = (r: Recorded): void => {
+        this.requestListeners.delete(l);
+        resolve(r);
+      };
+      this.requestListeners.add(l);
+    });
+  }
+
+  /** Ends every open watch stream (as a namerd restart would). */
+  dropStreams(): void {
+    for (const set of this.streams.values()) for (const res of set) res.destroy();
+    this.streams.clear();
+  }
+
+  async close(): Promise<void> {
+    this.dropStreams();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const m = /^\/api\/1\/resolve\/(.+)$/.exec(url.pathname);
+    if (req.method !== 'GET' || !m) {
+      res.writeHead(404).end();
+      return;
+    }
+    const watchParam = (url.searchParams.get('watch') ?? '').toLowerCase();
+    const rec: Recorded = {
+      namespace: decodeURIComponent(m[1]!), path: url.searchParams.get('path'), dtab: url.searchParams.get('dtab'),
+      watch: ['1', 't', 'true'].includes(watchParam),
+    };
+    this.requests.push(rec);
+    for (const l of [...this.requestListeners]) l(rec);
+    const key = `${rec.namespace} ${rec.path}`;
+    // An unknown namespace or name behaves as an empty dtab: neg.
+    const a = this.answers.get(key) ?? { type: 'neg' };
+    if (!rec.watch) {
+      if (a.type === 'hang') return;
+      if (a.type === 'status') {
+        res.writeHead(a.status).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body(a));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    let set = this.streams.get(key);
+    if (!set) this.streams.set(key, (set = new Set()));
+    set.add(res);
+    res.on('close', () => set.delete(res));
+    this.push(res, key, a);
+  }
+
+  private push(res: ServerResponse, key: string, a: Answer): void {
+    switch (a.type) {
+      case 'hang':
+        return;
+      case 'status':
+        res.destroy(); // a stream cannot change its status: cut it
+        return;
+      case 'error-line':
+        res.end(body(a));
+        this.streams.get(key)?.delete(res);
+        return;
+      default:
+        res.write(body(a));
+    }
+  }
+}
