@@ -2,6 +2,7 @@
 // ejection, maxWaiters, and the idle timeout.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -169,5 +170,80 @@ routers:
     })());
     for (let i = 0; i < 3; i++) assert.equal(await roundTrip(port!, `r${i}`), `r${i}`);
     assert.ok(!p.logs.some((l) => l.msg === 'connection closed' && l['reason'] !== 'done'));
+  });
+
+  it('splits sequential connections 0.9/0.1 as the weights say (±0.05)', async () => {
+    const [heavy, light] = [await backend(echo), await backend(echo)];
+    const { ports: [port] } = await proxy(`/svc/x => 9 * /$/inet/127.0.0.1/${heavy.port} & 1 * /$/inet/127.0.0.1/${light.port};`);
+    const n = 300;
+    for (let i = 0; i < n; i++) await roundTrip(port!, 'w');
+    const share = heavy.accepted / n;
+    assert.ok(Math.abs(share - 0.9) <= 0.05, `heavy share ${share}`);
+    assert.equal(heavy.accepted + light.accepted, n);
+  });
+
+  it('a backend killed mid-stream ends only its own connections', async () => {
+    // Each backend records the tokens it receives, so each client knows where it landed.
+    const tokens = [new Set<string>(), new Set<string>()];
+    const recording = (k: number) => (sock: Socket) => {
+      sock.on('data', (d: Buffer) => tokens[k]!.add(d.toString()));
+      sock.pipe(sock);
+    };
+    const [a, b] = [await backend(recording(0)), await backend(recording(1))];
+    const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${a.port} & /$/inet/127.0.0.1/${b.port};`);
+    const clients: { socket: Socket; token: string }[] = [];
+    for (let i = 0; i < 10; i++) {
+      const socket = await dial(port!);
+      const token = `client-${i}`;
+      const echoed = once(socket, 'data');
+      socket.write(token);
+      await deadline(3000, 'echo', echoed);
+      clients.push({ socket, token });
+    }
+    const onA = clients.filter((c) => tokens[0]!.has(c.token));
+    const onB = clients.filter((c) => tokens[1]!.has(c.token));
+    assert.ok(onA.length > 0 && onB.length > 0 && onA.length + onB.length === 10, `${onA.length} on A, ${onB.length} on B`);
+    const cut = onA.map((c) => peerClosed(c.socket));
+    for (const sock of a.sockets) sock.resetAndDestroy(); // the backend dies: RST on each of its connections
+    await deadline(3000, 'A connections cut', Promise.all(cut));
+    for (const c of onB) {
+      const echoed = once(c.socket, 'data');
+      c.socket.write('still here');
+      await deadline(3000, 'B still echoes', echoed);
+    }
+    const closed = await p.waitForCount((l) => l.msg === 'connection closed', onA.length);
+    assert.deepEqual(closed.map((l) => l['reason']), onA.map(() => 'backend_error'));
+    for (const c of onB) c.socket.destroy();
+  });
+
+  it('an ejected endpoint is tried again after failurePenaltySecs and serves once it recovers', async () => {
+    const port0 = await deadPort();
+    const live = await backend(echo);
+    const { proxy: p, ports: [port] } = await proxy(
+      `/svc/x => /$/inet/127.0.0.1/${port0} & /$/inet/127.0.0.1/${live.port};`, '',
+      '\n    failFast: {maxConsecutiveFailures: 1, failurePenaltySecs: 1}');
+    // Traffic until the dead endpoint has been tried and ejected (retry hides it from clients).
+    await deadline(5000, 'ejection', (async () => {
+      while (!p.logs.some((l) => l.msg === 'endpoint ejected')) assert.equal(await roundTrip(port!, 'e'), 'e');
+    })());
+    const back = await startBackend(echo, { port: port0 }); // the endpoint comes back
+    cleanup.push(() => back.close());
+    // Revival is checked at pick time once the penalty has passed: keep traffic flowing.
+    await deadline(5000, 'traffic to the recovered endpoint', (async () => {
+      while (back.accepted === 0) assert.equal(await roundTrip(port!, 'r'), 'r');
+    })());
+    assert.ok(p.logs.some((l) => l.msg === 'endpoint revived' && l['endpoint'] === `127.0.0.1:${port0}`));
+  });
+
+  it('leaves no socket behind: the proxy holds as many fds after a burst as before', async () => {
+    const b = await backend(echo);
+    const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${b.port};`, '\n    idleTimeoutMs: 60000');
+    const fds = (): number => readdirSync(`/proc/${p.proc.pid}/fd`).length;
+    await roundTrip(port!, 'warm');
+    await p.waitForCount((l) => l.msg === 'connection closed', 1);
+    const before = fds();
+    await Promise.all(Array.from({ length: 200 }, (_, i) => roundTrip(port!, `burst ${i}`)));
+    await p.waitForCount((l) => l.msg === 'connection closed', 201);
+    assert.equal(fds(), before);
   });
 });

@@ -127,7 +127,7 @@ export interface Backend {
 }
 
 /** A TCP backend on 127.0.0.1:0 running `handler` for each connection. */
-export async function startBackend(handler: (s: Socket) => void, opts: { allowHalfOpen?: boolean } = {}): Promise<Backend> {
+export async function startBackend(handler: (s: Socket) => void, opts: { allowHalfOpen?: boolean; port?: number } = {}): Promise<Backend> {
   const sockets = new Set<Socket>();
   const server = createServer({ allowHalfOpen: opts.allowHalfOpen ?? true }, (s) => {
     b.accepted++;
@@ -136,7 +136,7 @@ export async function startBackend(handler: (s: Socket) => void, opts: { allowHa
     s.on('error', () => {});
     handler(s);
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(opts.port ?? 0, '127.0.0.1');
   await once(server, 'listening');
   const b: Backend = {
     server, sockets, accepted: 0,
