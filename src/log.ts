@@ -1,6 +1,8 @@
-// Structured logging, behind one module: JSON lines (pino) on stdout. The level comes from
-// LOG_LEVEL (trace|debug|info|warn|error|fatal|silent), or from linkerd-tcp's RUST_LOG form
-// (`linkerd_tcp=info`, `trace`). Never pass key material to a logger.
+// Structured logging, behind one module: JSON lines (pino) on stdout, or one readable line
+// per record when stdout is a terminal. The level comes from LOG_LEVEL (trace|debug|info|
+// warn|error|fatal|silent), or from linkerd-tcp's RUST_LOG form (`linkerd_tcp=info`).
+// Never pass key material to a logger.
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 
 type LogFn = (obj: object, msg: string) => void;
@@ -39,10 +41,38 @@ export function levelFromEnv(env: NodeJS.ProcessEnv): LogLevel {
 }
 
 export function createLogger(level: LogLevel, destination: NodeJS.WritableStream = process.stdout): Logger {
+  const tty = destination === process.stdout && process.stdout.isTTY && process.env['LOG_FORMAT'] !== 'json';
   return pino(
     { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination,
+    tty ? readable(process.stdout) : destination,
   ) as unknown as Logger;
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
+
+/** Formats one pino JSON line as `12:00:00.123 INFO  msg key=value …`. */
+export function formatLine(json: string): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  const { level, time, msg, pid, ...rest } = o;
+  void pid;
+  const t = typeof time === 'string' ? time.slice(11, 23) : '';
+  const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`);
+  return `${t} ${LEVEL_NAMES[Number(level)] ?? String(level)} ${String(msg ?? '')}${fields.length ? '  ' + fields.join(' ') : ''}`;
+}
+
+function readable(out: NodeJS.WritableStream): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const lines = chunk.toString('utf8').split('\n').filter(Boolean);
+      out.write(lines.map(formatLine).join('\n') + '\n');
+      done();
+    },
+  });
 }
 
 /** A logger that drops everything (unit tests). */

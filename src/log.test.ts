@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatLine, levelFromEnv } from './log.ts';
+
+describe('levelFromEnv', () => {
+  const table: [Record<string, string>, string][] = [
+    [{}, 'info'],
+    [{ LOG_LEVEL: 'debug' }, 'debug'],
+    [{ LOG_LEVEL: 'WARN' }, 'warn'],
+    [{ RUST_LOG: 'linkerd_tcp=info' }, 'info'],
+    [{ RUST_LOG: 'trace' }, 'trace'],
+    [{ RUST_LOG: 'tokio=warn,linkerd_tcp=debug' }, 'debug'],
+    [{ RUST_LOG: 'linkerd_tcp=debug', LOG_LEVEL: 'error' }, 'error'],
+    [{ LOG_LEVEL: 'loud' }, 'info'],
+  ];
+  for (const [env, want] of table) it(`${JSON.stringify(env)} → ${want}`, () => assert.equal(levelFromEnv(env), want));
+});
+
+describe('formatLine (terminal logs)', () => {
+  it('renders time, level, message and fields', () => {
+    const line = formatLine('{"level":30,"time":"2026-11-22T18:00:00.123Z","pid":1,"rt":"default","endpoint":"127.0.0.1:80","msg":"endpoint added","n":2,"why":"a b"}');
+    assert.equal(line, '18:00:00.123 INFO  endpoint added  rt=default endpoint=127.0.0.1:80 n=2 why="a b"');
+  });
+  it('passes through what is not JSON', () => assert.equal(formatLine('plain'), 'plain'));
+});
