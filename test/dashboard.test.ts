@@ -1,8 +1,9 @@
 // The dashboard in headless Chromium (playwright-core, the system /usr/bin/chromium): served
 // by a real admin server whose state changes on every poll, it must show live values,
 // rates, sparklines, colour-coded endpoint states, no script errors or CSP violations, and
-// treat hostile names as text. Saves test-artifacts/dashboard.png. It fails, never skips,
-// when Chromium or playwright-core is missing.
+// treat hostile names as text. Saves test-artifacts/dashboard.png. A second test opens the
+// real CLI's dashboard while its own traffic flows. It fails, never skips, when Chromium or
+// playwright-core is missing.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -11,6 +12,9 @@ import { createAdminServer } from '../src/admin/server.ts';
 import type { AppState } from '../src/admin/state.ts';
 import { createLogger } from '../src/log.ts';
 import { Registry } from '../src/metrics/registry.ts';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { deadline, echo, startBackend, startProxy } from './support/harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -136,4 +140,47 @@ it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async
   mkdirSync(dirname(SHOT), { recursive: true });
   await page.screenshot({ path: SHOT, fullPage: true });
   assert.deepEqual(problems, [], 'no script errors, console errors or CSP violations');
+});
+
+it('dashboard shows the real proxy\'s own traffic', { timeout: 60_000 }, async (t) => {
+  assert.ok(existsSync(CHROMIUM), `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium); this test does not skip`);
+  const pw = await loadPlaywright();
+  const backend = await startBackend(echo);
+  t.after(() => backend.close());
+  const { proxy, ports: [port] } = await startProxy(`
+admin: {port: 0}
+routers:
+- label: live
+  dtab: /svc/echo => /$/inet/127.0.0.1/${backend.port};
+  servers:
+  - {port: 0, dstName: /svc/echo}
+`);
+  t.after(() => proxy.stop('SIGKILL'));
+  const admin = String((await proxy.waitForLog((l) => l.msg === 'admin listening'))['admin']);
+  // Three connections: one finished, two held open.
+  const clients: Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const c = connect({ port: port!, host: '127.0.0.1' });
+    c.on('error', () => {});
+    await deadline(3000, 'connect', once(c, 'connect'));
+    const echoed = once(c, 'data');
+    c.write(`hello ${i}`);
+    await deadline(3000, 'echo', echoed);
+    clients.push(c);
+  }
+  clients[0]!.end();
+  await proxy.waitForLog((l) => l.msg === 'connection closed');
+  t.after(() => clients.forEach((c) => c.destroy()));
+
+  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`http://${admin}/?interval=250`, { timeout: 10_000 });
+  const srv = `127.0.0.1:${port}`;
+  const shows = (testid: string, text: string) =>
+    page.waitForSelector(`[data-testid="${testid}"]:text-is("${text}")`, { state: 'attached', timeout: 10_000 });
+  await shows(`srv-accepts-${srv}`, '3');
+  await shows(`srv-active-${srv}`, '2');
+  await shows(`ep-state-127.0.0.1:${backend.port}`, 'available');
+  await page.screenshot({ path: SHOT.replace('dashboard.png', 'dashboard-live.png'), fullPage: true });
 });
