@@ -61,6 +61,10 @@ routers:
     assert.equal(live.accepted, 40);
     await p.waitForLog((l) => l.msg === 'endpoint ejected' && l['endpoint'] === `127.0.0.1:${dead}`);
     assert.ok(!p.logs.some((l) => l.msg === 'connection closed' && l['reason'] !== 'done'), 'a client saw a failure');
+    const admin = String((await p.waitForLog((l) => l.msg === 'admin listening'))['admin']);
+    const m = await (await fetch(`http://${admin}/metrics`)).text();
+    assert.match(m, /l5d:balancer:endpoint:failed\{dst="\/svc\/x", rt="r"\} 1\n/);
+    assert.match(m, /l5d:balancer:connection:retries\{dst="\/svc\/x", rt="r"\} [1-9]/);
   });
 
   it('gives up after connectAttempts when every endpoint refuses', async () => {
@@ -71,6 +75,19 @@ routers:
     assert.equal(line['reason'], 'connect_refused');
     const failed = p.logs.filter((l) => l.msg === 'connect failed').map((l) => l['endpoint']).sort();
     assert.deepEqual(failed, [`127.0.0.1:${d1}`, `127.0.0.1:${d2}`].sort(), 'each endpoint tried once');
+  });
+
+  it('reports a refused connect once when no other endpoint exists, and leaves no pending count', async () => {
+    const dead = await deadPort();
+    const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${dead};`);
+    assert.equal(await roundTrip(port!, 'x'), '');
+    await p.waitForLog((l) => l.msg === 'connection closed');
+    assert.equal(p.logs.filter((l) => l.msg === 'connect failed').length, 1);
+    const admin = String((await p.waitForLog((l) => l.msg === 'admin listening'))['admin']);
+    const m = await (await fetch(`http://${admin}/metrics`)).text();
+    assert.match(m, /l5d:balancer:connection:failure\{cause="refused", dst="\/svc\/x", rt="r"\} 1\n/);
+    assert.match(m, /l5d:balancer:connection:pending\{dst="\/svc\/x", rt="r"\} 0\n/);
+    assert.match(m, /l5d:balancer:waiters\{dst="\/svc\/x", rt="r"\} 0\n/);
   });
 
   it('retries a connect that times out (client connectTimeoutMs) on another endpoint', async () => {

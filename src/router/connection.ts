@@ -152,25 +152,22 @@ export class Connection {
     this.server.connectionClosed(this);
   }
 
-  /** This attempt failed: report it, then retry on another endpoint if attempts and time remain. */
+  /** This attempt failed: retry on another endpoint if attempts, time and endpoints remain. */
   private attemptFailed(cause: ConnectFailureCause, err?: Error): void {
     const dest = this.destination!;
     const failed = this.endpoint!;
     const final: CloseReason = cause === 'timeout' ? 'connect_timeout' : cause === 'refused' ? 'connect_refused' : 'connect_failed';
-    if (this.attempts >= dest.config.connectAttempts || performance.now() >= this.deadlineAt) {
-      this.finish(final, err);
+    const next = this.attempts < dest.config.connectAttempts && performance.now() < this.deadlineAt ? dest.balancer.pick(failed) : undefined;
+    if (!next) {
+      this.finish(final, err); // reports the failed attempt once, as every final failure does
       return;
     }
     const b = this.backend!;
     b.conn = undefined;
     b.destroy();
     this.backend = undefined;
-    this.endpoint = undefined;
     dest.connectFailed(failed, cause);
-    if (!dest.retry(this, failed)) {
-      this.endpoint = failed; // for the access log: the last endpoint tried
-      this.finish(final, err);
-    }
+    dest.retry(this, next);
   }
 
   /** Takes over an established pre-connected backend socket (minConnections). */

@@ -80,13 +80,10 @@ export class Destination {
     this.dial(conn, this.balancer.pick());
   }
 
-  /** Dials another endpoint than `failed` for a connection whose attempt failed; false when none. */
-  retry(conn: Connection, failed: Endpoint): boolean {
-    const ep = this.balancer.pick(failed);
-    if (!ep) return false;
+  /** Dials `next` (already picked, and pending) for a connection whose previous attempt failed. */
+  retry(conn: Connection, next: Endpoint): void {
     this.metrics.retries.value++;
-    this.dial(conn, ep);
-    return true;
+    this.dial(conn, next);
   }
 
   private dial(conn: Connection, ep: Endpoint | undefined): void {
