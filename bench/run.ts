@@ -1,0 +1,164 @@
+// `npm run bench`: one run, same backends, four ways in — direct, linkerd-tcp, HAProxy
+// (mode tcp, leastconn) and nginx stream (least_conn) — and a table of ratios to direct.
+// Loopback only, bounded in time (about three minutes). `--write` records BENCHMARKS.md.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { cpuSecs, freePort, iperf, rssBytes, start, stop, waitForPort, wrk } from './tools.ts';
+import { writeReport, type Row } from './report.ts';
+
+const SECS = Number(process.env['BENCH_SECS'] ?? 4);
+const IDLE_CONNS = Number(process.env['BENCH_IDLE_CONNS'] ?? 5000);
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'; // Debian's libnginx-mod-stream
+
+function ensureTools(): void {
+  const missing = ['haproxy', 'nginx', 'iperf3', 'wrk'].filter((t) => {
+    try { execFileSync('sh', ['-c', `command -v ${t}`]); return false; } catch { return true; }
+  });
+  if (!existsSync(STREAM_MODULE)) missing.push('libnginx-mod-stream');
+  if (!missing.length) return;
+  process.stderr.write(`bench: installing ${missing.join(' ')} from Debian\n`);
+  execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')} >/dev/null`], { stdio: 'inherit' });
+}
+
+interface Target { name: string; http: number; iperf: number; pid: number | undefined }
+
+/** Opens `n` connections through `port` and makes one request on each, so every one is
+ * established end to end (client → proxy → backend) before memory is read; then they idle. */
+async function holdIdle(port: number, n: number): Promise<Socket[]> {
+  const out: Socket[] = [];
+  for (let i = 0; i < n; i += 200) {
+    const batch = await Promise.all(Array.from({ length: Math.min(200, n - i) }, async () => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      await once(s, 'connect');
+      const answered = once(s, 'data');
+      s.write('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
+      await answered;
+      return s;
+    }));
+    out.push(...batch);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  ensureTools();
+  const dir = mkdtempSync(join(tmpdir(), 'l5d-bench-'));
+  const procs: ChildProcess[] = [];
+  const cleanup = (): void => { procs.forEach(stop); rmSync(dir, { recursive: true, force: true }); };
+  process.on('exit', cleanup);
+  process.on('SIGINT', () => process.exit(130));
+  const p = { http: await freePort(), iperf: await freePort(), l5dHttp: await freePort(), l5dIperf: await freePort(), l5dAdmin: await freePort(),
+    haHttp: await freePort(), haIperf: await freePort(), ngHttp: await freePort(), ngIperf: await freePort() };
+
+  // Backends: nginx serving 1 KiB with keep-alive, and an iperf3 server.
+  const body = 'x'.repeat(1024);
+  writeFileSync(join(dir, 'backend.conf'), `worker_processes 1; daemon off; pid ${dir}/backend.pid; error_log stderr error;
+events { worker_connections 20000; }
+http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
+  server { listen 127.0.0.1:${p.http} backlog=4096; location / { return 200 "${body}"; } } }\n`);
+  procs.push(start('nginx', ['-p', dir, '-c', join(dir, 'backend.conf')]));
+  // iperf3 takes any connection as a test, so it is not probed: wait for its own word.
+  const iperfd = spawn('iperf3', ['-s', '-p', String(p.iperf), '-B', '127.0.0.1', '--forceflush'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  procs.push(iperfd);
+  const iperfReady = new Promise<void>((resolve, reject) => {
+    let out = '';
+    iperfd.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('Server listening')) resolve(); });
+    iperfd.once('exit', (c) => reject(new Error(`iperf3 -s exited ${c}`)));
+  });
+
+  // linkerd-tcp: access logs off (LOG_LEVEL=warn), as the peers run without logging.
+  writeFileSync(join(dir, 'l5d.yml'), `admin: {port: ${p.l5dAdmin}}
+routers:
+- label: bench
+  dtab: |
+    /svc/http => /$/inet/127.0.0.1/${p.http};
+    /svc/iperf => /$/inet/127.0.0.1/${p.iperf};
+  servers:
+  - {port: ${p.l5dHttp}, dstName: /svc/http}
+  - {port: ${p.l5dIperf}, dstName: /svc/iperf}
+`);
+  const l5d = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, 'l5d.yml')], { LOG_LEVEL: 'warn' });
+  procs.push(l5d);
+  writeFileSync(join(dir, 'haproxy.cfg'), `global
+  maxconn 9000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+frontend http
+  bind 127.0.0.1:${p.haHttp}
+  default_backend http
+backend http
+  balance leastconn
+  server s1 127.0.0.1:${p.http}
+frontend iperf
+  bind 127.0.0.1:${p.haIperf}
+  default_backend iperf
+backend iperf
+  balance leastconn
+  server s1 127.0.0.1:${p.iperf}
+`);
+  const ha = start('haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']);
+  procs.push(ha);
+  writeFileSync(join(dir, 'stream.conf'), `load_module ${STREAM_MODULE};
+worker_processes auto; daemon off; pid ${dir}/stream.pid; error_log stderr error;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+stream {
+  upstream http { least_conn; server 127.0.0.1:${p.http}; }
+  upstream iperf { least_conn; server 127.0.0.1:${p.iperf}; }
+  server { listen 127.0.0.1:${p.ngHttp} backlog=4096; proxy_pass http; }
+  server { listen 127.0.0.1:${p.ngIperf}; proxy_pass iperf; }
+}\n`);
+  const ng = start('nginx', ['-p', dir, '-c', join(dir, 'stream.conf')]);
+  procs.push(ng);
+  await iperfReady;
+  for (const port of [p.http, p.l5dHttp, p.l5dAdmin, p.haHttp, p.ngHttp]) await waitForPort(port);
+
+  const targets: Target[] = [
+    { name: 'direct', http: p.http, iperf: p.iperf, pid: undefined },
+    { name: 'linkerd-tcp', http: p.l5dHttp, iperf: p.l5dIperf, pid: l5d.pid },
+    { name: 'haproxy', http: p.haHttp, iperf: p.haIperf, pid: ha.pid },
+    { name: 'nginx', http: p.ngHttp, iperf: p.ngIperf, pid: ng.pid },
+  ];
+  const rows: Row[] = [];
+  for (const t of targets) {
+    process.stderr.write(`bench: ${t.name}\n`);
+    const r: Row = { name: t.name };
+    // Memory first, on a fresh process: later load would leave a grown heap that hides it.
+    r.rssIdleMiB = t.pid ? rssBytes(t.pid) / 2 ** 20 : undefined;
+    if (t.pid) {
+      const held = await holdIdle(t.http, IDLE_CONNS);
+      const after = rssBytes(t.pid);
+      r.kibPerIdleConn = (after - r.rssIdleMiB! * 2 ** 20) / IDLE_CONNS / 1024;
+      r.rssHeldMiB = after / 2 ** 20;
+      await Promise.all(held.map((s) => { s.destroy(); return once(s, 'close'); }));
+    }
+    r.thr1 = (iperf(t.iperf, SECS, 1, false) + iperf(t.iperf, SECS, 1, true)) / 2;
+    r.thr4 = (iperf(t.iperf, SECS, 4, false) + iperf(t.iperf, SECS, 4, true)) / 2;
+    let cpu0 = t.pid ? cpuSecs(t.pid) : 0;
+    const ka = wrk(t.http, SECS, 64, false);
+    r.kaRps = ka.rps; r.kaP50 = ka.p50ms; r.kaP99 = ka.p99ms;
+    if (t.pid) r.cpuPerReqUs = ((cpuSecs(t.pid) - cpu0) / ka.requests) * 1e6;
+    cpu0 = t.pid ? cpuSecs(t.pid) : 0;
+    const nc = wrk(t.http, SECS, 32, true);
+    r.connRps = nc.rps;
+    if (t.pid) r.cpuPerConnUs = ((cpuSecs(t.pid) - cpu0) / nc.requests) * 1e6;
+    rows.push(r);
+  }
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('haproxy', ['-v'], { encoding: 'utf8' }).split('\n')[0]!.split(' - ')[0]}, ${execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim()}`;
+  writeReport(rows, { machine, secs: SECS, idleConns: IDLE_CONNS, write: process.argv.includes('--write') });
+  cleanup();
+  process.exit(0);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
