@@ -3,7 +3,7 @@
 import { createProcessSampler, type ProcessSampler } from './admin/process-metrics.ts';
 import { RecentErrors, teeErrors } from './admin/recent-errors.ts';
 import { type AdminServer, createAdminServer } from './admin/server.ts';
-import { collectState } from './admin/state.ts';
+import { type AppState, collectState } from './admin/state.ts';
 import { inactiveKeys } from './config/active.ts';
 import type { Config, RouterConfig } from './config/types.ts';
 import { LinkerdTcpError } from './errors.ts';
@@ -46,7 +46,11 @@ export class App {
   private snapshotTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }) {
+  /** A worker of several: listeners share their ports, and the primary runs the admin server. */
+  private readonly worker: boolean;
+
+  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean } = {}) {
+    this.worker = opts.worker ?? false;
     this.config = config;
     this.log = teeErrors(log, this.errors); // warnings and errors also feed /api/state's recent errors
     this.hooks = hooks;
@@ -69,23 +73,23 @@ export class App {
       });
       this.routers.push(router);
       for (const sc of rc.servers) {
-        this.servers.push(new Server({ config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: this.config.bufferSizeBytes }));
+        this.servers.push(new Server({
+          config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: this.config.bufferSizeBytes, reusePort: this.worker,
+        }));
       }
     }
     try {
       for (const s of this.servers) await s.listen();
       const sampler = (this.sampler = createProcessSampler({ startedAt: this.startedAt }));
-      this.admin = createAdminServer({
-        config: this.config.admin, registry: this.registry, log: this.log, sampler,
-        state: () => collectState({
-          routers: this.routers, servers: this.servers, startedAt: this.startedAt,
-          recentErrors: this.errors.list(), routerConfigs: this.config.routers, sampler,
-        }),
-        ready: () => this.ready && this.routers.every((r) => [...r.destinations.values()].every((d) => d.balancer.resolved)),
-        shutdown: () => this.hooks.shutdown(),
-        abort: () => this.hooks.abort(),
-      });
-      await this.admin.listen();
+      if (!this.worker) {
+        this.admin = createAdminServer({
+          config: this.config.admin, registry: this.registry, log: this.log, sampler,
+          state: () => this.state(), ready: () => this.isReady(),
+          shutdown: () => this.hooks.shutdown(),
+          abort: () => this.hooks.abort(),
+        });
+        await this.admin.listen();
+      }
     } catch (e) {
       await this.close(0);
       throw e;
@@ -95,6 +99,18 @@ export class App {
     // Subscribe each server's destination now, so /ready reflects the first resolutions.
     for (const s of this.servers) s.prepare();
     this.ready = true;
+  }
+
+  /** Listeners bound and every server's destination resolved once. */
+  isReady(): boolean {
+    return this.ready && this.routers.every((r) => [...r.destinations.values()].every((d) => d.balancer.resolved));
+  }
+
+  state(): AppState {
+    return collectState({
+      routers: this.routers, servers: this.servers, startedAt: this.startedAt,
+      recentErrors: this.errors.list(), routerConfigs: this.config.routers, ...(this.sampler ? { sampler: this.sampler } : {}),
+    });
   }
 
   /**

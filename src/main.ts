@@ -1,10 +1,14 @@
 // The CLI: `linkerd-tcp <config>`, -h, -V, --check. The only module that touches
 // `process`: arguments, exit codes and signals. Exit codes: 0 ok or drained after a
 // signal; 1 bad config or startup failure; 2 bad command line.
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { App } from './app.ts';
 import { describeConfig } from './check.ts';
+import { runPrimary } from './cluster/primary.ts';
+import { runWorker } from './cluster/worker.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/types.ts';
 import { LinkerdTcpError } from './errors.ts';
@@ -26,6 +30,7 @@ ARGS:
 ENVIRONMENT:
     LOG_LEVEL        trace|debug|info|warn|error|fatal|silent (default info)
     RUST_LOG         linkerd-tcp's form, e.g. linkerd_tcp=info (LOG_LEVEL wins)
+    LINKERD_TCP_WORKERS  processes to run when the config has no \`workers\` (default: the cores)
 
 EXIT CODES:
     0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
@@ -38,7 +43,14 @@ function version(): string {
   return `linkerd-tcp ${(pkg as { version: string }).version}`;
 }
 
+/** How many processes serve: the config's `workers`, else LINKERD_TCP_WORKERS, else the cores. */
+function workerCount(config: Config): number {
+  const env = Number(process.env['LINKERD_TCP_WORKERS']);
+  return config.workers ?? (Number.isInteger(env) && env >= 1 ? env : availableParallelism());
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (cluster.isWorker) return runWorker(createLogger(levelFromEnv(process.env)));
   let parsed;
   try {
     parsed = parseArgs({
@@ -73,6 +85,14 @@ async function main(argv: string[]): Promise<number> {
     const report = await describeConfig(config, positionals[0]!);
     process.stdout.write(report);
     return report.includes('\nerror: ') ? 1 : 0;
+  }
+  const n = workerCount(config);
+  if (n > 1) {
+    try {
+      return await runPrimary(config, n, createLogger(levelFromEnv(process.env)));
+    } catch (e) {
+      return fail(e);
+    }
   }
   return run(config);
 }

@@ -47,8 +47,11 @@ export interface AdminServer {
 export interface AdminOptions {
   config: AdminConfig;
   registry: Registry;
-  state: () => AppState;
-  ready: () => boolean;
+  /** The state, or a promise of it (the primary of several workers gathers theirs). */
+  state: () => AppState | Promise<AppState>;
+  ready: () => boolean | Promise<boolean>;
+  /** Extra Prometheus text appended to the registry's (the workers' merged metrics). */
+  extraMetrics?: () => Promise<string>;
   /** Begin a graceful drain; the caller exits when it is done. Called after the 202 is sent. */
   shutdown: () => void;
   /** Exit now. Called after the 202 is sent. */
@@ -69,7 +72,19 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
   const log = opts.log.child({ component: 'admin' });
   const { ip, port } = opts.config;
 
-  const metrics = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, opts.registry.render(), PROM_TYPE);
+  /** Runs an async handler; a rejection answers 500 like a throw does. */
+  const later = (res: ServerResponse, work: Promise<void>): void => {
+    work.catch((e: unknown) => {
+      log.error({ err: (e as Error).message }, 'admin: request failed');
+      if (!res.headersSent) send(res, 500, 'internal error', TEXT_TYPE);
+      else res.destroy();
+    });
+  };
+  const metrics = (_req: IncomingMessage, res: ServerResponse): void => {
+    const own = opts.registry.render();
+    if (!opts.extraMetrics) return send(res, 200, own, PROM_TYPE);
+    later(res, opts.extraMetrics().then((extra) => send(res, 200, extra + own, PROM_TYPE)));
+  };
   const ping = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, 'pong', TEXT_TYPE);
   const mutation = (what: 'shutdown' | 'abort', hook: () => void) => (req: IncomingMessage, res: ServerResponse): void => {
     const caller = addrKey(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
@@ -94,8 +109,8 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     ['/admin/metrics/prometheus', { method: 'GET', handle: metrics }], // linkerd 1's path
     ['/ping', { method: 'GET', handle: ping }],
     ['/admin/ping', { method: 'GET', handle: ping }],
-    ['/ready', { method: 'GET', handle: (_q, res) => (opts.ready() ? send(res, 200, 'ready', TEXT_TYPE) : send(res, 503, 'not ready', TEXT_TYPE)) }],
-    ['/api/state', { method: 'GET', handle: (_q, res) => send(res, 200, JSON.stringify(opts.state()), 'application/json; charset=utf-8') }],
+    ['/ready', { method: 'GET', handle: (_q, res) => later(res, Promise.resolve(opts.ready()).then((ok) => (ok ? send(res, 200, 'ready', TEXT_TYPE) : send(res, 503, 'not ready', TEXT_TYPE)))) }],
+    ['/api/state', { method: 'GET', handle: (_q, res) => later(res, Promise.resolve().then(() => opts.state()).then((st) => send(res, 200, JSON.stringify(st), 'application/json; charset=utf-8'))) }],
     ['/', {
       method: 'GET',
       handle: (_q, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8', {

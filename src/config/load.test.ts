@@ -26,6 +26,7 @@ function problems(text: string): string {
 describe('config: good configs and their defaults', () => {
   it('applies linkerd-tcp defaults', () => {
     const c = parseConfig(MIN, 'c.yml');
+    assert.equal(c.workers, undefined);
     assert.equal(c.bufferSizeBytes, 16384);
     assert.deepEqual(c.admin, { ip: '127.0.0.1', port: 9989, metricsIntervalSecs: 60, graceSecs: 10 });
     const r = c.routers[0]!;

@@ -249,11 +249,12 @@ function router(c: Cursor, v: unknown): RouterConfig | undefined {
 /** Decodes a parsed config document; returns the config or every problem found. */
 export function decodeConfig(doc: unknown): { config: Config } | { problems: Problem[] } {
   const c = new Cursor();
-  const f = object(c, doc, ['bufferSizeBytes', 'admin', 'namers', 'routers']);
+  const f = object(c, doc, ['workers', 'bufferSizeBytes', 'admin', 'namers', 'routers']);
   if (!f) return { problems: c.problems };
   const routers = req(c, f, 'routers', listOf(router)) ?? [];
   if (Array.isArray(f['routers']) && f['routers'].length === 0) c.key('routers').fail('expected at least one router');
   const config: Config = {
+    workers: opt(c, f, 'workers', (cc, v) => integer(cc, v, 1, 64), undefined),
     bufferSizeBytes: opt(c, f, 'bufferSizeBytes', (cc, v) => integer(cc, v, 1024, 16 * 1024 * 1024), 16 * 1024),
     admin: opt(c, f, 'admin', admin, DEFAULT_ADMIN),
     namers: opt(c, f, 'namers', listOf(namer), []),

@@ -2,6 +2,7 @@
 // (reference §8.1); additions are marked "new". Produced only by config/schema.ts.
 
 export interface Config {
+  readonly workers: number | undefined; // new: processes sharing each listener; undefined = LINKERD_TCP_WORKERS or the cores
   readonly bufferSizeBytes: number; // default 16384: socket read buffer (highWaterMark)
   readonly admin: AdminConfig;
   readonly namers: readonly NamerConfig[]; // new (linkerd 1 style), used by `kind: default`

@@ -74,6 +74,14 @@ export class Stat {
   }
 }
 
+/** A registry's values as plain data (what a worker sends its primary). */
+export type MetricDump =
+  | { readonly t: 'c' | 'g'; readonly name: string; readonly labels: string; readonly value: number }
+  | {
+      readonly t: 's'; readonly name: string; readonly labels: string;
+      readonly count: number; readonly sum: number; readonly min: number; readonly max: number; readonly buckets: readonly number[];
+    };
+
 interface Entry<T> {
   readonly name: string;
   readonly labels: string; // rendered `k="v", k2="v2"` (sorted), or ''
@@ -132,6 +140,49 @@ export class Registry {
       s.copyFrom(e.metric);
       e.metric.reset();
     }
+  }
+
+  /** Every value as plain data: counters and gauges now, stats as of the last snapshot. */
+  dump(): MetricDump[] {
+    for (const fn of this.collectors) fn();
+    const out: MetricDump[] = [];
+    for (const e of this.counters.values()) out.push({ t: 'c', name: e.name, labels: e.labels, value: e.metric.value });
+    for (const e of this.gauges.values()) out.push({ t: 'g', name: e.name, labels: e.labels, value: e.metric.current() });
+    for (const [k, e] of this.stats) {
+      const st = this.snapshots.get(k) ?? new Stat();
+      out.push({ t: 's', name: e.name, labels: e.labels, count: st.count, sum: st.sum, min: st.min, max: st.max, buckets: [...st.buckets] });
+    }
+    return out;
+  }
+
+  /** One registry holding the sum of several dumps (counters, gauges and stat buckets add up). */
+  static merged(dumps: readonly (readonly MetricDump[])[]): Registry {
+    const r = new Registry();
+    for (const dump of dumps) {
+      for (const d of dump) {
+        const key = `${d.name}{${d.labels}}`;
+        if (d.t !== 's') {
+          if (d.t === 'c') r.raw(r.counters, key, d, () => new Counter()).value += d.value;
+          else r.raw(r.gauges, key, d, () => new Gauge()).value += d.value;
+        } else {
+          r.raw(r.stats, key, d, () => new Stat());
+          let s = r.snapshots.get(key);
+          if (!s) r.snapshots.set(key, (s = new Stat()));
+          s.count += d.count;
+          s.sum += d.sum;
+          s.min = Math.min(s.min, d.min ?? Infinity);
+          s.max = Math.max(s.max, d.max ?? -Infinity);
+          d.buckets.forEach((n, i) => (s.buckets[i]! += n));
+        }
+      }
+    }
+    return r;
+  }
+
+  private raw<T>(map: Map<string, Entry<T>>, key: string, d: { name: string; labels: string }, make: () => T): T {
+    let e = map.get(key);
+    if (!e) map.set(key, (e = { name: d.name, labels: d.labels, metric: make() }));
+    return e.metric;
   }
 
   /** Prometheus text: counters, then gauges, then stats, each in registration order. */

@@ -30,7 +30,11 @@ export class Server implements ServerSide {
   private closedRx = 0;
   private closedTx = 0;
 
-  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; bufferSizeBytes: number }) {
+  /** When several worker processes share the port (SO_REUSEPORT, each its own accept queue). */
+  private readonly reusePort: boolean;
+
+  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; bufferSizeBytes: number; reusePort?: boolean }) {
+    this.reusePort = opts.reusePort ?? false;
     this.config = opts.config;
     this.router = opts.router;
     this.rt = opts.router.label;
@@ -47,7 +51,8 @@ export class Server implements ServerSide {
   /** Binds the listener; rejects with a LinkerdTcpError naming the address. */
   async listen(): Promise<void> {
     const { ip, port } = this.config;
-    this.net.listen({ host: ip, port, backlog: 1024 });
+    // exclusive: in a cluster worker, bind our own socket instead of asking the primary for its handle.
+    this.net.listen({ host: ip, port, backlog: 1024, reusePort: this.reusePort, exclusive: this.reusePort });
     try {
       await once(this.net, 'listening');
     } catch (e) {

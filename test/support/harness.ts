@@ -37,7 +37,8 @@ export class Proxy {
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     this.proc = spawn(process.execPath, [MAIN, ...args], {
-      env: { ...process.env, LOG_LEVEL: 'debug', ...env },
+      // One process unless a test asks for more (the default is one worker per core).
+      env: { ...process.env, LOG_LEVEL: 'debug', LINKERD_TCP_WORKERS: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.exited = once(this.proc, 'exit').then(([code]) => code as number | null);

@@ -1,0 +1,66 @@
+// Several worker processes (`workers: 2`): both serve the same port, the admin server sums
+// their metrics and state, a worker that dies is restarted, and SIGTERM drains them all.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { deadline, echo, peerClosed, startBackend, startProxy } from './support/harness.ts';
+
+async function roundTrip(port: number, msg: string): Promise<string> {
+  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  s.on('error', () => {});
+  await deadline(5000, 'connect', once(s, 'connect'));
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  s.end(msg);
+  await deadline(5000, 'round trip', peerClosed(s));
+  return Buffer.concat(chunks).toString();
+}
+
+describe('workers', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  it('share the port, sum their metrics, restart a dead worker, and drain on SIGTERM', { timeout: 60_000 }, async () => {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const { proxy: p, ports: [port] } = await startProxy(`
+workers: 2
+admin: {port: 0, graceSecs: 5}
+routers:
+- label: w
+  dtab: /svc => /$/inet/127.0.0.1/${b.port};
+  servers:
+  - {port: 0, dstName: /svc}
+`);
+    cleanup.push(() => p.stop('SIGKILL'));
+    const listening = await p.waitForCount((l) => l.msg === 'listening', 2);
+    assert.equal(new Set(listening.map((l) => l['pid'])).size, 2, 'two worker processes');
+    assert.equal(new Set(listening.map((l) => l['srv'])).size, 1, 'on one port');
+    const admin = `http://${String((await p.waitForLog((l) => l.msg === 'admin listening'))['admin'])}`;
+    await p.waitForCount((l) => l.msg === 'endpoint added', 2); // each worker resolved its destination
+    assert.equal((await fetch(`${admin}/ready`)).status, 200);
+
+    const n = 60;
+    for (let i = 0; i < n; i++) assert.equal(await roundTrip(port!, `m${i}`), `m${i}`);
+    const closed = await p.waitForCount((l) => l.msg === 'connection closed', n);
+    assert.equal(new Set(closed.map((l) => l['pid'])).size, 2, 'both workers served connections');
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    assert.match(metrics, new RegExp(`l5d:srv:accepts\\{rt="w", srv_addr="127\\.0\\.0\\.1:${port}"\\} ${n}\\n`));
+    const state = await (await fetch(`${admin}/api/state`)).json() as { servers: { accepts: number }[] };
+    assert.equal(state.servers.length, 1);
+    assert.equal(state.servers[0]!.accepts, n);
+
+    // Kill one worker: it is restarted and service continues.
+    const victim = Number(listening[0]!['pid']);
+    process.kill(victim, 'SIGKILL');
+    await p.waitForLog((l) => l.msg === 'worker exited; restarting' && l['pid'] === victim);
+    await p.waitForCount((l) => l.msg === 'listening', 3);
+    for (let i = 0; i < 10; i++) assert.equal(await roundTrip(port!, `after ${i}`), `after ${i}`);
+
+    p.proc.kill('SIGTERM');
+    assert.equal(await deadline(15_000, 'exit', p.exited), 0);
+  });
+});
