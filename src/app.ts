@@ -4,9 +4,9 @@ import { createProcessSampler, type ProcessSampler } from './admin/process-metri
 import { RecentErrors, teeErrors } from './admin/recent-errors.ts';
 import { type AdminServer, createAdminServer } from './admin/server.ts';
 import { type AppState, collectState } from './admin/state.ts';
-import { inactiveKeys } from './config/active.ts';
-import type { Config, RouterConfig } from './config/types.ts';
-import { LinkerdTcpError } from './errors.ts';
+import type { ClientTlsConfig, Config, RouterConfig } from './config/types.ts';
+import { watchFiles } from './connector/file-watch.ts';
+import { ClientTls } from './connector/tls-client.ts';
 import { createDefaultInterpreter } from './interpreter/default.ts';
 import type { Interpreter } from './interpreter/interpreter.ts';
 import { createNamerdInterpreter } from './interpreter/namerd.ts';
@@ -23,6 +23,18 @@ export function createInterpreter(rc: RouterConfig, config: Config, registry: Re
     case 'io.l5d.namerd.http':
       return createNamerdInterpreter({ config: ic, routerLabel: rc.label, dtab: rc.dtab, registry, log: log.child({ rt: rc.label }) });
   }
+}
+
+/** The TLS origination contexts of one router's client config, built (and checked) at start. */
+export function clientTlsContexts(rc: RouterConfig, i: number): Map<ClientTlsConfig, ClientTls> {
+  const out = new Map<ClientTlsConfig, ClientTls>();
+  const c = rc.client;
+  if (c.kind === 'io.l5d.global') {
+    if (c.tls) out.set(c.tls, new ClientTls(c.tls, `routers[${i}].client.tls`));
+  } else {
+    c.configs.forEach((cc, j) => { if (cc.tls) out.set(cc.tls, new ClientTls(cc.tls, `routers[${i}].client.configs[${j}].tls`)); });
+  }
+  return out;
 }
 
 /** What the admin server's mutations do; main.ts owns the process, so it provides them. */
@@ -45,6 +57,8 @@ export class App {
   private ready = false;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private readonly clientTls: ClientTls[] = [];
+  private stopWatching: (() => void) | undefined;
 
   /** A worker of several: listeners share their ports, and the primary runs the admin server. */
   private readonly worker: boolean;
@@ -63,20 +77,27 @@ export class App {
 
   /** Builds everything and binds every listener; on a bind failure, closes what started. */
   async start(): Promise<void> {
-    const inactive = inactiveKeys(this.config);
-    if (inactive.errors.length) throw new LinkerdTcpError('CONFIG_INVALID', inactive.errors.join('\n'));
-    for (const w of inactive.warnings) this.log.warn({}, w);
-    for (const rc of this.config.routers) {
-      const router = new Router({
-        label: rc.label, interpreter: createInterpreter(rc, this.config, this.registry, this.log),
-        client: rc.client, registry: this.registry, log: this.log, highWaterMark: this.config.bufferSizeBytes,
+    // TLS material first: a bad key or certificate fails the start before anything listens or resolves.
+    const tlsByRouter = this.config.routers.map((rc, i) => clientTlsContexts(rc, i));
+    for (const m of tlsByRouter) this.clientTls.push(...m.values());
+    try {
+      this.config.routers.forEach((rc, i) => {
+        const router = new Router({
+          label: rc.label, interpreter: createInterpreter(rc, this.config, this.registry, this.log),
+          client: rc.client, registry: this.registry, log: this.log, highWaterMark: this.config.bufferSizeBytes,
+          clientTls: tlsByRouter[i]!,
+        });
+        this.routers.push(router);
+        rc.servers.forEach((sc, j) => {
+          this.servers.push(new Server({
+            config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: this.config.bufferSizeBytes,
+            reusePort: this.worker, where: `routers[${i}].servers[${j}]`,
+          }));
+        });
       });
-      this.routers.push(router);
-      for (const sc of rc.servers) {
-        this.servers.push(new Server({
-          config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: this.config.bufferSizeBytes, reusePort: this.worker,
-        }));
-      }
+    } catch (e) {
+      await this.close(0); // a server's TLS material was bad: stop the interpreters already started
+      throw e;
     }
     try {
       for (const s of this.servers) await s.listen();
@@ -98,7 +119,35 @@ export class App {
     this.snapshotTimer.unref();
     // Subscribe each server's destination now, so /ready reflects the first resolutions.
     for (const s of this.servers) s.prepare();
+    this.watchTlsFiles();
     this.ready = true;
+  }
+
+  private watchTlsFiles(): void {
+    const files = [...this.servers.flatMap((s) => s.tls?.files() ?? []), ...this.clientTls.flatMap((c) => c.files())];
+    if (files.length === 0) return;
+    this.stopWatching = watchFiles(files, () => this.reloadTls('file change'), (dir, err) => {
+      this.log.warn({ dir, err: err.message }, 'cannot watch certificate directory; reload with SIGHUP');
+    });
+  }
+
+  /**
+   * Re-reads every TLS key and certificate (on a file change, or SIGHUP): changed ones take
+   * effect for new handshakes; a bad one keeps the previous material and is logged.
+   */
+  reloadTls(trigger: string): void {
+    const items = [...this.servers.flatMap((s) => (s.tls ? [s.tls] : [])), ...this.clientTls];
+    for (const t of items) {
+      try {
+        if (t.reload()) {
+          this.registry.counter('l5d:tls:reloads', { result: 'ok' }).value++;
+          this.log.info({ tls: t.where, trigger }, 'tls reloaded');
+        }
+      } catch (e) {
+        this.registry.counter('l5d:tls:reloads', { result: 'failed' }).value++;
+        this.log.error({ tls: t.where, trigger, err: (e as Error).message }, 'tls reload failed; keeping the previous keys and certificates');
+      }
+    }
   }
 
   /** Listeners bound and every server's destination resolved once. */
@@ -121,6 +170,7 @@ export class App {
     this.closing ??= (async () => {
       this.ready = false;
       clearInterval(this.snapshotTimer);
+      this.stopWatching?.();
       for (const s of this.servers) s.stopAccepting();
       const open = this.servers.reduce((n, s) => n + s.live.size, 0);
       if (open > 0) this.log.info({ open, graceMs }, 'draining open connections');

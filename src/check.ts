@@ -1,12 +1,12 @@
 // `--check`: describes a valid config — routers, servers, client settings — and what each
 // server's destination resolves to right now (bounded wait), without listening on anything.
-import { createInterpreter } from './app.ts';
-import { inactiveKeys } from './config/active.ts';
+import { clientTlsContexts, createInterpreter } from './app.ts';
 import { connectorConfigFor } from './connector/client-config.ts';
 import type { Config, RouterConfig } from './config/types.ts';
 import { silentLogger } from './log.ts';
 import { Registry } from './metrics/registry.ts';
 import type { Resolution } from './naming/resolution.ts';
+import { TlsTerminator } from './server/tls.ts';
 
 const RESOLVE_WAIT_MS = 3000;
 
@@ -40,6 +40,26 @@ async function resolveAll(rc: RouterConfig, config: Config): Promise<Map<string,
   return out;
 }
 
+/** Loads every TLS key and certificate as a start would; one message per bad setting. */
+function tlsProblems(config: Config): string[] {
+  const out: string[] = [];
+  const attempt = (f: () => unknown): void => {
+    try {
+      f();
+    } catch (e) {
+      out.push((e as Error).message);
+    }
+  };
+  config.routers.forEach((rc, i) => {
+    attempt(() => clientTlsContexts(rc, i));
+    rc.servers.forEach((s, j) => {
+      const tls = s.tls;
+      if (tls) attempt(() => new TlsTerminator(tls, `routers[${i}].servers[${j}].tls`, tls.handshakeTimeoutMs, { secure() {}, failed() {} }));
+    });
+  });
+  return out;
+}
+
 export async function describeConfig(config: Config, file: string): Promise<string> {
   const lines = [`${file}: config OK`, `admin: ${config.admin.ip}:${config.admin.port}`];
   for (const rc of config.routers) {
@@ -50,7 +70,7 @@ export async function describeConfig(config: Config, file: string): Promise<stri
     for (const s of rc.servers) {
       const cc = connectorConfigFor(rc.client, s.dstName);
       const extras = [
-        s.tls ? 'tls' : '',
+        s.tls ? `tls${s.tls.alpnProtocols ? ` alpn=${s.tls.alpnProtocols.join(',')}` : ''}${s.tls.clientAuth ? ' mTLS' : ''}` : '',
         s.connectTimeoutMs !== undefined ? `connectTimeoutMs=${s.connectTimeoutMs}` : '',
         cc.connectTimeoutMs !== undefined ? `client.connectTimeoutMs=${cc.connectTimeoutMs}` : '',
         cc.tls ? `client.tls=${cc.tls.dnsName}` : '',
@@ -59,8 +79,6 @@ export async function describeConfig(config: Config, file: string): Promise<stri
       lines.push(`    destination ${s.dstName} → ${showResolution(resolved.get(s.dstName))}`);
     }
   }
-  const inactive = inactiveKeys(config);
-  for (const e of inactive.errors) lines.push(`error: ${e}`);
-  for (const w of inactive.warnings) lines.push(`warning: ${w}`);
+  for (const e of tlsProblems(config)) lines.push(`error: ${e}`);
   return lines.join('\n') + '\n';
 }

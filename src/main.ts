@@ -34,7 +34,11 @@ ENVIRONMENT:
 
 EXIT CODES:
     0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
-    1  invalid config, or a listener could not bind
+    1  invalid config, a bad TLS key or certificate, or a listener could not bind
+
+SIGNALS:
+    SIGINT, SIGTERM  stop accepting, drain for admin.graceSecs, exit (a second one exits now)
+    SIGHUP           reload TLS keys and certificates (they also reload when their files change)
     2  bad command line
 `;
 
@@ -126,6 +130,7 @@ async function run(config: Config): Promise<number> {
   }
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => app.reloadTls('SIGHUP'));
   return exit.promise;
 }
 

@@ -45,7 +45,7 @@ function logSink(): { lines: Record<string, unknown>[]; stream: Writable } {
 
 /** A fake app: one router with one destination and endpoint, one server whose counters tests bump. */
 function fakeApp(registry: Registry) {
-  const metrics = serverMetrics(registry, 'x', '127.0.0.1:1', { active: () => 2, waiters: () => 0 });
+  const metrics = serverMetrics(registry, 'x', '127.0.0.1:1', false, { active: () => 2, waiters: () => 0 });
   const ep = { key: '127.0.0.1:9', state: { kind: 'failed', since: 1, until: 2 } as const, weight: 1, load: 0, open: 0, pending: 0, connects: 4, failures: 5, consecutiveFailures: 5 };
   const router: RouterView = {
     label: 'x',

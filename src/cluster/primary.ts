@@ -134,6 +134,10 @@ export async function runPrimary(configIn: Config, workers: number, log: Logger)
   log.info({ workers }, 'workers started');
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
+    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'reload' } satisfies ToWorker);
+  });
   const code = await exit.promise;
   await admin.close();
   sampler.close();

@@ -6,7 +6,8 @@ import type { MetricDump } from '../metrics/registry.ts';
 export type ToWorker =
   | { readonly type: 'start'; readonly config: Config }
   | { readonly type: 'req'; readonly id: number; readonly what: 'metrics' | 'state' | 'ready' }
-  | { readonly type: 'shutdown'; readonly graceMs: number };
+  | { readonly type: 'shutdown'; readonly graceMs: number }
+  | { readonly type: 'reload' }; // SIGHUP: re-read TLS keys and certificates
 
 export type Answer = MetricDump[] | AppState | boolean;
 

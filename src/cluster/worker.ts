@@ -45,12 +45,16 @@ export function runWorker(baseLog: Logger): Promise<number> {
         case 'shutdown':
           stop(m.graceMs);
           return;
+        case 'reload':
+          app?.reloadTls('SIGHUP');
+          return;
       }
     });
     // A signal sent to the worker itself (or the whole group, as Ctrl-C does) drains it too.
     const grace = (): number => (app?.config.admin.graceSecs ?? 10) * 1000;
     process.on('SIGTERM', () => stop(grace()));
     process.on('SIGINT', () => stop(grace()));
+    process.on('SIGHUP', () => app?.reloadTls('SIGHUP'));
     process.on('disconnect', () => stop(0)); // the primary is gone
   });
 }

@@ -68,7 +68,7 @@ routers:
     });
     assert.deepEqual(c.routers[0]!.client, {
       kind: 'io.l5d.static',
-      configs: [{ prefix: '/svc/google', connectTimeoutMs: 400, tls: { dnsName: 'www.google.com', trustCerts: ['ca-chain.cert.pem'] } }],
+      configs: [{ prefix: '/svc/google', connectTimeoutMs: 400, tls: { dnsName: 'www.google.com', trustCerts: ['ca-chain.cert.pem'], clientIdentity: undefined } }],
     });
     assert.equal(c.admin.ip, '0.0.0.0');
   });
@@ -169,6 +169,20 @@ routers:
       name: 'server tls without identity',
       text: MIN.replace('dstName: /svc/default', 'dstName: /svc/default\n    tls: {alpnProtocols: [h2]}'),
       message: 'c.yml: routers[0].servers[0].tls: expected defaultIdentity or identities',
+    },
+    {
+      name: 'server tls: bad SNI name, mTLS without roots, bad timeout',
+      text: MIN.replace('dstName: /svc/default', 'dstName: /svc/default\n    tls: {identities: {"bad name!": {privateKey: k, certs: [c]}}, clientAuth: {required: false}, handshakeTimeoutMs: 0}'),
+      message: [
+        'c.yml: routers[0].servers[0].tls.identities.bad name!: expected a DNS name such as foo.example.com or *.example.com',
+        'c.yml: routers[0].servers[0].tls.handshakeTimeoutMs: expected an integer ≥ 1, got 0',
+        'c.yml: routers[0].servers[0].tls.clientAuth.trustCerts: missing required key',
+      ].join('\n'),
+    },
+    {
+      name: 'client tls: clientIdentity without certs',
+      text: MIN + '  client: {tls: {dnsName: x, clientIdentity: {privateKey: k}}}\n',
+      message: 'c.yml: routers[0].client.tls.clientIdentity.certs: missing required key',
     },
     {
       name: 'duplicate listen address and label',

@@ -9,7 +9,7 @@ import {
   type Problem, posInt, req, string,
 } from './decode.ts';
 import type {
-  AdminConfig, ClientConfig, ClientTlsConfig, Config, FailFastConfig, InterpreterConfig, NamerConfig,
+  AdminConfig, ClientAuthConfig, ClientConfig, ClientTlsConfig, Config, FailFastConfig, InterpreterConfig, NamerConfig,
   PartialConnectorConfig, RouterConfig, ServerConfig, ServerTlsConfig, TlsIdentity,
 } from './types.ts';
 
@@ -130,14 +130,31 @@ function identity(c: Cursor, v: unknown): TlsIdentity | undefined {
   return privateKey === undefined || !certs?.length ? undefined : { privateKey, certs };
 }
 
+function clientAuth(c: Cursor, v: unknown): ClientAuthConfig | undefined {
+  const f = object(c, v, ['trustCerts', 'required']);
+  if (!f) return undefined;
+  const trustCerts = req(c, f, 'trustCerts', listOf(nonEmptyString));
+  if (trustCerts && trustCerts.length === 0) c.key('trustCerts').fail('expected at least one CA certificate file');
+  const required = opt(c, f, 'required', boolean, true);
+  return trustCerts?.length ? { trustCerts, required } : undefined;
+}
+
+/** An SNI name for `identities`: a DNS name, optionally `*.` followed by one. */
+function sniName(c: Cursor, name: string): boolean {
+  if (/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(name)) return true;
+  c.key('identities').key(name).fail('expected a DNS name such as foo.example.com or *.example.com');
+  return false;
+}
+
 function serverTls(c: Cursor, v: unknown): ServerTlsConfig | undefined {
-  const f = object(c, v, ['alpnProtocols', 'defaultIdentity', 'identities']);
+  const f = object(c, v, ['alpnProtocols', 'defaultIdentity', 'identities', 'handshakeTimeoutMs', 'clientAuth']);
   if (!f) return undefined;
   const identities: Record<string, TlsIdentity> = {};
   const ids = f['identities'];
   if (ids !== undefined && ids !== null) {
     const m = object(c.key('identities'), ids, Object.keys(ids as object));
     for (const [name, idv] of Object.entries(m ?? {})) {
+      if (!sniName(c, name)) continue;
       const id = identity(c.key('identities').key(name), idv);
       if (id) identities[name] = id;
     }
@@ -146,7 +163,13 @@ function serverTls(c: Cursor, v: unknown): ServerTlsConfig | undefined {
   if (f['defaultIdentity'] == null && f['identities'] == null) {
     c.fail('expected defaultIdentity or identities');
   }
-  return { alpnProtocols: opt(c, f, 'alpnProtocols', listOf(nonEmptyString), undefined), defaultIdentity, identities };
+  const alpnProtocols = opt(c, f, 'alpnProtocols', listOf(nonEmptyString), undefined);
+  alpnProtocols?.forEach((p, i) => { if (Buffer.byteLength(p) > 255) c.key('alpnProtocols').index(i).fail('an ALPN protocol name is at most 255 bytes'); });
+  return {
+    alpnProtocols, defaultIdentity, identities,
+    handshakeTimeoutMs: opt(c, f, 'handshakeTimeoutMs', posInt, 10_000),
+    clientAuth: opt(c, f, 'clientAuth', clientAuth, undefined),
+  };
 }
 
 function server(c: Cursor, v: unknown): ServerConfig | undefined {
@@ -177,11 +200,12 @@ function failFast(c: Cursor, v: unknown): FailFastConfig | undefined {
 }
 
 function clientTls(c: Cursor, v: unknown): ClientTlsConfig | undefined {
-  const f = object(c, v, ['dnsName', 'trustCerts']);
+  const f = object(c, v, ['dnsName', 'trustCerts', 'clientIdentity']);
   if (!f) return undefined;
   const dnsName = req(c, f, 'dnsName', nonEmptyString);
   const trustCerts = opt(c, f, 'trustCerts', listOf(nonEmptyString), undefined);
-  return dnsName === undefined ? undefined : { dnsName, trustCerts };
+  const clientIdentity = opt(c, f, 'clientIdentity', identity, undefined);
+  return dnsName === undefined ? undefined : { dnsName, trustCerts, clientIdentity };
 }
 
 const CONNECTOR_KEYS = ['connectTimeoutMs', 'connectAttempts', 'minConnections', 'maxWaiters', 'failFast', 'tls'] as const;

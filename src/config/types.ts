@@ -63,12 +63,23 @@ export interface TlsIdentity {
 export interface ServerTlsConfig {
   readonly alpnProtocols: readonly string[] | undefined;
   readonly defaultIdentity: TlsIdentity | undefined;
+  /** By SNI name: exact (case-insensitive) or a `*.` wildcard for one label. */
   readonly identities: Readonly<Record<string, TlsIdentity>>;
+  readonly handshakeTimeoutMs: number; // new, default 10000 (and never beyond the server's connectTimeoutMs)
+  readonly clientAuth: ClientAuthConfig | undefined; // new: mTLS
+}
+
+/** new: verify client certificates against these roots. */
+export interface ClientAuthConfig {
+  readonly trustCerts: readonly string[];
+  readonly required: boolean; // default true; false lets clients without a certificate in
 }
 
 export interface ClientTlsConfig {
   readonly dnsName: string;
+  /** Added to the system roots. linkerd-tcp: these were the only roots. */
   readonly trustCerts: readonly string[] | undefined;
+  readonly clientIdentity: TlsIdentity | undefined; // new: a client certificate for backends that ask
 }
 
 export interface FailFastConfig {

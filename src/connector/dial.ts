@@ -1,6 +1,8 @@
-// Dials a backend over TCP. The error listener is attached in the same tick the socket is
-// created; the caller owns timeouts (one connect-phase deadline per connection).
+// Dials a backend over TCP, or TLS when the destination's client config has `tls`. The
+// error listener is attached in the same tick the socket is created; the caller owns
+// timeouts (one connect-phase deadline per connection, which covers the TLS handshake).
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import { type ClientTls, dialTls } from './tls-client.ts';
 
 export type ConnectFailureCause = 'timeout' | 'refused' | 'other';
 
@@ -10,6 +12,14 @@ export function connectFailureCause(err: NodeJS.ErrnoException | undefined): Con
   if (err.code === 'ECONNREFUSED') return 'refused';
   if (err.code === 'ETIMEDOUT') return 'timeout';
   return 'other';
+}
+
+/** Starts a connect (TCP, or TLS when `tls` is set); `onConnect` fires when the backend is ready for bytes. */
+export function dial(
+  host: string, port: number, highWaterMark: number, tls: ClientTls | undefined,
+  onConnect: (this: Socket) => void, onError: (this: Socket, err: Error) => void,
+): Socket {
+  return tls ? dialTls(host, port, highWaterMark, tls, onConnect, onError) : dialTcp(host, port, highWaterMark, onConnect, onError);
 }
 
 /** Starts a TCP connect; `onError` gets any error before or after connect. */

@@ -18,9 +18,11 @@ export interface ServerMetrics {
   readonly connectionRxBytes: Stat;
   readonly connectionTxBytes: Stat;
   readonly durationMs: Stat;
+  /** TLS servers only: accept → handshake done. */
+  readonly tlsHandshakeUs: Stat | undefined;
 }
 
-export function serverMetrics(reg: Registry, rt: string, srvAddr: string, gauges: { active: () => number; waiters: () => number }): ServerMetrics {
+export function serverMetrics(reg: Registry, rt: string, srvAddr: string, tls: boolean, gauges: { active: () => number; waiters: () => number }): ServerMetrics {
   const l = { rt, srv_addr: srvAddr };
   reg.gauge('l5d:srv:active', l, gauges.active);
   reg.gauge('l5d:srv:waiters', l, gauges.waiters);
@@ -39,6 +41,7 @@ export function serverMetrics(reg: Registry, rt: string, srvAddr: string, gauges
     connectionRxBytes: reg.stat('l5d:srv:stream:connection_rx_bytes', l),
     connectionTxBytes: reg.stat('l5d:srv:stream:connection_tx_bytes', l),
     durationMs: reg.stat('l5d:srv:stream:duration_ms', l),
+    tlsHandshakeUs: tls ? reg.stat('l5d:srv:tls:handshake_us', l) : undefined,
   };
 }
 

@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../balancer/endpoint.ts';
-import { type ConnectFailureCause, connectFailureCause, dialTcp } from '../connector/dial.ts';
+import { type ConnectFailureCause, connectFailureCause, dial } from '../connector/dial.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 import { pump } from '../proxy/duplex.ts';
 import type { Destination } from './destination.ts';
@@ -50,7 +50,8 @@ export class Connection {
   readonly server: ServerSide;
   /** `ip:port` of the client, captured at accept only when access logs are on. */
   readonly peer: string;
-  readonly acceptedAt = performance.now();
+  /** When the TCP connection was accepted (before any TLS handshake). */
+  readonly acceptedAt: number;
   /** performance.now() by which the backend must be connected (server connectTimeoutMs). */
   readonly deadlineAt: number;
   backend: ConnSocket | undefined;
@@ -65,11 +66,15 @@ export class Connection {
   idleSince = 0;
   reason: CloseReason | undefined;
   error: string | undefined;
+  /** TLS servers: the SNI name asked for and the ALPN protocol agreed. */
+  sni: string | undefined;
+  alpn: string | undefined;
   private phase = WAITING;
   private socketsClosed = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(client: Socket, server: ServerSide, peer: string) {
+  constructor(client: Socket, server: ServerSide, peer: string, acceptedAt = performance.now()) {
+    this.acceptedAt = acceptedAt;
     this.client = client;
     this.server = server;
     this.peer = peer;
@@ -78,7 +83,7 @@ export class Connection {
     client.on('close', onSocketClose);
     const t = server.connectTimeoutMs;
     this.deadlineAt = t === undefined ? Infinity : this.acceptedAt + t;
-    if (t !== undefined) this.timer = setTimeout(onConnectTimer, t, this);
+    if (t !== undefined) this.timer = setTimeout(onConnectTimer, Math.max(0, this.deadlineAt - performance.now()), this);
   }
 
   get waiting(): boolean {
@@ -111,7 +116,7 @@ export class Connection {
       clearTimeout(this.timer);
       this.timer = setTimeout(onConnectTimer, Math.max(0, wait), this);
     }
-    const b = dialTcp(ep.host, ep.port, this.server.highWaterMark, onBackendConnect, onBackendError) as ConnSocket;
+    const b = dial(ep.host, ep.port, this.server.highWaterMark, dest.tls, onBackendConnect, onBackendError) as ConnSocket;
     b.conn = this;
     this.backend = b;
   }

@@ -4,6 +4,7 @@ import { Balancer } from '../balancer/balancer.ts';
 import type { Endpoint } from '../balancer/endpoint.ts';
 import type { ConnectorConfig } from '../config/types.ts';
 import type { ConnectFailureCause } from '../connector/dial.ts';
+import type { ClientTls } from '../connector/tls-client.ts';
 import type { Interpreter, Watch } from '../interpreter/interpreter.ts';
 import type { Logger } from '../log.ts';
 import { type DestinationMetrics, destinationMetrics } from '../metrics/handles.ts';
@@ -15,6 +16,8 @@ import { SparePool } from './pool.ts';
 export class Destination {
   readonly name: string;
   readonly config: ConnectorConfig;
+  /** TLS origination, when the client config for this name has `tls`. */
+  readonly tls: ClientTls | undefined;
   readonly balancer: Balancer;
   readonly metrics: DestinationMetrics;
   /** Connections accepted before the first resolution, in arrival order. */
@@ -25,10 +28,11 @@ export class Destination {
 
   constructor(opts: {
     name: string; rt: string; config: ConnectorConfig; interpreter: Interpreter; registry: Registry; log: Logger;
-    random: () => number; now: () => number; highWaterMark: number;
+    random: () => number; now: () => number; highWaterMark: number; tls: ClientTls | undefined;
   }) {
     this.name = opts.name;
     this.config = opts.config;
+    this.tls = opts.tls;
     this.log = opts.log.child({ dst: opts.name });
     const b = (this.balancer = new Balancer({
       random: opts.random,
@@ -50,7 +54,7 @@ export class Destination {
     this.pool = opts.config.minConnections > 0
       ? new SparePool({
         size: opts.config.minConnections, balancer: b, highWaterMark: opts.highWaterMark,
-        connectTimeoutMs: opts.config.connectTimeoutMs,
+        connectTimeoutMs: opts.config.connectTimeoutMs, tls: opts.tls,
         onConnectResult: (ep, ok, cause, latencyUs) => this.recordConnect(ep, ok, cause, latencyUs),
       })
       : undefined;

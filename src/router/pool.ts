@@ -5,7 +5,8 @@
 import type { Socket } from 'node:net';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Endpoint } from '../balancer/endpoint.ts';
-import { connectFailureCause, type ConnectFailureCause, dialTcp } from '../connector/dial.ts';
+import { connectFailureCause, type ConnectFailureCause, dial } from '../connector/dial.ts';
+import type { ClientTls } from '../connector/tls-client.ts';
 
 export interface Spare {
   readonly socket: Socket;
@@ -15,6 +16,8 @@ export interface Spare {
 interface SpareSocket extends Socket {
   pool?: SparePool | undefined;
   spareEndpoint?: Endpoint;
+  /** Connected (and, over TLS, handshaken). */
+  spareReady?: boolean;
 }
 
 const RETRY_MS = 1000;
@@ -24,6 +27,7 @@ export class SparePool {
   private readonly balancer: Balancer;
   private readonly highWaterMark: number;
   private readonly connectTimeoutMs: number | undefined;
+  private readonly tls: ClientTls | undefined;
   private readonly onConnectResult: (ep: Endpoint, ok: boolean, cause: ConnectFailureCause | undefined, latencyUs: number) => void;
   private readonly idle: SpareSocket[] = [];
   private connecting = 0;
@@ -31,13 +35,14 @@ export class SparePool {
   private closed = false;
 
   constructor(opts: {
-    size: number; balancer: Balancer; highWaterMark: number; connectTimeoutMs: number | undefined;
+    size: number; balancer: Balancer; highWaterMark: number; connectTimeoutMs: number | undefined; tls: ClientTls | undefined;
     onConnectResult: (ep: Endpoint, ok: boolean, cause: ConnectFailureCause | undefined, latencyUs: number) => void;
   }) {
     this.size = opts.size;
     this.balancer = opts.balancer;
     this.highWaterMark = opts.highWaterMark;
     this.connectTimeoutMs = opts.connectTimeoutMs;
+    this.tls = opts.tls;
     this.onConnectResult = opts.onConnectResult;
   }
 
@@ -78,12 +83,12 @@ export class SparePool {
   private connect(ep: Endpoint): void {
     this.connecting++;
     const started = performance.now();
-    const s = dialTcp(ep.host, ep.port, this.highWaterMark, onConnect, onError) as SpareSocket;
+    const s = dial(ep.host, ep.port, this.highWaterMark, this.tls, onConnect, onError) as SpareSocket;
     s.pool = this;
     s.spareEndpoint = ep;
     if (this.connectTimeoutMs !== undefined) {
       s.setTimeout(this.connectTimeoutMs, () => {
-        if (s.connecting) s.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+        if (!s.spareReady) s.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
       });
     }
     (s as SpareSocket & { startedAt?: number }).startedAt = started;
@@ -92,6 +97,7 @@ export class SparePool {
   /** Called from the shared listeners below. */
   static connected(pool: SparePool, s: SpareSocket): void {
     pool.connecting--;
+    s.spareReady = true;
     s.setTimeout(0);
     const startedAt = (s as SpareSocket & { startedAt?: number }).startedAt ?? performance.now();
     pool.onConnectResult(s.spareEndpoint!, true, undefined, (performance.now() - startedAt) * 1000);
@@ -107,7 +113,7 @@ export class SparePool {
   }
 
   static failed(pool: SparePool, s: SpareSocket, err: Error): void {
-    if (s.connecting || !pool.idle.includes(s)) {
+    if (!s.spareReady || !pool.idle.includes(s)) {
       // A connect that failed.
       pool.connecting--;
       s.pool = undefined;

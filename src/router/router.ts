@@ -1,7 +1,8 @@
 // A router: destination name → Destination (balancer + subscription), created on first
 // use and cached. Connections enter through `route`; everything after is the destination's.
 import { connectorConfigFor } from '../connector/client-config.ts';
-import type { ClientConfig } from '../config/types.ts';
+import type { ClientConfig, ClientTlsConfig } from '../config/types.ts';
+import { ClientTls } from '../connector/tls-client.ts';
 import type { Interpreter } from '../interpreter/interpreter.ts';
 import type { Logger } from '../log.ts';
 import type { Counter, Registry } from '../metrics/registry.ts';
@@ -20,11 +21,14 @@ export class Router {
   private readonly routeCreate: Counter;
   private readonly routeFound: Counter;
   private readonly highWaterMark: number;
+  /** The TLS origination context for each `tls` setting of this router's client config. */
+  private readonly clientTls: ReadonlyMap<ClientTlsConfig, ClientTls>;
 
   constructor(opts: {
     label: string; interpreter: Interpreter; client: ClientConfig; registry: Registry; log: Logger;
-    random?: () => number; now?: () => number; highWaterMark: number;
+    random?: () => number; now?: () => number; highWaterMark: number; clientTls?: ReadonlyMap<ClientTlsConfig, ClientTls>;
   }) {
+    this.clientTls = opts.clientTls ?? new Map();
     this.highWaterMark = opts.highWaterMark;
     this.label = opts.label;
     this.interpreter = opts.interpreter;
@@ -45,8 +49,9 @@ export class Router {
       return d;
     }
     this.routeCreate.value++;
+    const config = connectorConfigFor(this.client, dst);
     d = new Destination({
-      name: dst, rt: this.label, config: connectorConfigFor(this.client, dst), interpreter: this.interpreter,
+      name: dst, rt: this.label, config, interpreter: this.interpreter, tls: config.tls ? (this.clientTls.get(config.tls) ?? new ClientTls(config.tls, `router ${this.label} client.tls`)) : undefined,
       registry: this.registry, log: this.log, random: this.random, now: this.now, highWaterMark: this.highWaterMark,
     });
     this.destinations.set(dst, d);

@@ -1,7 +1,8 @@
-// One listener: accepts connections (up to maxConcurrency), hands each to its router for
-// the server's dstName, keeps the live set for draining and scrape-time byte counts, and
-// writes one access-log record per connection.
+// One listener: accepts connections (up to maxConcurrency), terminates TLS when configured,
+// hands each to its router for the server's dstName, keeps the live set for draining and
+// scrape-time byte counts, and writes one access-log record per connection.
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { LinkerdTcpError } from '../errors.ts';
@@ -12,6 +13,7 @@ import type { Registry } from '../metrics/registry.ts';
 import { addrKey } from '../naming/resolution.ts';
 import { Connection, type ServerSide } from '../router/connection.ts';
 import type { Router } from '../router/router.ts';
+import { type HandshakeFailure, TlsTerminator } from './tls.ts';
 
 export class Server implements ServerSide {
   readonly rt: string;
@@ -33,7 +35,14 @@ export class Server implements ServerSide {
   /** When several worker processes share the port (SO_REUSEPORT, each its own accept queue). */
   private readonly reusePort: boolean;
 
-  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; bufferSizeBytes: number; reusePort?: boolean }) {
+  /** TLS termination, when the server has `tls`. */
+  readonly tls: TlsTerminator | undefined;
+
+  constructor(opts: {
+    config: ServerConfig; router: Router; registry: Registry; log: Logger; bufferSizeBytes: number; reusePort?: boolean;
+    /** Key path of this server in the config, for errors (`routers[0].servers[1]`). */
+    where?: string;
+  }) {
     this.reusePort = opts.reusePort ?? false;
     this.config = opts.config;
     this.router = opts.router;
@@ -46,6 +55,15 @@ export class Server implements ServerSide {
     this.accessLog = this.log.child({ log: 'access' });
     this.net = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: opts.bufferSizeBytes });
     this.net.on('connection', (s: Socket) => this.accept(s));
+    const tc = opts.config.tls;
+    if (tc) {
+      // The handshake is part of the connect phase (reference §8.3), so connectTimeoutMs bounds it too.
+      const handshakeMs = Math.min(tc.handshakeTimeoutMs, opts.config.connectTimeoutMs ?? Infinity);
+      this.tls = new TlsTerminator(tc, `${opts.where ?? 'server'}.tls`, handshakeMs, {
+        secure: (s, raw, us) => this.secure(s, raw, us),
+        failed: (raw, cause, err) => this.handshakeFailed(raw, cause, err),
+      });
+    }
   }
 
   /** Binds the listener; rejects with a LinkerdTcpError naming the address. */
@@ -62,8 +80,8 @@ export class Server implements ServerSide {
     this.net.on('error', (e) => this.log.error({ err: e.message }, 'listener error'));
     const a = this.net.address() as AddressInfo;
     this.srvAddr = addrKey(a.address, a.port);
-    this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, {
-      active: () => this.live.size,
+    this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, this.tls !== undefined, {
+      active: () => this.live.size + (this.tls?.handshaking.size ?? 0),
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
     });
     this.registry.onCollect(() => {
@@ -78,7 +96,7 @@ export class Server implements ServerSide {
       this.idleSweep = setInterval(() => this.sweepIdle(idle), Math.max(50, idle / 4));
       this.idleSweep.unref();
     }
-    this.log.info({ srv: this.srvAddr, dst: this.config.dstName }, 'listening');
+    this.log.info({ srv: this.srvAddr, dst: this.config.dstName, ...(this.tls ? { tls: this.tls.identities.map((i) => `${i.name}: ${i.names.join(' ')}`) } : {}) }, 'listening');
   }
 
   private idleSweep: NodeJS.Timeout | undefined;
@@ -113,17 +131,49 @@ export class Server implements ServerSide {
 
   private accept(s: Socket): void {
     this.metrics.accepts.value++;
-    if (this.live.size >= this.config.maxConcurrency) {
+    const tls = this.tls;
+    if (this.live.size + (tls?.handshaking.size ?? 0) >= this.config.maxConcurrency) {
       this.metrics.rejected.value++;
       s.on('error', noop);
       s.destroy();
       if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr }, 'maxConcurrency reached; connection closed');
       return;
     }
+    if (tls) {
+      if (this.accessLog.isLevelEnabled('info')) void s.remoteAddress; // cached now: gone once a failed handshake closes the socket
+      tls.accept(s); // continues in secure() or handshakeFailed()
+      return;
+    }
     const peer = this.accessLog.isLevelEnabled('info') ? addrKey(s.remoteAddress ?? '?', s.remotePort ?? 0) : '';
     const conn = new Connection(s, this, peer);
     this.live.add(conn);
     this.router.route(conn, this.config.dstName);
+  }
+
+  private secure(s: TLSSocket, raw: Socket, handshakeUs: number): void {
+    this.metrics.tlsHandshakeUs?.record(handshakeUs);
+    const peer = this.accessLog.isLevelEnabled('info') ? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0) : '';
+    const conn = new Connection(s, this, peer, performance.now() - handshakeUs / 1000);
+    conn.sni = s.servername || undefined;
+    conn.alpn = s.alpnProtocol || undefined;
+    this.live.add(conn);
+    this.router.route(conn, this.config.dstName);
+  }
+
+  private handshakeFailed(raw: Socket | undefined, cause: HandshakeFailure, err: Error): void {
+    const m = this.metrics;
+    m.failures.value++;
+    this.registry.counter('l5d:srv:tls:failure', { rt: this.rt, srv_addr: this.srvAddr, cause }).value++;
+    const client = raw ? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0) : null;
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, client, cause, err: err.message }, 'tls handshake failed');
+    if (this.accessLog.isLevelEnabled('info')) {
+      this.accessLog.info({
+        srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: null, alpn: null,
+        rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null,
+        reason: 'tls_handshake', error: cause,
+      }, 'connection closed');
+    }
+    if (this.live.size === 0 && this.tls?.handshaking.size === 0) this.drained?.();
   }
 
   connectionClosed(conn: Connection): void {
@@ -139,13 +189,14 @@ export class Server implements ServerSide {
     if (this.accessLog.isLevelEnabled('info')) {
       this.accessLog.info({
         srv: this.srvAddr, client: conn.peer, dst: this.config.dstName, endpoint: conn.endpoint?.key ?? null,
+        sni: conn.sni ?? null, alpn: conn.alpn ?? null,
         rxBytes: rx, txBytes: tx,
         connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
         durationMs: round(conn.closedAt - conn.acceptedAt),
         reason: conn.reason, error: conn.error ?? null,
       }, 'connection closed');
     }
-    if (this.live.size === 0) this.drained?.();
+    if (this.live.size === 0 && (this.tls?.handshaking.size ?? 0) === 0) this.drained?.();
   }
 
   private drained: (() => void) | undefined;
@@ -162,7 +213,7 @@ export class Server implements ServerSide {
 
   /** Waits until every connection has closed, or `deadline` (ms since epoch), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
-    if (this.live.size > 0) {
+    if (this.live.size > 0 || (this.tls?.handshaking.size ?? 0) > 0) {
       const done = new Promise<void>((resolve) => (this.drained = resolve));
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
@@ -170,6 +221,7 @@ export class Server implements ServerSide {
       clearTimeout(timer);
       this.drained = undefined;
     }
+    this.tls?.cutHandshakes();
     for (const c of [...this.live]) c.finish('shutdown');
   }
 }

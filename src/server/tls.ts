@@ -1,0 +1,203 @@
+// TLS termination for one server: picks the identity by SNI (exact name, then a `*.`
+// wildcard for one label, then the default), offers ALPN, applies the TLS policy, verifies
+// client certificates when asked (mTLS), and bounds the handshake in time. A handshake that
+// fails is classified by cause and closes only its own connection. Identities reload in
+// place: new handshakes use the new ones, open connections keep theirs.
+import type { Socket } from 'node:net';
+import { createSecureContext, createServer, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { ServerTlsConfig } from '../config/types.ts';
+import { identityFiles, type KeyPair, loadIdentity, loadTrust, POLICY } from '../connector/tls-policy.ts';
+
+export type HandshakeFailure =
+  | 'timeout' // no complete ClientHello or handshake within handshakeTimeoutMs
+  | 'protocol_version' // SSL 3, TLS 1.0 or 1.1 offered
+  | 'unknown_sni' // no identity for the name asked for, and no defaultIdentity
+  | 'no_shared_cipher' // no suite, group or signature algorithm in common
+  | 'client_cert' // mTLS: no client certificate, or one that does not verify
+  | 'malformed' // not TLS at all (plain TCP, HTTP) or a broken record
+  | 'closed' // the client went away mid-handshake (a truncated ClientHello)
+  | 'other';
+
+/** Maps a handshake error to its cause (pure). `hasDefault`: whether a default identity exists. */
+export function handshakeFailureCause(err: { code?: string | undefined; message?: string }, hasDefault: boolean): HandshakeFailure {
+  const code = err.code ?? '';
+  switch (code) {
+    case 'ERR_TLS_HANDSHAKE_TIMEOUT': return 'timeout';
+    case 'ERR_TLS_UNKNOWN_SNI': return 'unknown_sni';
+    case 'ERR_TLS_CLIENT_CERT': return 'client_cert';
+    case 'ERR_SSL_UNSUPPORTED_PROTOCOL': case 'ERR_SSL_VERSION_TOO_LOW': case 'ERR_SSL_WRONG_SSL_VERSION':
+    case 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION': case 'ERR_SSL_NO_PROTOCOLS_AVAILABLE':
+      return 'protocol_version';
+    case 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM':
+      // Without SNI (or with an unknown name) and no default identity, there is no certificate to sign with.
+      return hasDefault ? 'no_shared_cipher' : 'unknown_sni';
+    case 'ERR_SSL_NO_SHARED_CIPHER': case 'ERR_SSL_NO_SUITABLE_KEY_SHARE': case 'ERR_SSL_NO_SHARED_GROUPS':
+    case 'ERR_SSL_NO_SUITABLE_GROUPS': case 'ERR_SSL_NO_CIPHERS_AVAILABLE':
+      return 'no_shared_cipher';
+    case 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE': case 'ERR_SSL_CERTIFICATE_VERIFY_FAILED':
+    case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+      return 'client_cert';
+    case 'ECONNRESET': case 'EPIPE': return 'closed';
+  }
+  return code.startsWith('ERR_SSL_') ? 'malformed' : 'other';
+}
+
+/** The identity key for `servername` among `names` (pure): exact, then `*.` for the first label. */
+export function identityFor(names: ReadonlySet<string>, servername: string): string | undefined {
+  const name = servername.toLowerCase().replace(/\.$/, '');
+  if (names.has(name)) return name;
+  const dot = name.indexOf('.');
+  if (dot > 0) {
+    const wild = '*' + name.slice(dot);
+    if (names.has(wild)) return wild;
+  }
+  return undefined;
+}
+
+export interface TlsHandshakeEvents {
+  /** The handshake finished: hand the connection on. */
+  secure(socket: TLSSocket, raw: Socket, handshakeUs: number): void;
+  /** The handshake failed (the socket is already destroyed). */
+  failed(raw: Socket | undefined, cause: HandshakeFailure, err: Error): void;
+}
+
+interface RawSocket extends Socket {
+  tlsAcceptedAt?: number;
+}
+
+interface Contexts {
+  readonly byName: ReadonlyMap<string, SecureContext>;
+  readonly names: ReadonlySet<string>;
+  readonly defaultOptions: SecureContextOptions;
+  readonly hasDefault: boolean;
+  readonly material: string;
+  readonly summary: { name: string; names: readonly string[]; notAfter: string }[];
+}
+
+export class TlsTerminator {
+  readonly config: ServerTlsConfig;
+  /** Key path of the setting, for errors (`routers[0].servers[0].tls`). */
+  readonly where: string;
+  private readonly server: TlsServer;
+  private contexts: Contexts;
+  private readonly events: TlsHandshakeEvents;
+  /** Raw sockets whose handshake is under way. */
+  readonly handshaking = new Set<Socket>();
+
+  constructor(config: ServerTlsConfig, where: string, handshakeTimeoutMs: number, events: TlsHandshakeEvents) {
+    this.config = config;
+    this.where = where;
+    this.events = events;
+    this.contexts = this.build();
+    const auth = config.clientAuth;
+    this.server = createServer({
+      ...this.contexts.defaultOptions,
+      handshakeTimeout: handshakeTimeoutMs,
+      ...(config.alpnProtocols ? { ALPNProtocols: [...config.alpnProtocols] } : {}),
+      // With `required: false` a client may come without a certificate; one it does send must verify (checked in onSecure).
+      requestCert: auth !== undefined,
+      rejectUnauthorized: auth?.required ?? false,
+      SNICallback: (servername, cb) => {
+        const key = identityFor(this.contexts.names, servername);
+        if (key !== undefined) cb(null, this.contexts.byName.get(key));
+        else if (this.contexts.hasDefault) cb(null, undefined); // the default identity
+        else cb(Object.assign(new Error(`no identity for SNI name "${servername}" and no defaultIdentity`), { code: 'ERR_TLS_UNKNOWN_SNI' }), undefined);
+      },
+    });
+    this.server.on('secureConnection', (s: TLSSocket) => this.onSecure(s));
+    this.server.on('tlsClientError', (err: Error, s: TLSSocket) => this.onFailed(err, s));
+  }
+
+  /** Identity names and expiry, for logs and /api/state. */
+  get identities(): Contexts['summary'] {
+    return this.contexts.summary;
+  }
+
+  /** Every file this server's TLS reads. */
+  files(): string[] {
+    return [
+      ...identityFiles(this.config.defaultIdentity),
+      ...Object.values(this.config.identities).flatMap(identityFiles),
+      ...(this.config.clientAuth?.trustCerts ?? []),
+    ];
+  }
+
+  /** Starts the handshake on a raw accepted socket. */
+  accept(raw: Socket): void {
+    (raw as RawSocket).tlsAcceptedAt = performance.now();
+    this.handshaking.add(raw);
+    this.server.emit('connection', raw);
+  }
+
+  /** Re-reads every file: true when something changed and new handshakes use it; throws (keeping the old) when bad. */
+  reload(): boolean {
+    const next = this.build();
+    if (next.material === this.contexts.material) return false;
+    this.server.setSecureContext(next.defaultOptions);
+    this.contexts = next;
+    return true;
+  }
+
+  /** Cuts every handshake under way (shutdown). */
+  cutHandshakes(): void {
+    for (const s of [...this.handshaking]) s.destroy();
+  }
+
+  private onSecure(s: TLSSocket): void {
+    const raw = parentOf(s);
+    if (raw) this.handshaking.delete(raw);
+    if (this.config.clientAuth && !s.authorized && s.getPeerCertificate().raw !== undefined) {
+      // `required: false` let it through the handshake; a certificate sent must still verify.
+      s.destroy();
+      const why = s.authorizationError instanceof Error ? s.authorizationError.message : String(s.authorizationError);
+      this.events.failed(raw, 'client_cert', Object.assign(new Error(`client certificate rejected: ${why}`), { code: 'ERR_TLS_CLIENT_CERT' }));
+      return;
+    }
+    // tls.Server does not pass allowHalfOpen on to its sockets; the pump needs it (a client's FIN is not the end).
+    s.allowHalfOpen = true;
+    const started = (raw as RawSocket | undefined)?.tlsAcceptedAt ?? performance.now();
+    this.events.secure(s, raw ?? s, (performance.now() - started) * 1000);
+  }
+
+  private onFailed(err: Error, s: TLSSocket): void {
+    // A handshake timeout only reports; the socket must be closed here.
+    s.destroy();
+    const raw = parentOf(s);
+    if (raw) {
+      if (!this.handshaking.delete(raw)) return; // already accounted for
+      raw.destroy();
+    }
+    // A client certificate that fails verification is refused by Node after the handshake (a
+    // close, reported as a hang-up); authorizationError tells it apart from a client that left.
+    const cause = s.authorizationError ? 'client_cert' : handshakeFailureCause(err as NodeJS.ErrnoException, this.contexts.hasDefault);
+    this.events.failed(raw, cause, s.authorizationError ? new Error(`client certificate rejected: ${String(s.authorizationError)}`) : err);
+  }
+
+  private build(): Contexts {
+    const c = this.config;
+    const ca = c.clientAuth ? loadTrust(c.clientAuth.trustCerts, `${this.where}.clientAuth.trustCerts`) : undefined;
+    const base: SecureContextOptions = { ...POLICY, ...(ca ? { ca } : {}) };
+    const pairs: [string, KeyPair][] = [];
+    const byName = new Map<string, SecureContext>();
+    for (const [name, id] of Object.entries(c.identities)) {
+      const pair = loadIdentity(id, `${this.where}.identities.${name}`);
+      pairs.push([name, pair]);
+      byName.set(name.toLowerCase().replace(/\.$/, ''), createSecureContext({ ...base, key: pair.key, cert: pair.cert }));
+    }
+    const def = c.defaultIdentity ? loadIdentity(c.defaultIdentity, `${this.where}.defaultIdentity`) : undefined;
+    if (def) pairs.push(['default', def]);
+    return {
+      byName, names: new Set(byName.keys()),
+      defaultOptions: def ? { ...base, key: def.key, cert: def.cert } : base,
+      hasDefault: def !== undefined,
+      material: [ca?.join('') ?? '', ...pairs.map(([n, p]) => `${n}\n${p.key}${p.cert}`)].join('\n'),
+      summary: pairs.map(([name, p]) => ({ name, names: p.names, notAfter: p.notAfter })),
+    };
+  }
+}
+
+/** The raw TCP socket a server-side TLSSocket wraps. */
+function parentOf(s: TLSSocket): Socket | undefined {
+  return (s as TLSSocket & { _parent?: Socket | null })._parent ?? undefined;
+}
+
