@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 
 export interface Row {
   name: string;
-  thr1?: number; thr4?: number; kaRps?: number; kaP50?: number; kaP99?: number; connRps?: number;
+  thr1?: number; thr4?: number; kaRps?: number; kaP50?: number; kaP99?: number; connRps?: number; tlsRps?: number;
   rssIdleMiB?: number | undefined; rssHeldMiB?: number; kibPerIdleConn?: number; cpuPerReqUs?: number; cpuPerConnUs?: number;
 }
 
@@ -14,15 +14,15 @@ export function table(rows: Row[]): string {
   const d = rows.find((r) => r.name === 'direct')!;
   const ratio = (v: number | undefined, base: number | undefined): string => (v === undefined || !base ? '–' : (v / base).toFixed(2));
   const lines = [
-    '| | 1-stream Gbit/s | 4-stream Gbit/s | keep-alive req/s | p50 ms | p99 ms | new conn/s | RSS idle MiB | KiB / idle conn | CPU µs / req | CPU µs / conn |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${f(r.thr1)} | ${f(r.thr4)} | ${f(r.kaRps, 0)} | ${f(r.kaP50)} | ${f(r.kaP99)} | ${f(r.connRps, 0)} | ${f(r.rssIdleMiB, 1)} | ${f(r.kibPerIdleConn, 1)} | ${f(r.cpuPerReqUs, 1)} | ${f(r.cpuPerConnUs, 1)} |`),
+    '| | 1-stream Gbit/s | 4-stream Gbit/s | keep-alive req/s | p50 ms | p99 ms | new conn/s | TLS handshakes/s | RSS idle MiB | KiB / idle conn | CPU µs / req | CPU µs / conn |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${f(r.thr1)} | ${f(r.thr4)} | ${f(r.kaRps, 0)} | ${f(r.kaP50)} | ${f(r.kaP99)} | ${f(r.connRps, 0)} | ${f(r.tlsRps, 0)} | ${f(r.rssIdleMiB, 1)} | ${f(r.kibPerIdleConn, 1)} | ${f(r.cpuPerReqUs, 1)} | ${f(r.cpuPerConnUs, 1)} |`),
     '',
     'Ratios to direct (higher is better; p99 is proxy/direct, lower is better):',
     '',
-    '| | 1-stream | 4-stream | keep-alive req/s | new conn/s | keep-alive p99 |',
-    '|---|---|---|---|---|---|',
-    ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.thr1, d.thr1)} | ${ratio(r.thr4, d.thr4)} | ${ratio(r.kaRps, d.kaRps)} | ${ratio(r.connRps, d.connRps)} | ${ratio(r.kaP99, d.kaP99)} |`),
+    '| | 1-stream | 4-stream | keep-alive req/s | new conn/s | TLS handshakes/s | keep-alive p99 |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.thr1, d.thr1)} | ${ratio(r.thr4, d.thr4)} | ${ratio(r.kaRps, d.kaRps)} | ${ratio(r.connRps, d.connRps)} | ${ratio(r.tlsRps, d.tlsRps)} | ${ratio(r.kaP99, d.kaP99)} |`),
   ];
   return lines.join('\n');
 }
@@ -37,9 +37,12 @@ Command: \`npm run bench -- --write\` (${o.secs} s per measurement; ${o.idleConn
 Machine: ${o.machine}.
 Everything on loopback, on the same backends in one run: nginx serving 1 KiB over HTTP/1.1
 (wrk, 64 keep-alive connections, or 32 with \`Connection: close\` for the new-connection
-rate), and an iperf3 server (each direction, averaged). linkerd-tcp runs one process with
-access logs off (\`LOG_LEVEL=warn\`); HAProxy (\`mode tcp\`, leastconn) and nginx
-(\`stream\`, least_conn) run with their defaults (threads/workers = cores). On a 2-core
+rate, or 32 over HTTPS with \`Connection: close\` for TLS handshakes/s: a full handshake per
+request with an ECDSA P-256 certificate, terminated by the proxy, or by nginx itself for
+"direct"), and an iperf3 server (each direction, averaged). linkerd-tcp runs as one process
+(\`workers: 1\`) and as one per core, with access logs off (\`LOG_LEVEL=warn\`); HAProxy
+(\`mode tcp\`, leastconn) and nginx (\`stream\`, least_conn) run with their defaults
+(threads/workers = cores). Memory and CPU are summed over each proxy's processes. On a 2-core
 machine the load generator, the backend and the proxy share the cores, so compare ratios
 within a run, not absolute figures across machines.
 

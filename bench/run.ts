@@ -1,8 +1,10 @@
-// `npm run bench`: one run, same backends, four ways in — direct, linkerd-tcp, HAProxy
-// (mode tcp, leastconn) and nginx stream (least_conn) — and a table of ratios to direct.
-// Loopback only, bounded in time (about three minutes). `--write` records BENCHMARKS.md.
+// `npm run bench`: one run, same backends, five ways in — direct, linkerd-tcp on one
+// process and on every core, HAProxy (mode tcp, leastconn) and nginx stream (least_conn) —
+// and a table of ratios to direct: throughput, requests/s, new connections/s, TLS
+// handshakes/s (terminating with the same ECDSA P-256 certificate), memory and CPU.
+// Loopback only, bounded in time (about four minutes). `--write` records BENCHMARKS.md.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +26,9 @@ function ensureTools(): void {
   execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')} >/dev/null`], { stdio: 'inherit' });
 }
 
-interface Target { name: string; http: number; iperf: number; pid: number | undefined }
+interface Target { name: string; http: number; iperf: number; tls: number; pid: number | undefined }
+
+const PKI = new URL('../test/fixtures/tls/', import.meta.url).pathname;
 
 /** Opens `n` connections through `port` and makes one request on each, so every one is
  * established end to end (client → proxy → backend) before memory is read; then they idle. */
@@ -52,15 +56,21 @@ async function main(): Promise<void> {
   const cleanup = (): void => { procs.forEach(stop); rmSync(dir, { recursive: true, force: true }); };
   process.on('exit', cleanup);
   process.on('SIGINT', () => process.exit(130));
-  const p = { http: await freePort(), iperf: await freePort(), l5dHttp: await freePort(), l5dIperf: await freePort(), l5dAdmin: await freePort(),
-    haHttp: await freePort(), haIperf: await freePort(), ngHttp: await freePort(), ngIperf: await freePort() };
+  const p = { http: await freePort(), iperf: await freePort(), tls: await freePort(),
+    haHttp: await freePort(), haIperf: await freePort(), haTls: await freePort(), ngHttp: await freePort(), ngIperf: await freePort(), ngTls: await freePort() };
+  // The same certificate everywhere: ECDSA P-256 leaf + intermediate (HAProxy wants key and chain in one file).
+  const cert = join(dir, 'cert.pem'), key = join(PKI, 'ec.key'), combined = join(dir, 'combined.pem');
+  writeFileSync(cert, readFileSync(join(PKI, 'ec.pem'), 'utf8') + readFileSync(join(PKI, 'chain.pem'), 'utf8'));
+  writeFileSync(combined, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
 
   // Backends: nginx serving 1 KiB with keep-alive, and an iperf3 server.
   const body = 'x'.repeat(1024);
   writeFileSync(join(dir, 'backend.conf'), `worker_processes 1; daemon off; pid ${dir}/backend.pid; error_log stderr error;
 events { worker_connections 20000; }
 http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
-  server { listen 127.0.0.1:${p.http} backlog=4096; location / { return 200 "${body}"; } } }\n`);
+  server { listen 127.0.0.1:${p.http} backlog=4096; listen 127.0.0.1:${p.tls} ssl backlog=4096;
+    ssl_certificate ${cert}; ssl_certificate_key ${key}; ssl_protocols TLSv1.2 TLSv1.3;
+    location / { return 200 "${body}"; } } }\n`);
   procs.push(start('nginx', ['-p', dir, '-c', join(dir, 'backend.conf')]));
   // iperf3 takes any connection as a test, so it is not probed: wait for its own word.
   const iperfd = spawn('iperf3', ['-s', '-p', String(p.iperf), '-B', '127.0.0.1', '--forceflush'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -71,19 +81,28 @@ http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
     iperfd.once('exit', (c) => reject(new Error(`iperf3 -s exited ${c}`)));
   });
 
-  // linkerd-tcp: access logs off (LOG_LEVEL=warn), as the peers run without logging.
-  writeFileSync(join(dir, 'l5d.yml'), `admin: {port: ${p.l5dAdmin}}
+  // linkerd-tcp, on one process and on every core: access logs off (LOG_LEVEL=warn), as the peers run without logging.
+  const l5d = async (name: string, workers: number): Promise<Target> => {
+    const t = { http: await freePort(), iperf: await freePort(), tls: await freePort(), admin: await freePort() };
+    writeFileSync(join(dir, `${name}.yml`), `workers: ${workers}
+admin: {port: ${t.admin}}
 routers:
 - label: bench
   dtab: |
     /svc/http => /$/inet/127.0.0.1/${p.http};
     /svc/iperf => /$/inet/127.0.0.1/${p.iperf};
   servers:
-  - {port: ${p.l5dHttp}, dstName: /svc/http}
-  - {port: ${p.l5dIperf}, dstName: /svc/iperf}
+  - {port: ${t.http}, dstName: /svc/http}
+  - {port: ${t.iperf}, dstName: /svc/iperf}
+  - {port: ${t.tls}, dstName: /svc/http, tls: {defaultIdentity: {privateKey: ${key}, certs: [${cert}]}}}
 `);
-  const l5d = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, 'l5d.yml')], { LOG_LEVEL: 'warn' });
-  procs.push(l5d);
+    const proc = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, `${name}.yml`)], { LOG_LEVEL: 'warn' });
+    procs.push(proc);
+    await waitForPort(t.admin);
+    return { name, http: t.http, iperf: t.iperf, tls: t.tls, pid: proc.pid };
+  };
+  const l5dOne = await l5d('linkerd-tcp ×1', 1);
+  const l5dAll = await l5d(`linkerd-tcp ×${cpus().length}`, cpus().length);
   writeFileSync(join(dir, 'haproxy.cfg'), `global
   maxconn 9000
 defaults
@@ -100,6 +119,9 @@ backend http
 frontend iperf
   bind 127.0.0.1:${p.haIperf}
   default_backend iperf
+frontend tls
+  bind 127.0.0.1:${p.haTls} ssl crt ${combined} ssl-min-ver TLSv1.2
+  default_backend http
 backend iperf
   balance leastconn
   server s1 127.0.0.1:${p.iperf}
@@ -115,17 +137,19 @@ stream {
   upstream iperf { least_conn; server 127.0.0.1:${p.iperf}; }
   server { listen 127.0.0.1:${p.ngHttp} backlog=4096; proxy_pass http; }
   server { listen 127.0.0.1:${p.ngIperf}; proxy_pass iperf; }
+  server { listen 127.0.0.1:${p.ngTls} ssl backlog=4096; ssl_certificate ${cert}; ssl_certificate_key ${key};
+    ssl_protocols TLSv1.2 TLSv1.3; proxy_pass http; }
 }\n`);
   const ng = start('nginx', ['-p', dir, '-c', join(dir, 'stream.conf')]);
   procs.push(ng);
   await iperfReady;
-  for (const port of [p.http, p.l5dHttp, p.l5dAdmin, p.haHttp, p.ngHttp]) await waitForPort(port);
+  for (const port of [p.http, p.tls, l5dOne.http, l5dOne.tls, l5dAll.http, l5dAll.tls, p.haHttp, p.haTls, p.ngHttp, p.ngTls]) await waitForPort(port);
 
   const targets: Target[] = [
-    { name: 'direct', http: p.http, iperf: p.iperf, pid: undefined },
-    { name: 'linkerd-tcp', http: p.l5dHttp, iperf: p.l5dIperf, pid: l5d.pid },
-    { name: 'haproxy', http: p.haHttp, iperf: p.haIperf, pid: ha.pid },
-    { name: 'nginx', http: p.ngHttp, iperf: p.ngIperf, pid: ng.pid },
+    { name: 'direct', http: p.http, iperf: p.iperf, tls: p.tls, pid: undefined },
+    l5dOne, l5dAll,
+    { name: 'haproxy', http: p.haHttp, iperf: p.haIperf, tls: p.haTls, pid: ha.pid },
+    { name: 'nginx', http: p.ngHttp, iperf: p.ngIperf, tls: p.ngTls, pid: ng.pid },
   ];
   const rows: Row[] = [];
   for (const t of targets) {
@@ -150,6 +174,8 @@ stream {
     const nc = wrk(t.http, SECS, 32, true);
     r.connRps = nc.rps;
     if (t.pid) r.cpuPerConnUs = ((cpuSecs(t.pid) - cpu0) / nc.requests) * 1e6;
+    // A full TLS handshake per request (wrk does not resume sessions), terminated by the proxy.
+    r.tlsRps = wrk(t.tls, SECS, 32, true, 'https').rps;
     rows.push(r);
   }
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('haproxy', ['-v'], { encoding: 'utf8' }).split('\n')[0]!.split(' - ')[0]}, ${execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim()}`;

@@ -79,10 +79,10 @@ export function cpuSecs(pid: number): number {
 
 export interface Wrk { rps: number; p50ms: number; p99ms: number; requests: number }
 
-export function wrk(port: number, secs: number, conns: number, close: boolean): Wrk {
+export function wrk(port: number, secs: number, conns: number, close: boolean, scheme: 'http' | 'https' = 'http'): Wrk {
   const args = ['-t2', `-c${conns}`, `-d${secs}s`, '--latency', '--timeout', '5s'];
   if (close) args.push('-H', 'Connection: close');
-  const out = execFileSync('wrk', [...args, `http://127.0.0.1:${port}/`], { encoding: 'utf8', timeout: (secs + 30) * 1000 });
+  const out = execFileSync('wrk', [...args, `${scheme}://127.0.0.1:${port}/`], { encoding: 'utf8', timeout: (secs + 30) * 1000 });
   const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
   const ms = (re: RegExp): number => {
     const m = re.exec(out);
