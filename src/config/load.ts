@@ -2,10 +2,16 @@
 // linkerd-tcp does) and YAML otherwise, then decodes it. All failures are LinkerdTcpError
 // with the file named; callers print the message, never a stack trace.
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
 import { LinkerdTcpError } from '../errors.ts';
 import { configError, decodeConfig } from './schema.ts';
 import type { Config } from './types.ts';
+
+/** The YAML parser, loaded on first use: JSON configs and worker processes (which get the
+ * decoded config from the primary) never pay its ~13 MiB of memory. */
+function yaml(): typeof import('yaml') {
+  return createRequire(import.meta.url)('yaml') as typeof import('yaml');
+}
 
 /** Parses and decodes config text; `file` names it in messages. */
 export function parseConfig(text: string, file: string): Config {
@@ -17,7 +23,7 @@ export function parseConfig(text: string, file: string): Config {
       throw new LinkerdTcpError('CONFIG_UNREADABLE', `${file}: invalid JSON: ${(e as Error).message}`, { cause: e });
     }
   } else {
-    const parsed = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+    const parsed = yaml().parseDocument(text, { uniqueKeys: true, prettyErrors: true });
     if (parsed.errors.length) {
       const first = parsed.errors.map((e) => e.message.split('\n')[0]).join('; ');
       throw new LinkerdTcpError('CONFIG_UNREADABLE', `${file}: invalid YAML: ${first}`);
