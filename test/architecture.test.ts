@@ -1,0 +1,49 @@
+// The dependency direction of DESIGN.md, checked from the import lines of src/: each
+// module (a top-level file or folder) may import only the modules listed for it, so the
+// data path never reaches back into the composition root and the pure layers stay pure.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { it } from 'node:test';
+
+const SRC = new URL('../src/', import.meta.url).pathname;
+
+const ALLOWED: Record<string, readonly string[]> = {
+  main: ['app', 'check', 'cluster', 'config', 'errors', 'log'],
+  check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'server'],
+  cluster: ['admin', 'app', 'config', 'log', 'metrics'],
+  app: ['admin', 'config', 'connector', 'errors', 'interpreter', 'log', 'metrics', 'router', 'server'],
+  admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming'],
+  server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router'],
+  router: ['balancer', 'config', 'connector', 'interpreter', 'log', 'metrics', 'naming', 'proxy'],
+  interpreter: ['config', 'errors', 'log', 'metrics', 'naming'],
+  connector: ['config', 'errors'],
+  balancer: ['config', 'naming'],
+  proxy: [],
+  metrics: [],
+  config: ['errors', 'naming'],
+  naming: ['errors'], // the error catalogue is a leaf every layer may use
+  log: [],
+  errors: [],
+};
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []);
+}
+
+/** `server/tls.ts` → `server`; `main.ts` → `main`. */
+const moduleOf = (file: string): string => relative(SRC, file).split('/')[0]!.replace(/\.ts$/, '');
+
+it('src/ imports follow the dependency direction of DESIGN.md', () => {
+  const bad: string[] = [];
+  for (const file of files(SRC)) {
+    const from = moduleOf(file);
+    assert.ok(ALLOWED[from], `${relative(SRC, file)}: module "${from}" is not in the architecture table`);
+    for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.[^']+)'/gm)) {
+      const to = moduleOf(resolve(dirname(file), m[1]!));
+      if (to !== from && !ALLOWED[from]!.includes(to)) bad.push(`${relative(SRC, file)} imports ${m[1]} (${from} → ${to})`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
