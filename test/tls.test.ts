@@ -102,6 +102,11 @@ describe('TLS termination', () => {
     const recs = await proxy.waitForCount((l) => l.msg === 'connection closed', 2);
     assert.deepEqual(recs.map((r) => [r['sni'], r['alpn'], r['reason'], r['rxBytes']]), [['localhost', 'http/1.1', 'done', 1 << 20], ['localhost', 'http/1.1', 'done', 1 << 20]]);
     assert.match(await metrics(proxy), /^l5d:srv:tls:handshake_us_count\{rt="tls", srv_addr="[^"]+"\} \d+$/m);
+    const admin = String((await proxy.waitForLog((l) => l.msg === 'admin listening'))['admin']);
+    const state = await deadline(5000, 'state', fetch(`http://${admin}/api/state`).then((r) => r.json())) as { servers: { tls: boolean; tlsIdentities: { name: string; names: string[]; notAfter: string }[] }[] };
+    assert.equal(state.servers[0]!.tls, true);
+    assert.deepEqual(state.servers[0]!.tlsIdentities.map((i) => [i.name, i.names]), [['default', ['localhost', 'rsa.test', '127.0.0.1']]]);
+    assert.ok(Date.parse(state.servers[0]!.tlsIdentities[0]!.notAfter) > Date.now(), 'expiry shown');
   });
 
   it('picks the identity by SNI: exact, wildcard, case-insensitive, else the default; without a default an unknown name is refused and counted', async () => {

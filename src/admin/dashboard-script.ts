@@ -119,7 +119,12 @@ export const DASHBOARD_SCRIPT = `
     var id = s.srvAddr;
     var card = el('section', 'card', null, 'srv-' + id);
     var title = add(el('h3'), el('span', 'name', s.router + ' \\u00b7 ' + id), el('span', 'dim', ' \\u2192 ' + s.dstName, 'srv-dst-' + id));
-    if (s.tls) title.appendChild(el('span', 'badge', 'TLS'));
+    if (s.tls) {
+      var badge = title.appendChild(el('span', 'badge', 'TLS'));
+      badge.setAttribute('title', (s.tlsIdentities || []).map(function (i) {
+        return i.name + ': ' + i.names.join(', ') + ' (until ' + i.notAfter + ')';
+      }).join('\\n'));
+    }
     if (!s.listening) title.appendChild(el('span', 'badge bad', 'not listening'));
     add(card, title, add(el('div', 'tiles'),
       tile('open', s.active, 'srv-active-' + id, 'srv-active-' + id, num(s.active)),

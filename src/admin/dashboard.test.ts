@@ -99,7 +99,7 @@ function state(at: number, accepts: number, rx: number): AppState {
       }],
     }],
     servers: [{
-      router: 'web', srvAddr: '127.0.0.1:7474', listening: true, dstName: XSS, tls: false, active: 3, waiters: 1,
+      router: 'web', srvAddr: '127.0.0.1:7474', listening: true, dstName: XSS, tls: false, tlsIdentities: [], active: 3, waiters: 1,
       accepts, closes: 0, failures: 2, rejected: 0, rxBytes: rx, txBytes: rx / 2, connectLatencyUs: { count: 5, p50: 412, p99: 2500 },
     }],
     recentErrors: [{ at: 1000, level: 'warn', msg: 'endpoint ejected', context: { endpoint: '10.0.0.2:80', failures: 5 } }],

@@ -43,6 +43,14 @@ export interface ServerView {
   readonly metrics: ServerMetrics;
   /** Bytes from/to clients, closed plus live connections; optional until Server has it. */
   totalBytes?(): { rx: number; tx: number };
+  /** TLS servers: the identities served (names and expiry), for operators. */
+  readonly tls?: { readonly identities: readonly TlsIdentityJson[] } | undefined;
+}
+
+export interface TlsIdentityJson {
+  readonly name: string; // 'default' or the SNI key
+  readonly names: readonly string[]; // the certificate's DNS and IP names
+  readonly notAfter: string;
 }
 
 export type ResolutionStatus =
@@ -89,6 +97,7 @@ export interface ServerJson {
   readonly listening: boolean;
   readonly dstName: string;
   readonly tls: boolean;
+  readonly tlsIdentities: readonly TlsIdentityJson[];
   readonly active: number;
   readonly waiters: number;
   readonly accepts: number;
@@ -191,6 +200,7 @@ function serverJson(s: ServerView): ServerJson {
     listening,
     dstName: s.config.dstName,
     tls: s.config.tls !== undefined,
+    tlsIdentities: s.tls?.identities ?? [],
     active: s.live.size,
     waiters,
     accepts: m?.accepts.value ?? 0,
