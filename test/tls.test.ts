@@ -172,7 +172,7 @@ describe('TLS termination', () => {
     assert.equal(metric(m, /^l5d:srv:tls:failure\{cause="no_shared_cipher", rt="tls", srv_addr="[^"]+"\} (\d+)$/m), 2);
   });
 
-  it('ALPN: agrees on a common protocol, or none when the client offers none', async () => {
+  it('ALPN: agrees on a common protocol, none when the client offers none, and refuses a client with none in common', async () => {
     const be = await startBackend(echo);
     cleanup.push(() => be.close());
     const { proxy, ports: [port] } = await startProxy(terminating(be.port, `defaultIdentity: ${id('rsa')}\nalpnProtocols: [h2, http/1.1]`));
@@ -184,6 +184,10 @@ describe('TLS termination', () => {
     assert.ok(none.ok);
     assert.equal(none.alpn, false);
     none.socket.destroy();
+    const other = await handshake(port!, { ALPNProtocols: ['spdy/1'] });
+    assert.equal(other.ok, false, 'no protocol in common: refused (RFC 7301)');
+    const rec = await proxy.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'tls_handshake');
+    assert.equal(rec['error'], 'alpn');
   });
 
   it('mTLS: a client certificate from the configured CA gets through; none, or one from another CA, is refused and counted', async () => {

@@ -13,6 +13,7 @@ export type HandshakeFailure =
   | 'protocol_version' // SSL 3, TLS 1.0 or 1.1 offered
   | 'unknown_sni' // no identity for the name asked for, and no defaultIdentity
   | 'no_shared_cipher' // no suite, group or signature algorithm in common
+  | 'alpn' // the client offered ALPN protocols, none of them ours (RFC 7301 no_application_protocol)
   | 'client_cert' // mTLS: no client certificate, or one that does not verify
   | 'malformed' // not TLS at all (plain TCP, HTTP) or a broken record
   | 'closed' // the client went away mid-handshake (a truncated ClientHello)
@@ -37,6 +38,7 @@ export function handshakeFailureCause(err: { code?: string | undefined; message?
     case 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE': case 'ERR_SSL_CERTIFICATE_VERIFY_FAILED':
     case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
       return 'client_cert';
+    case 'ERR_SSL_NO_APPLICATION_PROTOCOL': return 'alpn';
     case 'ECONNRESET': case 'EPIPE': return 'closed';
   }
   return code.startsWith('ERR_SSL_') ? 'malformed' : 'other';
