@@ -36,8 +36,12 @@ export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}):
   return p;
 }
 
+/** Kills `p` and its whole process tree (nginx workers outlive a killed master otherwise). */
 export function stop(p: ChildProcess | undefined): void {
-  if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  if (!p?.pid || p.exitCode !== null || p.signalCode !== null) return;
+  for (const pid of tree(p.pid).reverse()) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
 }
 
 /** Every pid in the tree rooted at `pid` (nginx and HAProxy have workers). */
