@@ -24,13 +24,29 @@ interface BackendState { server: Server; port: number; sockets: Map<Socket, numb
 /** A backend speaking the soak protocol: mode E echoes; mode G sends its own reply and FINs
  * first while still reading (half-close the other way), recording what it received. */
 const receivedLen = new Map<number, number>();
+/** What each backend received, by connection id: the sha256 of the payload after the header. */
+const received = new Map<number, string>();
 /** Connections a restart reset inside the backend (by id), whatever the proxy saw. */
 const killedAtBackend = new Set<number>();
-function startSoakBackend(port: number, received: Map<number, string>): Promise<BackendState> {
+/** Backend sockets that closed before the client's FIN arrived, and why (diagnostics). */
+const closedWithoutEnd = new Map<number, string>();
+/** Waiters for a backend to be done with connection `id` (its 'end' or its close). */
+const backendWaiters = new Map<number, () => void>();
+const backendDone = (id: number): void => { backendWaiters.get(id)?.(); backendWaiters.delete(id); };
+/** Resolves once the backend has seen the end of connection `id` (or closed it), or after `ms`. */
+function backendFinished(id: number, ms: number): Promise<void> {
+  if (received.has(id) || closedWithoutEnd.has(id)) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    backendWaiters.set(id, () => { clearTimeout(t); resolve(); });
+  });
+}
+function startSoakBackend(port: number): Promise<BackendState> {
   const sockets = new Map<Socket, number>();
   const server = createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => {});
     let head = Buffer.alloc(0);
+    let lastError = '';
+    s.on('error', (e: NodeJS.ErrnoException) => { lastError = e.code ?? e.message; });
     let id = -1;
     const hash = createHash('sha256');
     let n = 0;
@@ -53,9 +69,14 @@ function startSoakBackend(port: number, received: Map<number, string>): Promise<
     s.on('end', () => {
       received.set(id, hash.digest('hex'));
       receivedLen.set(id, n);
+      backendDone(id);
       if (head[4] === 0x45) s.end();
     });
-    s.on('close', () => sockets.delete(s));
+    s.on('close', () => {
+      sockets.delete(s);
+      if (id >= 0 && !received.has(id)) closedWithoutEnd.set(id, `${lastError || 'no error'}; read ${n}B; killed ${killedAtBackend.has(id)}`);
+      backendDone(id);
+    });
   });
   server.listen(port, '127.0.0.1');
   return once(server, 'listening').then(() => ({ server, port: (server.address() as { port: number }).port, sockets }));
@@ -74,9 +95,8 @@ function reply(id: number, len: number): Buffer {
 
 export async function soak(opts: { seconds: number; concurrency: number; maxBytes: number; log?: (m: string) => void }): Promise<SoakResult> {
   const say = opts.log ?? (() => {});
-  const received = new Map<number, string>();
   const backends: BackendState[] = [];
-  for (let i = 0; i < 3; i++) backends.push(await startSoakBackend(0, received));
+  for (let i = 0; i < 3; i++) backends.push(await startSoakBackend(0));
   const dir = mkdtempSync(join(tmpdir(), 'l5d-soak-'));
   const endpoints = (list: BackendState[]) => list.map((b) => `127.0.0.1 ${b.port}`).join('\n') + '\n';
   writeFileSync(join(dir, 'soak'), endpoints(backends));
@@ -106,13 +126,13 @@ routers:
     if (chaosStep % 3 === 1) writeFileSync(join(dir, 'soak'), endpoints(backends.slice(0, 2))); // remove one
     else if (chaosStep % 3 === 2) writeFileSync(join(dir, 'soak'), endpoints(backends)); // add it back
     else {
-      const b = backends[chaosStep % backends.length]!;
+      const b = backends[Math.floor(chaosStep / 3) % backends.length]!; // each backend in turn
       say(`restarting backend ${b.port}`);
       restarted.add(`127.0.0.1:${b.port}`);
       // Resets its connections, and the kernel resets those still in its accept queue.
       for (const [s, id] of b.sockets) { killedAtBackend.add(id); s.resetAndDestroy(); }
       b.server.close();
-      void startSoakBackend(b.port, received).then((nb) => { backends[backends.indexOf(b)] = nb; }, () => {});
+      void startSoakBackend(b.port).then((nb) => { backends[backends.indexOf(b)] = nb; }, () => {});
     }
   }, 1000);
 
@@ -151,9 +171,12 @@ routers:
     bytes += payload.length;
     const want = mode === 0x45 ? createHash('sha256').update(payload).digest('hex') : createHash('sha256').update(reply(id, replyLen)).digest('hex');
     const gotHex = got.digest('hex');
+    // The client can be done before the backend: the proxy may still be delivering the last
+    // bytes and FIN to it. Wait (bounded) for the backend's side before judging.
+    await backendFinished(id, 10_000);
     const sentOk = received.get(id) === createHash('sha256').update(payload).digest('hex');
     if (gotHex === want && sentOk && !errored) verified++;
-    else failures.push({ port: localPort, id, sent: HEADER + payload.length, desc: `#${id} mode ${String.fromCharCode(mode)} ${payload.length}B→${replyLen}B: reply ${gotHex === want ? 'ok' : 'BAD'}, backend got ${sentOk ? 'ok' : 'BAD'}${errored ? ', client error' : ''} (got ${gotLen}, backend got ${receivedLen.get(id)})` });
+    else failures.push({ port: localPort, id, sent: HEADER + payload.length, desc: `#${id} mode ${String.fromCharCode(mode)} ${payload.length}B→${replyLen}B: reply ${gotHex === want ? 'ok' : 'BAD'}, backend got ${sentOk ? 'ok' : 'BAD'}${errored ? ', client error' : ''} (got ${gotLen}, backend got ${receivedLen.get(id)}${closedWithoutEnd.has(id) ? `, backend socket closed early: ${closedWithoutEnd.get(id)}` : ''})` });
   };
   const worker = async (): Promise<void> => {
     while (Date.now() < end) await one();
@@ -173,7 +196,8 @@ routers:
     // The restart can also reset a backend socket after the proxy delivered every byte and
     // both FINs (the bytes sat unread in the backend's receive buffer): the proxy rightly
     // logs `done` with all bytes forwarded, and the cut happened behind it.
-    else if (killedAtBackend.has(f.id) && recs.length === 1 && recs[0]!['reason'] === 'done' && recs[0]!['rxBytes'] === f.sent && restarted.has(String(recs[0]!['endpoint']))) cut++;
+    // (Client ports are reused over a long run, so match the record by its byte count too.)
+    else if (killedAtBackend.has(f.id) && recs.some((r) => r['reason'] === 'done' && r['rxBytes'] === f.sent && restarted.has(String(r['endpoint'])))) cut++;
     else corrupted.push(`${f.desc}; access log: ${JSON.stringify(recs.map((r) => [r['reason'], r['endpoint'], r['rxBytes'], r['txBytes']]))}`);
   }
   const value = (name: string): number => Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
