@@ -1,6 +1,6 @@
 // Turns bench rows into a table of figures and ratios to a direct connection; optionally
 // writes BENCHMARKS.md (the command, the machine, the table).
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 export interface Row {
   name: string;
@@ -27,25 +27,20 @@ export function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/** Writes the run into BENCHMARKS.md between its markers, keeping the hand-written analysis around them. */
 export function writeReport(rows: Row[], o: { machine: string; secs: number; idleConns: number; write: boolean }): void {
   const t = table(rows);
   process.stdout.write(t + '\n');
   if (!o.write) return;
-  writeFileSync(new URL('../BENCHMARKS.md', import.meta.url), `# Benchmarks
-
-Command: \`npm run bench -- --write\` (${o.secs} s per measurement; ${o.idleConns} idle connections for memory).
+  const file = new URL('../BENCHMARKS.md', import.meta.url);
+  const run = `<!-- bench:start (written by \`npm run bench -- --write\`) -->
+Command: \`npm run bench -- --write\` (${o.secs} s per measurement; ${o.idleConns} idle connections for memory), ${new Date().toISOString().slice(0, 10)}.
 Machine: ${o.machine}.
-Everything on loopback, on the same backends in one run: nginx serving 1 KiB over HTTP/1.1
-(wrk, 64 keep-alive connections, or 32 with \`Connection: close\` for the new-connection
-rate, or 32 over HTTPS with \`Connection: close\` for TLS handshakes/s: a full handshake per
-request with an ECDSA P-256 certificate, terminated by the proxy, or by nginx itself for
-"direct"), and an iperf3 server (each direction, averaged). linkerd-tcp runs as one process
-(\`workers: 1\`) and as one per core, with access logs off (\`LOG_LEVEL=warn\`); HAProxy
-(\`mode tcp\`, leastconn) and nginx (\`stream\`, least_conn) run with their defaults
-(threads/workers = cores). Memory and CPU are summed over each proxy's processes. On a 2-core
-machine the load generator, the backend and the proxy share the cores, so compare ratios
-within a run, not absolute figures across machines.
 
 ${t}
-`);
+<!-- bench:end -->`;
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n<!-- bench:start --><!-- bench:end -->\n';
+  const start = text.indexOf('<!-- bench:start'), end = text.indexOf('<!-- bench:end -->');
+  text = start >= 0 && end > start ? text.slice(0, start) + run + text.slice(end + '<!-- bench:end -->'.length) : `${text.trimEnd()}\n\n${run}\n`;
+  writeFileSync(file, text);
 }
