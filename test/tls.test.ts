@@ -414,16 +414,15 @@ describe('TLS material', () => {
       [`identities: {ec.test: {privateKey: ${join(PKI, 'ec.key')}, certs: [${join(dir, 'nope.pem')}]}}`, /identities\.ec\.test\.certs\[0\]: cannot read .*nope\.pem: ENOENT/],
       [`defaultIdentity: ${id('rsa')}\nclientAuth: {trustCerts: [${join(dir, 'garbage.pem')}]}`, /clientAuth\.trustCerts\[0\]: .*garbage\.pem holds no PEM certificate/],
     ];
-    await Promise.all(cases.map(async ([tls, want]) => {
+    for (const [tls, want] of cases) {
       const file = writeConfig(terminating(1, tls));
-      const start = await runCli([file], { LINKERD_TCP_WORKERS: '1' });
-      assert.equal(start.code, 1, start.stderr);
-      assert.match(start.stderr, want);
+      const [start, check] = await Promise.all([runCli([file], { LINKERD_TCP_WORKERS: '1' }), runCli(['--check', file])]);
+      assert.equal(start.code, 1, JSON.stringify(start));
+      assert.match(start.stderr, want, JSON.stringify(start));
       assert.doesNotMatch(start.stderr, /\n\s+at /, 'no stack trace');
-      const check = await runCli(['--check', file]);
-      assert.equal(check.code, 1);
-      assert.match(check.stdout, want);
-    }));
+      assert.equal(check.code, 1, JSON.stringify(check));
+      assert.match(check.stdout, want, JSON.stringify(check));
+    }
     const client = writeConfig(`
 admin: {port: 0}
 routers:
