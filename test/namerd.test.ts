@@ -79,6 +79,9 @@ describe('namerd interpreter (poll)', () => {
     ['garbage', { type: 'garbage', body: '<html>oops' }, /not JSON/],
     ['a wrong shape', { type: 'garbage', body: '{"type":"bound","addrs":[{"ip":"nope","port":1}]}' }, /addrs\[0\]\.ip/],
     ['a hung response', { type: 'hang' }, /no answer from namerd within 500ms/],
+    ['a huge body', { type: 'garbage', body: ' '.repeat(3 << 20) }, /over 1048576 bytes/],
+    ['a body that never ends, fast', { type: 'endless', chunkBytes: 64 << 10, everyMs: 5 }, /over 1048576 bytes/],
+    ['a body that never ends, slowly', { type: 'endless', chunkBytes: 1, everyMs: 50 }, /no answer from namerd within 500ms/],
   ];
   for (const [name, answer, reason] of failures) {
     it(`delivers failed for ${name}, counts it, and recovers`, async (t) => {
@@ -146,5 +149,17 @@ describe('namerd interpreter (watch)', () => {
     const w = watch('/svc/x');
     const r = await w.next((x) => x.kind === 'failed', 'timeout');
     assert.match(r.kind === 'failed' ? r.reason : '', /within 200ms/);
+  });
+
+  it('cuts a stream whose line never ends (over 1 MiB), keeps the last good set, and recovers', async (t) => {
+    const { namerd, watch } = await setup(t, { watch: true }, 100_000);
+    namerd.set('default', '/svc/x', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 1 }] });
+    const w = watch('/svc/x');
+    await w.next((r) => r.kind === 'bound', 'first');
+    namerd.set('default', '/svc/x', { type: 'endless', chunkBytes: 64 << 10, everyMs: 5 });
+    namerd.dropStreams(); // the reconnect meets the endless answer
+    await w.next((x) => x.kind === 'failed' && /line over 1048576 bytes/.test(x.reason), 'oversized line');
+    namerd.set('default', '/svc/x', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 4 }] });
+    await w.next((x) => bound(x) === '127.0.0.1:4*1', 'recovered');
   });
 });

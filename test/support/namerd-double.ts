@@ -20,6 +20,7 @@ export type Answer =
   | { readonly type: 'status'; readonly status: number } // an HTTP error, empty body
   | { readonly type: 'garbage'; readonly body: string } // 200 with this body
   | { readonly type: 'hang' } // never answers (polls) / sends nothing (watches)
+  | { readonly type: 'endless'; readonly chunkBytes: number; readonly everyMs: number } // 200, then a body that never ends (no newline)
   | { readonly type: 'error-line'; readonly message: string }; // watch: plain-text line then EOF
 
 /** namerd's exact body for an Addr answer. */
@@ -118,6 +119,13 @@ export class NamerdDouble {
     const key = `${rec.namespace} ${rec.path}`;
     // An unknown namespace or name behaves as an empty dtab: neg.
     const a = this.answers.get(key) ?? { type: 'neg' };
+    if (a.type === 'endless') {
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      const chunk = '['.repeat(a.chunkBytes);
+      const timer = setInterval(() => res.write(chunk), a.everyMs);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
     if (!rec.watch) {
       if (a.type === 'hang') return;
       if (a.type === 'status') {
