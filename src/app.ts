@@ -1,6 +1,6 @@
 // The composition root: builds interpreters, routers and servers from a Config, starts
 // them, and closes them in reverse order. Nothing here touches `process`.
-import { createProcessSampler, type ProcessSampler } from './admin/process-metrics.ts';
+import { createProcessSampler, type ProcessSampler, watchFdLimit } from './admin/process-metrics.ts';
 import { RecentErrors, teeErrors } from './admin/recent-errors.ts';
 import { type AdminServer, createAdminServer } from './admin/server.ts';
 import { type AppState, collectState } from './admin/state.ts';
@@ -59,6 +59,7 @@ export class App {
   private closing: Promise<void> | undefined;
   private readonly clientTls: ClientTls[] = [];
   private stopWatching: (() => void) | undefined;
+  private fdWatch: { close(): void } | undefined;
 
   /** A worker of several: listeners share their ports, and the primary runs the admin server. */
   private readonly worker: boolean;
@@ -120,6 +121,10 @@ export class App {
     // Subscribe each server's destination now, so /ready reflects the first resolutions.
     for (const s of this.servers) s.prepare();
     this.watchTlsFiles();
+    this.fdWatch = watchFdLimit((state, openFds, limit) => {
+      if (state === 'near') this.log.warn({ openFds, limit }, 'open files at the limit (EMFILE): new connections are being refused; raise `ulimit -n`');
+      else this.log.info({ openFds, limit }, 'open files back under the limit');
+    });
     this.ready = true;
   }
 
@@ -171,6 +176,7 @@ export class App {
       this.ready = false;
       clearInterval(this.snapshotTimer);
       this.stopWatching?.();
+      this.fdWatch?.close();
       for (const s of this.servers) s.stopAccepting();
       const open = this.servers.reduce((n, s) => n + s.live.size, 0);
       if (open > 0) this.log.info({ open, graceMs }, 'draining open connections');

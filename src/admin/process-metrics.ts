@@ -1,7 +1,7 @@
 // Process figures (CPU, memory, open fds, event-loop delay, uptime), sampled on demand:
 // as `process:*` gauges read at scrape time, and as the `process` block of /api/state.
 // One event-loop delay monitor per sampler; `close()` stops it.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Registry } from '../metrics/registry.ts';
 
@@ -94,12 +94,58 @@ function openFds(): number | null {
   }
 }
 
+/** The soft limit on open files (Linux `/proc/self/limits`), or null when unknown or unlimited. */
+export function fdLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Watches open files against the limit once a second. At the limit the kernel (through
+ * libuv) accepts and closes new connections without telling anyone; this makes it visible:
+ * `warn` when 95 % is reached (at most every 10 s while it lasts), `info` once back under 80 %.
+ */
+export function watchFdLimit(onState: (state: 'near' | 'clear', openFds: number, limit: number) => void, everyMs = 1000): { close(): void } {
+  let near = false;
+  let warnedAt = 0;
+  let lastLimit = fdLimit();
+  const timer = setInterval(() => {
+    // At the limit even these reads fail (they need a descriptor): that failure is the answer.
+    const limit = (lastLimit = fdLimit() ?? lastLimit);
+    if (limit === null) return;
+    let open: number;
+    try {
+      open = readdirSync('/proc/self/fd').length - 1;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EMFILE' && (e as NodeJS.ErrnoException).code !== 'ENFILE') return;
+      open = limit;
+    }
+    if (open >= limit * 0.95) {
+      if (!near || Date.now() - warnedAt >= 10_000) {
+        warnedAt = Date.now();
+        onState('near', open, limit);
+      }
+      near = true;
+    } else if (near && open < limit * 0.8) {
+      near = false;
+      onState('clear', open, limit);
+    }
+  }, everyMs);
+  timer.unref();
+  return { close: () => clearInterval(timer) };
+}
+
 export const PROCESS_METRIC_NAMES: readonly string[] = [
   'process:cpu_user_seconds',
   'process:cpu_system_seconds',
   'process:rss_bytes',
   'process:heap_used_bytes',
   'process:open_fds',
+  'process:max_fds',
   'process:event_loop_delay_p99_ms',
   'process:uptime_seconds',
 ];
@@ -115,6 +161,7 @@ export function registerProcessMetrics(registry: Registry, sampler?: ProcessSamp
   registry.gauge('process:rss_bytes', {}, () => process.memoryUsage.rss());
   registry.gauge('process:heap_used_bytes', {}, () => process.memoryUsage().heapUsed);
   registry.gauge('process:open_fds', {}, () => s.openFds() ?? 0);
+  registry.gauge('process:max_fds', {}, () => fdLimit() ?? 0);
   registry.gauge('process:event_loop_delay_p99_ms', {}, () => s.eventLoopDelayP99Ms() ?? 0);
   registry.gauge('process:uptime_seconds', {}, () => s.uptimeSecs());
   let closed = false;
