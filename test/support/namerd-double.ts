@@ -61,9 +61,10 @@ export class NamerdDouble {
     this.server = createServer((req, res) => this.handle(req, res));
   }
 
-  static async start(): Promise<NamerdDouble> {
+  /** Listens on `port` (0: any free one; a fixed one brings namerd "back" after close()). */
+  static async start(port = 0): Promise<NamerdDouble> {
     const d = new NamerdDouble();
-    d.server.listen(0, '127.0.0.1');
+    d.server.listen(port, '127.0.0.1');
     await once(d.server, 'listening');
     return d;
   }
