@@ -1,6 +1,6 @@
 // The composition root: builds interpreters, routers and servers from a Config, starts
 // them, and closes them in reverse order. Nothing here touches `process`.
-import { createProcessSampler, type ProcessSampler, watchFdLimit } from './admin/process-metrics.ts';
+import { createProcessSampler, type ProcessSampler, registerProcessMetrics, watchFdLimit } from './admin/process-metrics.ts';
 import { RecentErrors, teeErrors } from './admin/recent-errors.ts';
 import { type AdminServer, createAdminServer } from './admin/server.ts';
 import { type AppState, collectState } from './admin/state.ts';
@@ -63,9 +63,11 @@ export class App {
 
   /** A worker of several: listeners share their ports, and the primary runs the admin server. */
   private readonly worker: boolean;
+  private readonly workerId: number;
 
-  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean } = {}) {
+  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number } = {}) {
     this.worker = opts.worker ?? false;
+    this.workerId = opts.workerId ?? 0;
     this.config = config;
     this.log = teeErrors(log, this.errors); // warnings and errors also feed /api/state's recent errors
     this.hooks = hooks;
@@ -103,7 +105,9 @@ export class App {
     try {
       for (const s of this.servers) await s.listen();
       const sampler = (this.sampler = createProcessSampler({ startedAt: this.startedAt }));
-      if (!this.worker) {
+      // A worker's own process figures reach the primary's /metrics with its `worker` label.
+      if (this.worker) registerProcessMetrics(this.registry, sampler, { worker: String(this.workerId) });
+      else {
         this.admin = createAdminServer({
           config: this.config.admin, registry: this.registry, log: this.log, sampler,
           state: () => this.state(), ready: () => this.isReady(),

@@ -49,6 +49,9 @@ routers:
     assert.equal(new Set(closed.map((l) => l['pid'])).size, 2, 'both workers served connections');
     const metrics = await (await fetch(`${admin}/metrics`)).text();
     assert.match(metrics, new RegExp(`l5d:srv:accepts\\{rt="w", srv_addr="127\\.0\\.0\\.1:${port}"\\} ${n}\\n`));
+    // Each worker's own process figures, by worker, beside the primary's.
+    for (const w of ['1', '2']) assert.match(metrics, new RegExp(`^process:rss_bytes\\{worker="${w}"\\} [1-9]\\d+$`, 'm'));
+    assert.match(metrics, /^process:rss_bytes [1-9]\d+$/m);
     const state = await (await fetch(`${admin}/api/state`)).json() as { servers: { accepts: number }[] };
     assert.equal(state.servers.length, 1);
     assert.equal(state.servers[0]!.accepts, n);

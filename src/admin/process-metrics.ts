@@ -154,16 +154,16 @@ export const PROCESS_METRIC_NAMES: readonly string[] = [
  * Registers the `process:*` gauges (sampled at scrape time). The returned `close()` removes
  * them and stops the sampler's monitor when the sampler was created here.
  */
-export function registerProcessMetrics(registry: Registry, sampler?: ProcessSampler): { close(): void } {
+export function registerProcessMetrics(registry: Registry, sampler?: ProcessSampler, labels: Readonly<Record<string, string>> = {}): { close(): void } {
   const s = sampler ?? createProcessSampler();
-  registry.gauge('process:cpu_user_seconds', {}, () => s.cpuSecs().user);
-  registry.gauge('process:cpu_system_seconds', {}, () => s.cpuSecs().system);
-  registry.gauge('process:rss_bytes', {}, () => process.memoryUsage.rss());
-  registry.gauge('process:heap_used_bytes', {}, () => process.memoryUsage().heapUsed);
-  registry.gauge('process:open_fds', {}, () => s.openFds() ?? 0);
-  registry.gauge('process:max_fds', {}, () => fdLimit() ?? 0);
-  registry.gauge('process:event_loop_delay_p99_ms', {}, () => s.eventLoopDelayP99Ms() ?? 0);
-  registry.gauge('process:uptime_seconds', {}, () => s.uptimeSecs());
+  registry.gauge('process:cpu_user_seconds', labels, () => s.cpuSecs().user);
+  registry.gauge('process:cpu_system_seconds', labels, () => s.cpuSecs().system);
+  registry.gauge('process:rss_bytes', labels, () => process.memoryUsage.rss());
+  registry.gauge('process:heap_used_bytes', labels, () => process.memoryUsage().heapUsed);
+  registry.gauge('process:open_fds', labels, () => s.openFds() ?? 0);
+  registry.gauge('process:max_fds', labels, () => fdLimit() ?? 0);
+  registry.gauge('process:event_loop_delay_p99_ms', labels, () => s.eventLoopDelayP99Ms() ?? 0);
+  registry.gauge('process:uptime_seconds', labels, () => s.uptimeSecs());
   let closed = false;
   return {
     close(): void {

@@ -28,7 +28,7 @@ export function runWorker(baseLog: Logger): Promise<number> {
           const a = new App(m.config, log, {
             shutdown: () => send({ type: 'admin', what: 'shutdown' }),
             abort: () => send({ type: 'admin', what: 'abort' }),
-          }, { worker: true });
+          }, { worker: true, workerId: cluster.worker?.id ?? 0 });
           app = a;
           a.start().then(() => send({ type: 'listening' }), (e: unknown) => {
             send({ type: 'failed', message: (e as Error).message });
