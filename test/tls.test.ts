@@ -341,6 +341,26 @@ routers:
     assert.equal(b.peers.length, 0, 'no connection was handed to an unverified backend');
   });
 
+  it('minConnections against a backend that refuses our certificate after the TLS 1.3 handshake: backs off instead of spinning', async () => {
+    const b = await tlsBackend('rsa', true);
+    const { proxy } = await startProxy(`
+admin: {port: 0}
+routers:
+- label: spares
+  dtab: /svc/be => /$/inet/127.0.0.1/${b.port};
+  servers: [{port: 0, dstName: /svc/be}]
+  client:
+    minConnections: 2
+    tls: {dnsName: rsa.test, trustCerts: [${join(PKI, 'ca.pem')}]}
+`);
+    cleanup.push(() => proxy.stop());
+    const admin = String((await proxy.waitForLog((l) => l.msg === 'admin listening'))['admin']);
+    await new Promise((r) => setTimeout(r, 2000)); // a measurement window: how often does the pool try?
+    const m = await deadline(5000, 'metrics', fetch(`http://${admin}/metrics`).then((r) => r.text()));
+    const connects = metric(m, /^l5d:balancer:connection:connects\{dst="\/svc\/be", rt="spares"\} (\d+)$/m);
+    assert.ok(connects >= 2 && connects <= 12, `${connects} spare handshakes in 2 s (a loop makes hundreds)`);
+  });
+
   it('presents clientIdentity to a backend that requires a client certificate', async () => {
     const b = await tlsBackend('rsa', true);
     const { proxy, ports: [port] } = await startProxy(originating(b.port, `{dnsName: rsa.test, trustCerts: [${join(PKI, 'ca.pem')}], clientIdentity: {privateKey: ${join(PKI, 'client.key')}, certs: [${join(PKI, 'client.pem')}]}}`));

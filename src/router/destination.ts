@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { type DestinationMetrics, destinationMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Resolution } from '../naming/resolution.ts';
-import type { Connection } from './connection.ts';
+import { type Connection, TLS_CONNECT_TIMEOUT_MS } from './connection.ts';
 import { SparePool } from './pool.ts';
 
 export class Destination {
@@ -54,7 +54,7 @@ export class Destination {
     this.pool = opts.config.minConnections > 0
       ? new SparePool({
         size: opts.config.minConnections, balancer: b, highWaterMark: opts.highWaterMark,
-        connectTimeoutMs: opts.config.connectTimeoutMs, tls: opts.tls,
+        connectTimeoutMs: opts.config.connectTimeoutMs ?? (opts.tls ? TLS_CONNECT_TIMEOUT_MS : undefined), tls: opts.tls,
         onConnectResult: (ep, ok, cause, latencyUs) => this.recordConnect(ep, ok, cause, latencyUs),
       })
       : undefined;

@@ -18,9 +18,14 @@ interface SpareSocket extends Socket {
   spareEndpoint?: Endpoint;
   /** Connected (and, over TLS, handshaken). */
   spareReady?: boolean;
+  /** performance.now() when it became ready. */
+  readyAt?: number;
 }
 
 const RETRY_MS = 1000;
+/** A spare that dies this soon after connecting was refused, not retired (e.g. a TLS 1.3
+ * backend rejecting our client certificate after the handshake): back off, don't spin. */
+const EARLY_DEATH_MS = 1000;
 
 export class SparePool {
   private readonly size: number;
@@ -98,6 +103,7 @@ export class SparePool {
   static connected(pool: SparePool, s: SpareSocket): void {
     pool.connecting--;
     s.spareReady = true;
+    s.readyAt = performance.now();
     s.setTimeout(0);
     const startedAt = (s as SpareSocket & { startedAt?: number }).startedAt ?? performance.now();
     pool.onConnectResult(s.spareEndpoint!, true, undefined, (performance.now() - startedAt) * 1000);
@@ -127,8 +133,10 @@ export class SparePool {
   dropIdle(s: SpareSocket): void {
     const i = this.idle.indexOf(s);
     if (i >= 0) this.idle.splice(i, 1);
+    const early = performance.now() - (s.readyAt ?? 0) < EARLY_DEATH_MS;
     this.release(s);
-    this.fill();
+    if (early) this.backoff(); // refused right after connecting: try again later, not in a loop
+    else this.fill();
   }
 
   private release(s: SpareSocket): void {

@@ -53,6 +53,8 @@ export class Server implements ServerSide {
     this.highWaterMark = opts.bufferSizeBytes;
     this.log = opts.log.child({ rt: this.rt });
     this.accessLog = this.log.child({ log: 'access' });
+    // allowHalfOpen also reaches a TLS server's TLSSocket (copied from the raw socket), so a
+    // client's FIN right after its last handshake flight never ends our side early.
     this.net = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: opts.bufferSizeBytes });
     this.net.on('connection', (s: Socket) => this.accept(s));
     const tc = opts.config.tls;

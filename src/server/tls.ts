@@ -155,7 +155,7 @@ export class TlsTerminator {
       this.events.failed(raw, 'client_cert', Object.assign(new Error(`client certificate rejected: ${why}`), { code: 'ERR_TLS_CLIENT_CERT' }));
       return;
     }
-    // tls.Server does not pass allowHalfOpen on to its sockets; the pump needs it (a client's FIN is not the end).
+    // Already true (copied from the raw socket, see Server); the pump depends on it, so say it here too.
     s.allowHalfOpen = true;
     const started = (raw as RawSocket | undefined)?.tlsAcceptedAt ?? performance.now();
     this.events.secure(s, raw ?? s, (performance.now() - started) * 1000);
