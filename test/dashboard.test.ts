@@ -128,8 +128,17 @@ it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async
   assert.equal(await text('ep-state-10.0.0.1:80'), 'available');
   assert.equal(await text('ep-state-10.0.0.2:80'), 'failed');
   assert.equal(await text('ep-state-10.0.0.3:80'), 'retired');
-  assert.equal(await page.getByTestId('ep-state-10.0.0.1:80').evaluate((el) => getComputedStyle(el).color), 'rgb(26, 127, 55)');
-  assert.equal(await page.getByTestId('ep-state-10.0.0.2:80').evaluate((el) => getComputedStyle(el).color), 'rgb(207, 34, 46)');
+  // The page re-renders every 250 ms: an element found may be replaced before its style is
+  // read (a detached element has no computed style), so read until an attached one answers.
+  const colorOf = async (id: string): Promise<string> => {
+    const until = Date.now() + 5000;
+    for (;;) {
+      const c = await page.getByTestId(id).evaluate((el) => getComputedStyle(el).color);
+      if (c !== '' || Date.now() > until) return c;
+    }
+  };
+  assert.equal(await colorOf('ep-state-10.0.0.1:80'), 'rgb(26, 127, 55)');
+  assert.equal(await colorOf('ep-state-10.0.0.2:80'), 'rgb(207, 34, 46)');
   assert.equal(await text(`dst-status-web-${XSS}`), 'bound \u00b7 3 endpoints');
   assert.ok(Number(await page.getByTestId('spark-srv-accepts-rate-127.0.0.1:7474').getAttribute('data-points')) >= 2);
   // Hostile names are text: shown verbatim, nothing executed.
