@@ -35,11 +35,12 @@ ENVIRONMENT:
 EXIT CODES:
     0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
     1  invalid config, a bad TLS key or certificate, or a listener could not bind
+    2  bad command line
+    70 internal error (a bug)
 
 SIGNALS:
     SIGINT, SIGTERM  stop accepting, drain for admin.graceSecs, exit (a second one exits now)
     SIGHUP           reload TLS keys and certificates (they also reload when their files change)
-    2  bad command line
 `;
 
 function version(): string {

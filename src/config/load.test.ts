@@ -185,6 +185,11 @@ routers:
       message: 'c.yml: routers[0].client.tls.clientIdentity.certs: missing required key',
     },
     {
+      name: 'YAML alias bomb',
+      text: 'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n',
+      message: 'c.yml: invalid YAML: Excessive alias count indicates a resource exhaustion attack',
+    },
+    {
       name: 'duplicate listen address and label',
       text: MIN + MIN.replace('routers:\n', ''),
       message: [

@@ -28,7 +28,12 @@ export function parseConfig(text: string, file: string): Config {
       const first = parsed.errors.map((e) => e.message.split('\n')[0]).join('; ');
       throw new LinkerdTcpError('CONFIG_UNREADABLE', `${file}: invalid YAML: ${first}`);
     }
-    doc = parsed.toJS();
+    try {
+      // Aliases are expanded here; a document that multiplies them (an "alias bomb") is refused.
+      doc = parsed.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      throw new LinkerdTcpError('CONFIG_UNREADABLE', `${file}: invalid YAML: ${(e as Error).message}`, { cause: e });
+    }
   }
   if (doc === null || doc === undefined) {
     throw new LinkerdTcpError('CONFIG_UNREADABLE', `${file}: the config is empty`);

@@ -78,6 +78,16 @@ describe('bind', () => {
     assert.deepEqual(bind(parseDtab('/s => /s/srv'), parsePath('/s/foo/bar'), testNamer({}), 2), { kind: 'failed', reason: 'Max recursion level: 2 reached in Namer lookup' });
   });
 
+  it('fails a dtab that branches at every level instead of doubling its work 60 times', () => {
+    const d = parseDtab(Array.from({ length: 60 }, (_, i) => `/n${i} => /n${i + 1} | /n${i + 1}`).join(';'));
+    const r = bind(d, parsePath('/n0'), testNamer({}));
+    assert.equal(r.kind, 'failed');
+    assert.match(r.kind === 'failed' ? r.reason : '', /over 100000 steps/);
+    // A modest branching dtab is unaffected.
+    const small = parseDtab(Array.from({ length: 8 }, (_, i) => `/n${i} => /n${i + 1} | /n${i + 1}`).join(';') + '; /n8 => /test/1');
+    assert.equal(bind(small, parsePath('/n0'), testNamer({ 1: 1 })).kind, 'ok');
+  });
+
   it('falls back through alternatives: later dentries first, then earlier ones', () => {
     const dtab = '/smitten => /test/1; /iceCreamStore => /smitten; /iceCreamStore => /humphrys;';
     assert.equal(run('/iceCreamStore', { 1: 1 }, dtab), '{1}');

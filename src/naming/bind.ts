@@ -28,10 +28,17 @@ export type NamerLookup = (path: Path) => Activity<NameTree<BoundName>> | null;
 type Bound = Activity<NameTree<BoundName>>;
 const ok = (value: NameTree<BoundName>): Bound => ({ kind: 'ok', value });
 
-/** Binds `path` through `dtab` and `namers`; max depth as namerd's default (100). */
-export function bind(dtab: Dtab, path: Path, namers: NamerLookup, maxDepth = 100): Bound {
+/** Steps (name-tree nodes visited) one binding may take. */
+export const MAX_BIND_STEPS = 100_000;
+
+/** Binds `path` through `dtab` and `namers`; max depth as namerd's default (100), and a bounded amount of work. */
+export function bind(dtab: Dtab, path: Path, namers: NamerLookup, maxDepth = 100, maxSteps = MAX_BIND_STEPS): Bound {
+  // Depth alone does not bound the work: a dtab whose every dentry branches in two
+  // (`/n0 => /n1 | /n1; /n1 => /n2 | /n2; …`) doubles it at each step. Count the steps too.
+  let steps = 0;
   const bindTree = (t: NameTree<Path>, depth: number): Bound => {
     if (depth > maxDepth) return { kind: 'failed', reason: `Max recursion level: ${maxDepth} reached in Namer lookup` };
+    if (++steps > maxSteps) return { kind: 'failed', reason: `binding took over ${maxSteps} steps: the dtab branches too much (an alternative or union at every level?)` };
     switch (t.kind) {
       case 'leaf': {
         const p = t.value;

@@ -152,7 +152,8 @@ export class Connection {
       if (reason === 'connect_timeout') m.connectFailureTimeout.value++;
       else m.connectFailureOther.value++;
       if (phase === CONNECTING && dest && this.endpoint) {
-        if (reason === 'connect_timeout') dest.connectFailed(this.endpoint, 'timeout');
+        if (err && isLocalShortage(err)) dest.connectCancelled(this.endpoint); // our fds ran out: not the endpoint's fault
+        else if (reason === 'connect_timeout') dest.connectFailed(this.endpoint, 'timeout');
         else if (reason === 'connect_refused' || reason === 'connect_failed') dest.connectFailed(this.endpoint, connectFailureCause(err));
         else dest.connectCancelled(this.endpoint); // the client went away or we are shutting down
       }
@@ -219,12 +220,20 @@ export class Connection {
   }
   static backendFailed(conn: Connection, err: Error): void {
     if (conn.phase === OPEN) conn.finish('backend_error', err);
+    // Out of descriptors here: another endpoint would fail the same way, and this one is not to blame.
+    else if (conn.phase === CONNECTING && isLocalShortage(err)) conn.finish('connect_failed', err);
     else if (conn.phase === CONNECTING) conn.attemptFailed(connectFailureCause(err), err);
   }
   static timerFired(conn: Connection): void {
     if (conn.phase === CONNECTING && performance.now() < conn.deadlineAt - 1) conn.attemptFailed('timeout');
     else if (conn.phase === CONNECTING || conn.phase === WAITING) conn.finish('connect_timeout');
   }
+}
+
+/** EMFILE/ENFILE: this process (or the system) is out of file descriptors. */
+function isLocalShortage(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EMFILE' || code === 'ENFILE';
 }
 
 function onClientError(this: ConnSocket, err: Error): void {
