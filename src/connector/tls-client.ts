@@ -7,6 +7,10 @@ import { checkServerIdentity, connect, type ConnectionOptions, createSecureConte
 import type { ClientTlsConfig } from '../config/types.ts';
 import { identityFiles, loadIdentity, loadTrust, POLICY } from './tls-policy.ts';
 
+/** Without a configured connectTimeoutMs, a TLS handshake with a backend is still bounded:
+ * the kernel bounds a TCP connect, but nothing bounds a backend that accepts and never answers. */
+export const TLS_CONNECT_TIMEOUT_MS = 10_000;
+
 export class ClientTls {
   readonly config: ClientTlsConfig;
   /** Key path of the setting, for errors (`routers[0].client.tls`). */

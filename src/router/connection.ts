@@ -36,10 +36,6 @@ export interface ServerSide {
   connectionClosed(conn: Connection): void;
 }
 
-/** Without a configured connectTimeoutMs, a TLS handshake with a backend is still bounded:
- * the kernel bounds a TCP connect, but nothing bounds a backend that accepts and never answers. */
-export const TLS_CONNECT_TIMEOUT_MS = 10_000;
-
 const WAITING = 0;
 const CONNECTING = 1;
 const OPEN = 2;
@@ -114,7 +110,7 @@ export class Connection {
     this.attempts++;
     const now = (this.dialStartedAt = performance.now());
     // One timer: the earlier of this attempt's timeout and the overall deadline.
-    const attemptMs = dest.config.connectTimeoutMs ?? (dest.tls ? TLS_CONNECT_TIMEOUT_MS : Infinity);
+    const attemptMs = dest.connectTimeoutMs ?? Infinity;
     const wait = Math.min(attemptMs, this.deadlineAt - now);
     if (wait !== Infinity) {
       clearTimeout(this.timer);

@@ -4,13 +4,13 @@ import { Balancer } from '../balancer/balancer.ts';
 import type { Endpoint } from '../balancer/endpoint.ts';
 import type { ConnectorConfig } from '../config/types.ts';
 import type { ConnectFailureCause } from '../connector/dial.ts';
-import type { ClientTls } from '../connector/tls-client.ts';
+import { type ClientTls, TLS_CONNECT_TIMEOUT_MS } from '../connector/tls-client.ts';
 import type { Interpreter, Watch } from '../interpreter/interpreter.ts';
 import type { Logger } from '../log.ts';
 import { type DestinationMetrics, destinationMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Resolution } from '../naming/resolution.ts';
-import { type Connection, TLS_CONNECT_TIMEOUT_MS } from './connection.ts';
+import type { Connection } from './connection.ts';
 import { SparePool } from './pool.ts';
 
 export class Destination {
@@ -18,6 +18,8 @@ export class Destination {
   readonly config: ConnectorConfig;
   /** TLS origination, when the client config for this name has `tls`. */
   readonly tls: ClientTls | undefined;
+  /** Per connect attempt: the config's, else (over TLS only) TLS_CONNECT_TIMEOUT_MS. */
+  readonly connectTimeoutMs: number | undefined;
   readonly balancer: Balancer;
   readonly metrics: DestinationMetrics;
   /** Connections accepted before the first resolution, in arrival order. */
@@ -33,6 +35,7 @@ export class Destination {
     this.name = opts.name;
     this.config = opts.config;
     this.tls = opts.tls;
+    this.connectTimeoutMs = opts.config.connectTimeoutMs ?? (opts.tls ? TLS_CONNECT_TIMEOUT_MS : undefined);
     this.log = opts.log.child({ dst: opts.name });
     const b = (this.balancer = new Balancer({
       random: opts.random,
@@ -54,7 +57,7 @@ export class Destination {
     this.pool = opts.config.minConnections > 0
       ? new SparePool({
         size: opts.config.minConnections, balancer: b, highWaterMark: opts.highWaterMark,
-        connectTimeoutMs: opts.config.connectTimeoutMs ?? (opts.tls ? TLS_CONNECT_TIMEOUT_MS : undefined), tls: opts.tls,
+        connectTimeoutMs: this.connectTimeoutMs, tls: opts.tls,
         onConnectResult: (ep, ok, cause, latencyUs) => this.recordConnect(ep, ok, cause, latencyUs),
       })
       : undefined;

@@ -16,9 +16,7 @@ export interface Spare {
 interface SpareSocket extends Socket {
   pool?: SparePool | undefined;
   spareEndpoint?: Endpoint;
-  /** Connected (and, over TLS, handshaken). */
-  spareReady?: boolean;
-  /** performance.now() when it became ready. */
+  /** performance.now() when it was connected (and, over TLS, handshaken); unset until then. */
   readyAt?: number;
 }
 
@@ -93,7 +91,7 @@ export class SparePool {
     s.spareEndpoint = ep;
     if (this.connectTimeoutMs !== undefined) {
       s.setTimeout(this.connectTimeoutMs, () => {
-        if (!s.spareReady) s.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+        if (s.readyAt === undefined) s.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
       });
     }
     (s as SpareSocket & { startedAt?: number }).startedAt = started;
@@ -102,7 +100,6 @@ export class SparePool {
   /** Called from the shared listeners below. */
   static connected(pool: SparePool, s: SpareSocket): void {
     pool.connecting--;
-    s.spareReady = true;
     s.readyAt = performance.now();
     s.setTimeout(0);
     const startedAt = (s as SpareSocket & { startedAt?: number }).startedAt ?? performance.now();
@@ -119,7 +116,7 @@ export class SparePool {
   }
 
   static failed(pool: SparePool, s: SpareSocket, err: Error): void {
-    if (!s.spareReady || !pool.idle.includes(s)) {
+    if (s.readyAt === undefined || !pool.idle.includes(s)) {
       // A connect that failed.
       pool.connecting--;
       s.pool = undefined;

@@ -5,14 +5,13 @@
 // logged, no process may crash or spin, the admin port (the primary's own descriptors)
 // must keep answering, and once the flood lets go, service must be normal again.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
-import { deadline, echo, type LogLine, MAIN, startBackend, writeConfig } from '../support/harness.ts';
+import { deadline, echo, Proxy, startBackend, writeConfig } from '../support/harness.ts';
 
 /** Stops the proxy and removes the temp dir its config was written to (its last argument). */
 async function dispose(proxy: { proc: ChildProcess; stop(signal: NodeJS.Signals): Promise<unknown> }): Promise<void> {
@@ -22,51 +21,6 @@ async function dispose(proxy: { proc: ChildProcess; stop(signal: NodeJS.Signals)
 
 const LIMIT = 64;
 const FLOOD = 300;
-
-/** The CLI started through `sh -c 'ulimit -n …; exec node …'` (same pid), its JSON logs followed. */
-class LimitedProxy {
-  readonly proc: ChildProcess;
-  readonly logs: LogLine[] = [];
-  stderr = '';
-  readonly exited: Promise<number | null>;
-  private waiters: { pred: (l: LogLine) => boolean; resolve: () => void }[] = [];
-
-  constructor(configFile: string, nofile: number, env: NodeJS.ProcessEnv) {
-    this.proc = spawn('sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, MAIN, configFile], {
-      env: { ...process.env, LOG_LEVEL: 'debug', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.exited = once(this.proc, 'exit').then(([code]) => code as number | null);
-    this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    createInterface({ input: this.proc.stdout! }).on('line', (line) => {
-      let l: LogLine;
-      try {
-        l = JSON.parse(line) as LogLine;
-      } catch {
-        l = { msg: line, raw: true };
-      }
-      this.logs.push(l);
-      this.waiters = this.waiters.filter((w) => (w.pred(l) ? (w.resolve(), false) : true));
-    });
-  }
-
-  /** Every log line matching `pred`, once there are at least `n` (within `ms`). */
-  async waitForCount(pred: (l: LogLine) => boolean, n: number, ms: number, what: string): Promise<LogLine[]> {
-    const matching = (): LogLine[] => this.logs.filter(pred);
-    if (matching().length < n) {
-      await deadline(ms, what, Promise.race([
-        new Promise<void>((resolve) => this.waiters.push({ pred: (l) => pred(l) && matching().length >= n, resolve })),
-        this.exited.then((c) => { throw new Error(`proxy exited with ${c} while waiting for ${what}: ${this.stderr}`); }),
-      ]));
-    }
-    return matching();
-  }
-
-  async stop(signal: NodeJS.Signals): Promise<number | null> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
-    return deadline(20_000, 'proxy exit', this.exited);
-  }
-}
 
 /** utime + stime of `pid`, in clock ticks (1/100 s). */
 function cpuTicks(pid: number): number {
@@ -81,7 +35,7 @@ describe('fd exhaustion', () => {
   it(`started under ulimit -n ${LIMIT} with 2 workers, ${FLOOD} connections at once: excess closed and logged, no crash or spin, admin answers, service resumes`, { timeout: 60_000 }, async (t) => {
     const [a, b] = [await startBackend(echo), await startBackend(echo)];
     cleanup.push(() => a.close(), () => b.close());
-    const proxy = new LimitedProxy(writeConfig(`
+    const proxy = new Proxy([writeConfig(`
 admin: {port: 0, graceSecs: 2}
 routers:
 - label: fd
@@ -89,7 +43,7 @@ routers:
   servers: [{port: 0, dstName: /svc/be}]
   client:
     failFast: {maxConsecutiveFailures: 5, failurePenaltySecs: 60}
-`), LIMIT, { LINKERD_TCP_WORKERS: '2' });
+`)], { LINKERD_TCP_WORKERS: '2' }, { nofile: LIMIT });
     cleanup.push(() => dispose(proxy));
     const listening = await proxy.waitForCount((l) => l.msg === 'listening', 2, 20_000, 'both workers listening');
     const workerPids = [...new Set(listening.map((l) => Number(l['pid'])))];

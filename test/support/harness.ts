@@ -35,8 +35,12 @@ export class Proxy {
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.proc = spawn(process.execPath, [MAIN, ...args], {
+  /** `nofile`: start under that open-file limit (`ulimit -n`, through sh, same pid). */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, opts: { nofile?: number } = {}) {
+    const [cmd, argv] = opts.nofile === undefined
+      ? [process.execPath, [MAIN, ...args]]
+      : ['sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, MAIN, ...args]];
+    this.proc = spawn(cmd, argv, {
       // One process unless a test asks for more (the default is one worker per core).
       env: { ...process.env, LOG_LEVEL: 'debug', LINKERD_TCP_WORKERS: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -63,10 +67,10 @@ export class Proxy {
   }
 
   /** Waits until `n` log lines match `pred` (counting those already seen). */
-  async waitForCount(pred: (l: LogLine) => boolean, n: number, ms = 10_000): Promise<LogLine[]> {
+  async waitForCount(pred: (l: LogLine) => boolean, n: number, ms = 10_000, what = `${n} matching log lines`): Promise<LogLine[]> {
     const matching = (): LogLine[] => this.logs.filter(pred);
     if (matching().length >= n) return matching();
-    await deadline(ms, `${n} matching log lines`, new Promise<void>((resolve) => {
+    await deadline(ms, what, new Promise<void>((resolve) => {
       const w = { pred: (l: LogLine) => pred(l) && matching().length >= n, resolve: () => resolve() };
       this.waiters.push(w);
     }));
