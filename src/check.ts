@@ -61,7 +61,7 @@ function tlsProblems(config: Config): string[] {
 }
 
 export async function describeConfig(config: Config, file: string): Promise<string> {
-  const lines = [`${file}: config OK`, `admin: ${config.admin.ip}:${config.admin.port}`];
+  const lines = [`admin: ${config.admin.ip}:${config.admin.port}`];
   for (const rc of config.routers) {
     const ic = rc.interpreter;
     lines.push(`router ${rc.label}: interpreter ${ic.kind === 'default' ? 'default (dtab + namers)' : `${ic.kind} ${ic.baseUrl} namespace ${ic.namespace}${ic.watch ? ' (watch)' : ` every ${ic.periodSecs}s`}`}`);
@@ -79,6 +79,9 @@ export async function describeConfig(config: Config, file: string): Promise<stri
       lines.push(`    destination ${s.dstName} → ${showResolution(resolved.get(s.dstName))}`);
     }
   }
-  for (const e of tlsProblems(config)) lines.push(`error: ${e}`);
-  return lines.join('\n') + '\n';
+  // The verdict comes first, and says OK only when nothing below is an error.
+  const problems = tlsProblems(config);
+  const verdict = problems.length === 0 ? `${file}: config OK` : `${file}: config has ${problems.length} error${problems.length === 1 ? '' : 's'}`;
+  for (const e of problems) lines.push(`error: ${e}`);
+  return [verdict, ...lines].join('\n') + '\n';
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatLine, levelFromEnv } from './log.ts';
+import { formatLine, levelFromEnv, levelProblem } from './log.ts';
 
 describe('levelFromEnv', () => {
   const table: [Record<string, string>, string][] = [
@@ -22,4 +22,13 @@ describe('formatLine (terminal logs)', () => {
     assert.equal(line, '18:00:00.123 INFO  endpoint added  rt=default endpoint=127.0.0.1:80 n=2 why="a b"');
   });
   it('passes through what is not JSON', () => assert.equal(formatLine('plain'), 'plain'));
+});
+
+describe('levelProblem', () => {
+  it('accepts unset, empty and known levels in any case', () => {
+    for (const v of [undefined, '', 'debug', 'WARN', ' silent ']) assert.equal(levelProblem(v === undefined ? {} : { LOG_LEVEL: v }), undefined);
+  });
+  it('names LOG_LEVEL, the choices and the bad value', () => {
+    assert.equal(levelProblem({ LOG_LEVEL: 'loud' }), 'LOG_LEVEL: expected one of trace|debug|info|warn|error|fatal|silent, got "loud"');
+  });
 });

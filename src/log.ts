@@ -40,6 +40,13 @@ export function levelFromEnv(env: NodeJS.ProcessEnv): LogLevel {
   return 'info';
 }
 
+/** What is wrong with LOG_LEVEL, or undefined when it is unset or valid (a typo must not silently mean `info`). */
+export function levelProblem(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env['LOG_LEVEL'];
+  if (raw === undefined || raw.trim() === '' || LEVELS.includes(raw.trim().toLowerCase())) return undefined;
+  return `LOG_LEVEL: expected one of ${LEVELS.join('|')}, got ${JSON.stringify(raw.slice(0, 40))}`;
+}
+
 export function createLogger(level: LogLevel, destination: NodeJS.WritableStream = process.stdout): Logger {
   const tty = destination === process.stdout && process.stdout.isTTY && process.env['LOG_FORMAT'] !== 'json';
   return pino(

@@ -12,7 +12,7 @@ import { runWorker } from './cluster/worker.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/types.ts';
 import { LinkerdTcpError } from './errors.ts';
-import { createLogger, levelFromEnv } from './log.ts';
+import { createLogger, levelFromEnv, levelProblem } from './log.ts';
 
 const USAGE = `linkerd-tcp — a TCP and TLS load balancer for the linkerd service mesh
 
@@ -79,6 +79,11 @@ async function main(argv: string[]): Promise<number> {
   if (positionals.length !== 1) {
     process.stderr.write(`linkerd-tcp: expected exactly one config path, got ${positionals.length}\n\n${USAGE}`);
     return 2;
+  }
+  const badLevel = levelProblem(process.env);
+  if (badLevel) {
+    process.stderr.write(`linkerd-tcp: ${badLevel}\n`);
+    return 1;
   }
   let config: Config;
   try {

@@ -3,6 +3,7 @@
 // certificate files are read and checked here, with errors that name the key path and the
 // file (never their contents).
 import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { constants, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import type { TlsIdentity } from '../config/types.ts';
@@ -29,6 +30,11 @@ export const POLICY: SecureContextOptions = {
   secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION,
 };
 
+/** A file as the config names it, with the absolute path when relative (resolved against the working directory). */
+export function shownPath(file: string): string {
+  return isAbsolute(file) ? file : `${file} (${resolve(file)})`;
+}
+
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** A key and its certificate chain, checked against each other. */
@@ -45,19 +51,19 @@ function read(where: string, file: string): string {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new LinkerdTcpError('TLS_MATERIAL', `${where}: cannot read ${file}: ${code}`, { cause: e });
+    throw new LinkerdTcpError('TLS_MATERIAL', `${where}: cannot read ${shownPath(file)}: ${code}`, { cause: e });
   }
 }
 
 /** The PEM certificates in `file`, each parsed; at least one. */
 function certificates(where: string, file: string): { pem: string[]; parsed: X509Certificate[] } {
   const pem = read(where, file).match(PEM_CERT) ?? [];
-  if (pem.length === 0) throw new LinkerdTcpError('TLS_MATERIAL', `${where}: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  if (pem.length === 0) throw new LinkerdTcpError('TLS_MATERIAL', `${where}: ${shownPath(file)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   const parsed = pem.map((p, i) => {
     try {
       return new X509Certificate(p);
     } catch (e) {
-      throw new LinkerdTcpError('TLS_MATERIAL', `${where}: certificate ${i + 1} in ${file} does not parse: ${(e as Error).message}`, { cause: e });
+      throw new LinkerdTcpError('TLS_MATERIAL', `${where}: certificate ${i + 1} in ${shownPath(file)} does not parse: ${(e as Error).message}`, { cause: e });
     }
   });
   return { pem, parsed };
@@ -71,10 +77,10 @@ export function loadIdentity(id: TlsIdentity, where: string): KeyPair {
     key = createPrivateKey(keyPem);
   } catch (e) {
     const why = /passphrase/i.test((e as Error).message) ? 'is encrypted (linkerd-tcp needs an unencrypted key)' : 'is not a PEM private key (PKCS#1, PKCS#8 or SEC1)';
-    throw new LinkerdTcpError('TLS_MATERIAL', `${where}.privateKey: ${id.privateKey} ${why}`, { cause: e });
+    throw new LinkerdTcpError('TLS_MATERIAL', `${where}.privateKey: ${shownPath(id.privateKey)} ${why}`, { cause: e });
   }
   if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ec') {
-    throw new LinkerdTcpError('TLS_MATERIAL', `${where}.privateKey: ${id.privateKey} is a ${key.asymmetricKeyType ?? 'unknown'} key; expected RSA or ECDSA`);
+    throw new LinkerdTcpError('TLS_MATERIAL', `${where}.privateKey: ${shownPath(id.privateKey)} is a ${key.asymmetricKeyType ?? 'unknown'} key; expected RSA or ECDSA`);
   }
   const pems: string[] = [];
   let leaf: X509Certificate | undefined;
@@ -84,7 +90,7 @@ export function loadIdentity(id: TlsIdentity, where: string): KeyPair {
     pems.push(...c.pem);
   });
   if (!leaf!.checkPrivateKey(key)) {
-    throw new LinkerdTcpError('TLS_MATERIAL', `${where}: the key in ${id.privateKey} does not match the certificate in ${id.certs[0]}`);
+    throw new LinkerdTcpError('TLS_MATERIAL', `${where}: the key in ${shownPath(id.privateKey)} does not match the certificate in ${shownPath(id.certs[0]!)}`);
   }
   const names = (leaf!.subjectAltName ?? '').split(', ').filter(Boolean).map((n) => n.replace(/^(DNS|IP Address):/, ''));
   return { key: keyPem, cert: pems.join('\n') + '\n', names, notAfter: leaf!.validTo };

@@ -2,7 +2,7 @@
 // path segments), each line `host port [* weight]`, `#` comments. The tree is watched;
 // a changed file is read again, and a bad or oversized file keeps its last good set.
 import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
-import { join, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { isIPv6 } from 'node:net';
 import type { Activity, BoundName } from '../../naming/bind.ts';
 import type { NameTree } from '../../naming/name-tree.ts';
@@ -45,8 +45,9 @@ export class FsNamer {
 
   constructor(opts: { prefix: string; rootDir: string; log: Logger; onChange: () => void }) {
     this.prefix = ['#', ...opts.prefix.split('/').filter(Boolean)];
-    this.rootDir = opts.rootDir;
-    this.log = opts.log.child({ namer: 'io.l5d.fs', rootDir: opts.rootDir });
+    // A relative rootDir resolves against the working directory; logs and errors show it absolute.
+    this.rootDir = resolve(opts.rootDir);
+    this.log = opts.log.child({ namer: 'io.l5d.fs', rootDir: this.rootDir });
     this.onChange = opts.onChange;
     this.watchDir('');
   }
