@@ -9,9 +9,11 @@ import { it } from 'node:test';
 const SRC = new URL('../src/', import.meta.url).pathname;
 
 const ALLOWED: Record<string, readonly string[]> = {
-  main: ['app', 'check', 'cluster', 'config', 'errors', 'log'],
+  main: ['cli'], // checks the Node.js version, then imports the CLI
+  cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log'],
+  lifecycle: ['log'],
   check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'server'],
-  cluster: ['admin', 'app', 'config', 'log', 'metrics'],
+  cluster: ['admin', 'app', 'config', 'errors', 'lifecycle', 'log', 'metrics', 'naming'],
   app: ['admin', 'config', 'connector', 'errors', 'interpreter', 'log', 'metrics', 'router', 'server'],
   admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming'],
   server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router'],

@@ -1,145 +1,159 @@
-// The primary of several worker processes (`workers` > 1): forks them, restarts one that
-// dies, runs the admin server with every worker's metrics and state summed up, and drains
-// them all on a signal or POST /shutdown. Listeners live in the workers (SO_REUSEPORT).
+// The primary of several worker processes (`workers` > 1): claims the ports, forks the
+// workers, restarts one that dies (with backoff when a replacement cannot start, while
+// the others keep serving), runs the admin server with every worker's metrics and state
+// summed up, and drains them all through the shared lifecycle. It tracks live workers
+// from their own 'exit' events (never `cluster.workers`, which lags while IPC is unread),
+// and no IPC failure to a dying worker is ever fatal.
 import cluster, { type Worker } from 'node:cluster';
-import { createServer, type AddressInfo } from 'node:net';
-import { once } from 'node:events';
 import { createProcessSampler } from '../admin/process-metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
 import type { AppState } from '../admin/state.ts';
 import type { Config } from '../config/types.ts';
+import { Lifecycle, trapSignals } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { type MetricDump, Registry } from '../metrics/registry.ts';
 import { mergeStates } from './merge-state.ts';
-import type { Answer, ToPrimary, ToWorker } from './protocol.ts';
+import { claimPorts } from './ports.ts';
+import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
 
 const ASK_TIMEOUT_MS = 3000;
 const RESTART_DELAY_MS = 500;
+const RESTART_DELAY_MAX_MS = 30_000;
+/** The primary's hard exit comes this long after a worker's own, so workers get theirs first. */
+const PRIMARY_EXTRA_MARGIN_MS = 1000;
 
-/** Gives every `port: 0` server a concrete free port, so all workers bind the same one. */
-async function pinPorts(config: Config): Promise<Config> {
-  const routers = [];
-  for (const r of config.routers) {
-    const servers = [];
-    for (const s of r.servers) {
-      if (s.port !== 0) {
-        servers.push(s);
-        continue;
-      }
-      const probe = createServer().listen(0, s.ip);
-      await once(probe, 'listening');
-      const port = (probe.address() as AddressInfo).port;
-      await new Promise<void>((res) => probe.close(() => res()));
-      servers.push({ ...s, port });
-    }
-    routers.push({ ...r, servers });
-  }
-  return { ...config, routers };
-}
+type Pending = { readonly worker: number; readonly resolve: (v: Answer | undefined) => void; readonly timer: NodeJS.Timeout };
 
-export async function runPrimary(configIn: Config, workers: number, log: Logger): Promise<number> {
-  const config = await pinPorts(configIn);
-  const exit = Promise.withResolvers<number>();
+export async function runPrimary(configIn: Config, workers: number, log: Logger, marginMs: number): Promise<number> {
+  const config = await claimPorts(configIn);
+  const live = new Map<number, Worker>(); // forked and not yet exited
   const listening = new Set<number>();
-  const pending = new Map<number, { resolve: (v: Answer) => void; timer: NodeJS.Timeout }>();
+  const pending = new Map<number, Pending>();
+  const exitCodes: (number | null)[] = [];
+  const drained = Promise.withResolvers<void>();
+  const ws: { started: boolean; restarts: number; failedStarts: number; consecutiveFailures: number; lastFailure: string | null } =
+    { started: false, restarts: 0, failedStarts: 0, consecutiveFailures: 0, lastFailure: null };
   let nextId = 1;
-  let stopping = false;
-  let failed = false;
   cluster.setupPrimary({ serialization: 'advanced' });
 
+  /** Sends to a worker; a worker that just died (EPIPE, ERR_IPC_CHANNEL_CLOSED) is skipped. */
+  const send = (w: Worker, m: ToWorker): boolean => {
+    if (!w.isConnected()) return false;
+    try {
+      return w.send(m, undefined, (err) => { if (err) log.debug({ worker: w.id, err: err.message }, 'send to worker failed'); });
+    } catch (e) {
+      log.debug({ worker: w.id, err: (e as Error).message }, 'send to worker failed');
+      return false;
+    }
+  };
   const ask = (w: Worker, what: 'metrics' | 'state' | 'ready'): Promise<Answer | undefined> =>
     new Promise((resolve) => {
       const id = nextId++;
       const timer = setTimeout(() => { pending.delete(id); resolve(undefined); }, ASK_TIMEOUT_MS);
-      pending.set(id, { resolve, timer });
-      const m: ToWorker = { type: 'req', id, what };
-      if (!w.isConnected()) { clearTimeout(timer); pending.delete(id); resolve(undefined); return; }
-      w.send(m);
+      pending.set(id, { worker: w.id, resolve, timer });
+      if (!send(w, { type: 'req', id, what })) { clearTimeout(timer); pending.delete(id); resolve(undefined); }
     });
   const askAll = async (what: 'metrics' | 'state' | 'ready'): Promise<Answer[]> => {
-    const answers = await Promise.all(Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w).map((w) => ask(w, what)));
+    const answers = await Promise.all([...live.values()].map((w) => ask(w, what)));
     return answers.filter((a): a is Answer => a !== undefined);
   };
+  const restartDelayMs = (): number => Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** ws.consecutiveFailures);
+
+  const lc: Lifecycle = new Lifecycle({
+    log, marginMs: marginMs + PRIMARY_EXTRA_MARGIN_MS,
+    graceMs: () => config.admin.graceSecs * 1000,
+    drain: async (graceMs) => {
+      log.info({ workers: live.size }, 'draining workers');
+      for (const w of live.values()) send(w, { type: 'shutdown', graceMs });
+      if (live.size === 0) drained.resolve();
+      await drained.promise;
+      return exitCodes.every((c) => c === 0) ? 0 : 1;
+    },
+    // Exiting without the drain: no worker may outlive us (SIGKILL works on a stopped or hung one).
+    halt: () => {
+      for (const w of live.values()) {
+        try { w.process.kill('SIGKILL'); } catch { /* already gone */ }
+      }
+    },
+  });
 
   const fork = (): void => {
     const w = cluster.fork({ LINKERD_TCP_WORKER: '1' });
+    live.set(w.id, w);
+    w.on('error', (e: Error) => log.debug({ worker: w.id, err: e.message }, 'worker channel error'));
     w.on('message', (m: ToPrimary) => {
-      if (m.type === 'listening') listening.add(w.id);
-      else if (m.type === 'failed') {
-        // A start failure is the config's or the machine's, the same in every worker: stop, don't loop.
-        if (!stopping) process.stderr.write(`linkerd-tcp: ${m.message}\n`);
-        failed = true;
-        abortQuietly();
-      }
-      else if (m.type === 'res') {
+      if (m.type === 'listening') {
+        listening.add(w.id);
+        if (ws.consecutiveFailures > 0) log.info({ worker: w.id }, 'worker started again; all workers serving');
+        ws.consecutiveFailures = 0;
+        ws.lastFailure = null;
+        if (listening.size === workers) ws.started = true;
+      } else if (m.type === 'failed') {
+        ws.failedStarts++;
+        if (!ws.started) {
+          // At start the failure is the config's or the machine's, the same in every worker: stop, don't loop.
+          if (!lc.stopping) process.stderr.write(`linkerd-tcp: ${m.message}\n`);
+          lc.finish(1);
+          return;
+        }
+        // A replacement (say after a crash) cannot start, e.g. a TLS file went bad on disk since: the
+        // other workers keep serving with the material they hold; retry with backoff.
+        ws.consecutiveFailures++;
+        ws.lastFailure = m.message;
+        log.error({ worker: w.id, err: m.message, retryInMs: restartDelayMs() }, 'worker failed to start; the other workers keep serving');
+      } else if (m.type === 'res') {
         const p = pending.get(m.id);
         if (p) { clearTimeout(p.timer); pending.delete(m.id); p.resolve(m.value); }
-      } else if (m.type === 'admin') (m.what === 'shutdown' ? stop('admin') : abort());
+      } else if (m.type === 'admin') (m.what === 'shutdown' ? lc.stop('admin') : lc.abort());
     });
-    w.on('online', () => w.send({ type: 'start', config } satisfies ToWorker));
+    w.on('online', () => send(w, { type: 'start', config }));
+    w.on('exit', (code: number | null, signal: string | null) => {
+      live.delete(w.id);
+      listening.delete(w.id);
+      for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
+      if (lc.stopping) {
+        exitCodes.push(code);
+        if (live.size === 0) drained.resolve();
+        return;
+      }
+      ws.restarts++;
+      const delayMs = restartDelayMs();
+      log.warn({ worker: w.id, pid: w.process.pid, code, signal, restartInMs: delayMs }, 'worker exited; restarting');
+      setTimeout(() => { if (!lc.stopping) fork(); }, delayMs);
+    });
   };
 
-  cluster.on('exit', (w, code, signal) => {
-    listening.delete(w.id);
-    if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) exit.resolve(0);
-      return;
-    }
-    log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; restarting');
-    setTimeout(() => !stopping && fork(), RESTART_DELAY_MS);
+  const workersState = (): WorkersState => ({
+    configured: workers, live: live.size, listening: listening.size, restarts: ws.restarts,
+    failedStarts: ws.failedStarts, degraded: ws.started && listening.size < workers, lastFailure: ws.lastFailure,
   });
-
   const sampler = createProcessSampler();
   const errors: AppState['recentErrors'] = [];
   const admin = createAdminServer({
     config: config.admin, registry: new Registry(), log, sampler,
     extraMetrics: async () => Registry.merged((await askAll('metrics')) as MetricDump[][]).render(),
-    state: async () => mergeStates({ process: sampler.sample(), recentErrors: errors }, (await askAll('state')) as AppState[]),
-    ready: async () => listening.size === workers && (await askAll('ready')).every((r) => r === true),
-    shutdown: () => stop('admin'),
-    abort: () => abort(),
+    state: async () => ({ ...mergeStates({ process: sampler.sample(), recentErrors: errors }, (await askAll('state')) as AppState[]), workers: workersState() }),
+    // Ready once every worker has started; later, while one is being replaced, the others serve.
+    ready: async () => ws.started && listening.size > 0 && (await askAll('ready')).every((r) => r === true),
+    shutdown: () => lc.stop('admin'),
+    abort: () => lc.abort(),
   });
-
-  const stop = (why: string): void => {
-    if (stopping) return;
-    stopping = true;
-    const graceMs = config.admin.graceSecs * 1000;
-    log.info({ signal: why, graceSecs: config.admin.graceSecs, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down');
-    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'shutdown', graceMs } satisfies ToWorker);
-    if (Object.keys(cluster.workers ?? {}).length === 0) exit.resolve(0);
-    // Workers cut what is left at the grace deadline; this is the backstop if one hangs.
-    setTimeout(() => {
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-    }, graceMs + 5000).unref();
-  };
-  const abortQuietly = (): void => {
-    stopping = true;
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-    exit.resolve(1);
-  };
-  const abort = (): void => {
-    log.warn({}, 'abort requested: exiting now');
-    stopping = true;
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-    exit.resolve(1);
-  };
 
   for (let i = 0; i < workers; i++) fork();
+  trapSignals(lc, () => {
+    log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
+    for (const w of live.values()) send(w, { type: 'reload' });
+  });
   try {
     await admin.listen();
+    log.info({ workers }, 'workers started');
   } catch (e) {
-    abortQuietly();
+    lc.finish(1);
     throw e;
   }
-  log.info({ workers }, 'workers started');
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGHUP', () => {
-    log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
-    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'reload' } satisfies ToWorker);
-  });
-  const code = await exit.promise;
-  await admin.close();
+  const code = await lc.exitCode;
+  // The admin server must not hold the exit up (a keep-alive scrape, a slow client).
+  await Promise.race([admin.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
   sampler.close();
-  return failed ? 1 : code;
+  return code;
 }

@@ -16,3 +16,16 @@ export type ToPrimary =
   | { readonly type: 'failed'; readonly message: string } // could not start (bad TLS material, port in use)
   | { readonly type: 'res'; readonly id: number; readonly value: Answer }
   | { readonly type: 'admin'; readonly what: 'shutdown' | 'abort' };
+
+/** /api/state's `workers` (several workers only): who is serving, and restarts that failed. */
+export interface WorkersState {
+  readonly configured: number;
+  readonly live: number; // forked, not exited
+  readonly listening: number; // started and serving
+  readonly restarts: number; // workers that exited and were forked again
+  readonly failedStarts: number;
+  /** A worker is missing after the start: the others serve, with its share of the cores idle. */
+  readonly degraded: boolean;
+  /** Why the last replacement could not start (cleared once one starts). */
+  readonly lastFailure: string | null;
+}

@@ -10,6 +10,9 @@ import { once } from 'node:events';
 
 export const MAIN = new URL('../../src/main.ts', import.meta.url).pathname;
 
+/** Workers each spawned proxy runs unless its config or test says otherwise (default 1). */
+export const TEST_WORKERS = process.env['LINKERD_TCP_TEST_WORKERS'] ?? '1';
+
 export type LogLine = Record<string, unknown> & { msg?: string };
 
 /** `p`, or a rejection naming `what` after `ms`. */
@@ -41,8 +44,9 @@ export class Proxy {
       ? [process.execPath, [MAIN, ...args]]
       : ['sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, MAIN, ...args]];
     this.proc = spawn(cmd, argv, {
-      // One process unless a test asks for more (the default is one worker per core).
-      env: { ...process.env, LOG_LEVEL: 'debug', LINKERD_TCP_WORKERS: '1', ...env },
+      // One process unless a test asks for more (the default is one worker per core), or the
+      // whole run does: LINKERD_TCP_TEST_WORKERS=2 runs every proxy of the suite with two workers.
+      env: { ...process.env, LOG_LEVEL: 'debug', LINKERD_TCP_WORKERS: TEST_WORKERS, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.exited = once(this.proc, 'exit').then(([code]) => code as number | null);

@@ -1,0 +1,155 @@
+// The CLI: `linkerd-tcp <config>`, -h, -V, --check. With lifecycle.ts, the module that
+// touches `process`: arguments, exit codes and signals. Exit codes: 0 ok or drained after a
+// signal; 1 bad config, startup failure, second signal, abort or drain deadline; 2 bad
+// command line; 70 a bug. main.ts checks the Node.js version first, then imports this.
+import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { App } from './app.ts';
+import { describeConfig } from './check.ts';
+import { defaultWorkers, readCpuLimit } from './cluster/cpu-quota.ts';
+import { runPrimary } from './cluster/primary.ts';
+import { runWorker } from './cluster/worker.ts';
+import { loadConfig } from './config/load.ts';
+import type { Config } from './config/types.ts';
+import { LinkerdTcpError } from './errors.ts';
+import { EXIT, Lifecycle, trapSignals } from './lifecycle.ts';
+import { createLogger, levelFromEnv, levelProblem } from './log.ts';
+
+const USAGE = `linkerd-tcp — a TCP and TLS load balancer for the linkerd service mesh
+
+USAGE:
+    linkerd-tcp [--check] <PATH>
+
+FLAGS:
+    -h, --help       Prints help information
+    -V, --version    Prints version information
+        --check      Validates the config, prints routers, servers and destinations, and exits
+
+ARGS:
+    <PATH>    Config file path (YAML, or JSON when it starts with '{'); '-' reads stdin
+
+ENVIRONMENT:
+    LOG_LEVEL        trace|debug|info|warn|error|fatal|silent (default info)
+    RUST_LOG         linkerd-tcp's form, e.g. linkerd_tcp=info (LOG_LEVEL wins)
+    LINKERD_TCP_WORKERS  processes to run when the config has no \`workers\` (default: the cores)
+
+EXIT CODES:
+    0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
+    1  invalid config, a bad TLS key or certificate, a listener could not bind (port in use),
+       a second signal, POST /abort, or a drain still running 2 s after admin.graceSecs
+    2  bad command line
+    70 internal error (a bug)
+
+SIGNALS:
+    SIGINT, SIGTERM  stop accepting, drain for admin.graceSecs, exit 0 (a second one exits now, 1);
+                     with workers, to the first process or to the whole process group (Ctrl-C)
+    SIGHUP           reload TLS keys and certificates (they also reload when their files change)
+`;
+
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  return `linkerd-tcp ${(pkg as { version: string }).version}`;
+}
+
+/**
+ * How many processes serve: the config's `workers`, else LINKERD_TCP_WORKERS, else the
+ * cores this process may use (the cgroup's CPU quota, as in a container, caps the count).
+ */
+function workerCount(config: Config): number {
+  const env = Number(process.env['LINKERD_TCP_WORKERS']);
+  if (config.workers !== undefined) return config.workers;
+  if (Number.isInteger(env) && env >= 1) return env;
+  return defaultWorkers(availableParallelism(), readCpuLimit());
+}
+
+/** Drains past graceSecs by at most this before the hard exit (the primary waits a little longer). */
+const HARD_EXIT_MARGIN_MS = 2000;
+
+async function main(argv: string[]): Promise<number> {
+  if (cluster.isWorker) return runWorker(createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' }, check: { type: 'boolean' } },
+    });
+  } catch (e) {
+    process.stderr.write(`linkerd-tcp: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    process.stderr.write(`linkerd-tcp: expected exactly one config path, got ${positionals.length}\n\n${USAGE}`);
+    return 2;
+  }
+  const badLevel = levelProblem(process.env);
+  if (badLevel) {
+    process.stderr.write(`linkerd-tcp: ${badLevel}\n`);
+    return 1;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(positionals[0]!);
+  } catch (e) {
+    return fail(e);
+  }
+  if (values.check) {
+    const report = await describeConfig(config, positionals[0]!);
+    process.stdout.write(report);
+    return report.includes('\nerror: ') ? 1 : 0;
+  }
+  const n = workerCount(config);
+  if (n > 1) {
+    try {
+      return await runPrimary(config, n, createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS);
+    } catch (e) {
+      return fail(e);
+    }
+  }
+  return run(config);
+}
+
+async function run(config: Config): Promise<number> {
+  const log = createLogger(levelFromEnv(process.env));
+  const lc: Lifecycle = new Lifecycle({
+    log, marginMs: HARD_EXIT_MARGIN_MS,
+    graceMs: () => config.admin.graceSecs * 1000,
+    drain: (graceMs) => app.close(graceMs),
+  });
+  const app = new App(config, log, { shutdown: () => lc.stop('admin'), abort: () => lc.abort() });
+  try {
+    await app.start();
+  } catch (e) {
+    return fail(e);
+  }
+  trapSignals(lc, () => app.reloadTls('SIGHUP'));
+  return lc.exitCode;
+}
+
+/** Prints an expected error (no stack trace) and returns exit code 1. */
+function fail(e: unknown): number {
+  if (e instanceof LinkerdTcpError) {
+    process.stderr.write(`linkerd-tcp: ${e.message}\n`);
+    return EXIT.failed;
+  }
+  throw e;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`linkerd-tcp: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(EXIT.internal);
+  },
+);

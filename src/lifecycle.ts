@@ -1,0 +1,107 @@
+// One lifecycle for every process: the single process, the primary and each worker. It
+// turns stop requests into a drain and an exit code: the first SIGINT/SIGTERM (or POST
+// /shutdown, or the primary's word) drains for the grace period and exits 0; a second
+// signal, /abort, or a drain that outlives grace + margin exits 1 at once. main.ts calls
+// process.exit with the code; `halt` is where a primary kills what must not outlive it.
+import type { Logger } from './log.ts';
+
+/** The exit codes of `--help` and README. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 70 } as const;
+
+/** What asked for the stop: a signal escalates when repeated; the others never do. */
+export type StopCause = 'SIGINT' | 'SIGTERM' | 'admin' | 'primary';
+
+export interface LifecycleOptions {
+  readonly log: Logger;
+  /** The grace period in ms (the config's admin.graceSecs; read when the stop begins). */
+  graceMs(): number;
+  /** The graceful drain; resolves when done, with an exit code (default 0). */
+  drain(graceMs: number): Promise<number | void>;
+  /** Runs once before any exit that does not wait for the drain (e.g. SIGKILL the workers). */
+  halt?(): void;
+  /** How long past the grace period the drain may run before the hard exit. */
+  readonly marginMs: number;
+}
+
+export class Lifecycle {
+  /** The exit code, once decided. */
+  readonly exitCode: Promise<number>;
+  private readonly opts: LifecycleOptions;
+  private readonly settleWith: (code: number) => void;
+  private settled = false;
+  private draining = false;
+  private signals = 0;
+  private hardTimer: NodeJS.Timeout | undefined;
+
+  constructor(opts: LifecycleOptions) {
+    this.opts = opts;
+    const { promise, resolve } = Promise.withResolvers<number>();
+    this.exitCode = promise;
+    this.settleWith = resolve;
+  }
+
+  get stopping(): boolean {
+    return this.draining || this.settled;
+  }
+
+  /** Begins the drain; a second signal (not a repeated /shutdown) exits now with code 1. */
+  stop(cause: StopCause): void {
+    if (this.settled) return;
+    const signal = cause === 'SIGINT' || cause === 'SIGTERM';
+    if (signal && ++this.signals > 1) {
+      this.opts.log.warn({ signal: cause }, 'second signal: exiting now');
+      return this.exitNow(EXIT.failed);
+    }
+    if (this.draining) return;
+    this.draining = true;
+    const graceMs = this.opts.graceMs();
+    this.opts.log.info({ signal: cause, graceSecs: graceMs / 1000 }, 'shutting down');
+    // The hard deadline: whatever holds the drain up (a hung worker, a stuck socket), exit.
+    this.hardTimer = setTimeout(() => {
+      this.opts.log.error({ graceSecs: graceMs / 1000, marginMs: this.opts.marginMs }, 'drain deadline passed: exiting now');
+      this.exitNow(EXIT.failed);
+    }, graceMs + this.opts.marginMs);
+    this.opts.drain(graceMs).then(
+      (code) => this.settle(code ?? EXIT.ok),
+      (e: unknown) => {
+        this.opts.log.error({ err: (e as Error).message }, 'drain failed: exiting now');
+        this.exitNow(EXIT.failed);
+      },
+    );
+  }
+
+  /** Exits now with code 1 (POST /abort, the primary gone). */
+  abort(msg = 'abort requested: exiting now'): void {
+    if (this.settled) return;
+    this.opts.log.warn({}, msg);
+    this.exitNow(EXIT.failed);
+  }
+
+  /** Ends with `code` without a drain or a log line (a start failure already reported). */
+  finish(code: number): void {
+    if (!this.settled) this.exitNow(code);
+  }
+
+  private exitNow(code: number): void {
+    if (this.settled) return;
+    try {
+      this.opts.halt?.();
+    } finally {
+      this.settle(code);
+    }
+  }
+
+  private settle(code: number): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.hardTimer);
+    this.settleWith(code);
+  }
+}
+
+/** Wires SIGINT and SIGTERM to `lc.stop`, and SIGHUP to `hup`. */
+export function trapSignals(lc: Lifecycle, hup: () => void): void {
+  process.on('SIGINT', () => lc.stop('SIGINT'));
+  process.on('SIGTERM', () => lc.stop('SIGTERM'));
+  process.on('SIGHUP', hup);
+}
