@@ -16,15 +16,16 @@ const ALLOWED: Record<string, readonly string[]> = {
   cluster: ['admin', 'app', 'config', 'errors', 'lifecycle', 'log', 'metrics', 'naming'],
   app: ['admin', 'config', 'connector', 'errors', 'interpreter', 'log', 'metrics', 'router', 'server'],
   admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming'],
-  server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router'],
-  router: ['balancer', 'config', 'connector', 'interpreter', 'log', 'metrics', 'naming', 'proxy'],
+  server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'wire'],
+  router: ['balancer', 'config', 'connector', 'interpreter', 'log', 'metrics', 'naming', 'proxy', 'wire'],
   interpreter: ['config', 'errors', 'log', 'metrics', 'naming'],
-  connector: ['config', 'errors'],
+  connector: ['config', 'errors', 'wire'],
   balancer: ['config', 'naming'],
   proxy: [],
   metrics: [],
-  config: ['errors', 'naming'],
+  config: ['errors', 'naming', 'wire'],
   naming: ['errors'], // the error catalogue is a leaf every layer may use
+  wire: [], // pure parsers and builders of network bytes (ClientHello, PROXY protocol)
   log: [],
   errors: [],
 };
