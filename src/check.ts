@@ -5,7 +5,8 @@ import { connectorConfigFor } from './connector/client-config.ts';
 import type { Config, RouterConfig } from './config/types.ts';
 import { silentLogger } from './log.ts';
 import { Registry } from './metrics/registry.ts';
-import type { Resolution } from './naming/resolution.ts';
+import { escapeTerminal, redactUrl } from './safe-text.ts';
+import { addrKey, type Resolution } from './naming/resolution.ts';
 import { TlsTerminator } from './server/tls.ts';
 
 const RESOLVE_WAIT_MS = 3000;
@@ -19,7 +20,7 @@ function showResolution(r: Resolution | undefined): string {
       return `failed: ${r.reason}`;
     case 'bound':
       if (r.endpoints.length === 0) return 'bound, no endpoints';
-      return r.endpoints.map((e) => `${e.host}:${e.port}${e.weight !== 1 ? ` *${Math.round(e.weight * 1000) / 1000}` : ''}`).join(', ');
+      return r.endpoints.map((e) => `${addrKey(e.host, e.port)}${e.weight !== 1 ? ` *${Math.round(e.weight * 1000) / 1000}` : ''}`).join(', ');
   }
 }
 
@@ -64,7 +65,7 @@ export async function describeConfig(config: Config, file: string): Promise<stri
   const lines = [`admin: ${config.admin.ip}:${config.admin.port}`];
   for (const rc of config.routers) {
     const ic = rc.interpreter;
-    lines.push(`router ${rc.label}: interpreter ${ic.kind === 'default' ? 'default (dtab + namers)' : `${ic.kind} ${ic.baseUrl} namespace ${ic.namespace}${ic.watch ? ' (watch)' : ` every ${ic.periodSecs}s`}`}`);
+    lines.push(`router ${rc.label}: interpreter ${ic.kind === 'default' ? 'default (dtab + namers)' : `${ic.kind} ${redactUrl(ic.baseUrl)} namespace ${ic.namespace}${ic.watch ? ' (watch)' : ` every ${ic.periodSecs}s`}`}`);
     if (rc.dtab.trim()) lines.push(`  dtab: ${rc.dtab.trim().replace(/\s*\n\s*/g, ' ')}`);
     const resolved = await resolveAll(rc, config);
     for (const s of rc.servers) {
@@ -83,5 +84,6 @@ export async function describeConfig(config: Config, file: string): Promise<stri
   const problems = tlsProblems(config);
   const verdict = problems.length === 0 ? `${file}: config OK` : `${file}: config has ${problems.length} error${problems.length === 1 ? '' : 's'}`;
   for (const e of problems) lines.push(`error: ${e}`);
-  return [verdict, ...lines].join('\n') + '\n';
+  // Names, dtabs and namerd's causes are not ours: nothing in them may drive the terminal.
+  return [verdict, ...lines].map(escapeTerminal).join('\n') + '\n';
 }

@@ -2,7 +2,7 @@
 // during the test, io.l5d.dnssrv against a real DNS server on loopback, /$/inet with a
 // host name, and weighted unions across namers.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -12,7 +12,7 @@ import { silentLogger } from '../src/log.ts';
 import { Registry } from '../src/metrics/registry.ts';
 import type { Resolution } from '../src/naming/resolution.ts';
 import { DnsServer } from './support/dns-server.ts';
-import { deadline } from './support/harness.ts';
+import { deadline, runCli, writeConfig } from './support/harness.ts';
 
 function setup(t: TestContext, dtab: string, namers: NamerConfig[] = []) {
   const interp = createDefaultInterpreter({ dtab, namers, log: silentLogger(), registry: new Registry(), inetRefreshMs: 100 });
@@ -91,6 +91,73 @@ describe('io.l5d.fs', () => {
   });
 });
 
+/** What kubelet does to a mounted ConfigMap: a new timestamped dir, `..data_tmp` → it, renamed over `..data`, the old dir removed. */
+function kubeletUpdate(root: string, files: Record<string, string>, seq: number): void {
+  const dir = `..2026_11_30_05_00_0${seq}.${1000 + seq}`;
+  mkdirSync(join(root, dir));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(root, dir, name), text);
+  symlinkSync(dir, join(root, '..data_tmp'));
+  renameSync(join(root, '..data_tmp'), join(root, '..data'));
+  if (seq > 0) rmSync(join(root, `..2026_11_30_05_00_0${seq - 1}.${1000 + seq - 1}`), { recursive: true });
+  for (const name of Object.keys(files)) if (!existsSync(join(root, name))) symlinkSync(`..data/${name}`, join(root, name));
+}
+
+describe('io.l5d.fs under hostile file systems', () => {
+  function dir(t: TestContext): string {
+    const d = mkdtempSync(join(tmpdir(), 'l5d-fs-'));
+    t.after(() => rmSync(d, { recursive: true, force: true }));
+    return d;
+  }
+  const fsNamer = (root: string): NamerConfig[] => [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: root }];
+
+  it('follows a Kubernetes ConfigMap update (the ..data symlink swap)', async (t) => {
+    const root = dir(t);
+    kubeletUpdate(root, { web: '127.0.0.1 8080\n', db: '127.0.0.1 3306\n' }, 0);
+    const watch = setup(t, '/svc => /#/io.l5d.fs;', fsNamer(root));
+    const web = watch('/svc/web');
+    await web.until(is('127.0.0.1:8080'), 'first version');
+    kubeletUpdate(root, { web: '127.0.0.1 8081\n', db: '127.0.0.1 3306\n' }, 1);
+    await web.until(is('127.0.0.1:8081'), 'the swapped version');
+    kubeletUpdate(root, { web: '127.0.0.1 8082 * 2\n127.0.0.1 8083\n', db: '127.0.0.1 3306\n' }, 2);
+    await web.until(is('127.0.0.1:8082*0.667,127.0.0.1:8083*0.333'), 'the third version');
+  });
+
+  it('recovers when rootDir is deleted and created again, without a restart', async (t) => {
+    const parent = dir(t);
+    const root = join(parent, 'disco');
+    mkdirSync(root);
+    writeFileSync(join(root, 'web'), '127.0.0.1 8080\n');
+    const watch = setup(t, '/svc => /#/io.l5d.fs;', fsNamer(root));
+    const web = watch('/svc/web');
+    await web.until(is('127.0.0.1:8080'), 'first');
+    rmSync(root, { recursive: true });
+    await web.until(is('neg'), 'rootDir gone: neg');
+    mkdirSync(root);
+    writeFileSync(join(root, 'web'), '127.0.0.1 9090\n');
+    await web.until(is('127.0.0.1:9090'), 'rootDir back');
+    writeFileSync(join(root, 'web'), '127.0.0.1 9091\n');
+    await web.until(is('127.0.0.1:9091'), 'and watched again');
+  });
+
+  it('a file with overflowing weights (1e308 × 2) or port 0 is refused and the last good set stays', async (t) => {
+    const root = dir(t);
+    writeFileSync(join(root, 'web'), '127.0.0.1 8080\n');
+    const watch = setup(t, '/svc => /#/io.l5d.fs;', fsNamer(root));
+    const web = watch('/svc/web');
+    await web.until(is('127.0.0.1:8080'), 'good');
+    writeFileSync(join(root, 'web'), '127.0.0.1 8081 * 1e308\n127.0.0.1 8082 * 1e308\n');
+    writeFileSync(join(root, 'marker'), '127.0.0.1 1\n');
+    await watch('/svc/marker').until(is('127.0.0.1:1'), 'a later event was processed');
+    assert.equal(show(web.seen.at(-1)!), '127.0.0.1:8080', 'overflowing weights kept the last good set');
+    writeFileSync(join(root, 'web'), '127.0.0.1 0\n');
+    writeFileSync(join(root, 'marker'), '127.0.0.1 2\n');
+    await watch('/svc/marker').until(is('127.0.0.1:2'), 'a later event was processed');
+    assert.equal(show(web.seen.at(-1)!), '127.0.0.1:8080', 'port 0 kept the last good set');
+    writeFileSync(join(root, 'web'), '127.0.0.1 8083 * 1000000\n127.0.0.1 8084 * 1000000\n');
+    await web.until(is('127.0.0.1:8083*0.5,127.0.0.1:8084*0.5'), 'maximal weights are fine');
+  });
+});
+
 describe('io.l5d.dnssrv', () => {
   it('binds SRV records over real DNS, with SRV weights, lowest priority, and refreshes', async (t) => {
     const dns = await DnsServer.start();
@@ -126,6 +193,32 @@ describe('/$/inet and weighted unions', () => {
     await watch('/svc/lo').until(is('127.0.0.1:4'), 'port only is loopback');
     const c = watch('/svc/c');
     await c.until((r) => r.kind === 'bound' && r.endpoints.some((e) => e.host === '127.0.0.1' && e.port === 2 && Math.abs(e.weight - 0.25) < 1e-9), 'weighted union');
+  });
+
+  it('binds /$/io.buoyant.rinet/<port>/<host> as linkerd does; an unknown /$/<class> fails with its name', async (t) => {
+    const watch = setup(t, '/svc/r => /$/io.buoyant.rinet/7/127.0.0.1; /svc/r6 => /$/io.buoyant.rinet/8/::1; /svc/nope => /$/com.example.Nope/x; /svc/alt => /$/io.l5d.unknown/1 | /$/inet/127.0.0.1/9; /svc/zero => /$/inet/127.0.0.1/0;');
+    await watch('/svc/r/residual').until(is('127.0.0.1:7'), 'rinet');
+    await watch('/svc/r6').until(is('::1:8'), 'rinet IPv6');
+    const nope = watch('/svc/nope');
+    await nope.until(is('failed'), 'unknown class fails');
+    const r = nope.seen.at(-1)!;
+    assert.match(r.kind === 'failed' ? r.reason : '', /unknown namer \/\$\/com\.example\.Nope/);
+    await watch('/svc/alt').until(is('failed'), 'a failure is not a neg: the alt does not fall through');
+    await watch('/svc/zero').until(is('failed'), 'port 0 is refused');
+  });
+
+  it('--check prints IPv6 endpoints as [::1]:port', async () => {
+    const file = writeConfig(`
+admin: {port: 0}
+routers:
+- label: v6
+  dtab: /svc => /$/inet/::1/24001 & /$/io.buoyant.rinet/24002/127.0.0.1;
+  servers:
+  - {port: 0, dstName: /svc/x}
+`);
+    const r = await runCli(['--check', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /destination \/svc\/x → \[::1\]:24001 \*0\.5, 127\.0\.0\.1:24002 \*0\.5/);
   });
 
   it('reports a bad /$/inet path and a dtab loop as failed, /$/nil as no endpoints, unknown names as neg', async (t) => {

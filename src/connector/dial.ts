@@ -6,10 +6,16 @@ import { type ClientTls, dialTls } from './tls-client.ts';
 
 export type ConnectFailureCause = 'timeout' | 'refused' | 'other';
 
+/**
+ * Errors that say "nothing can be reached at that address": counted and retried like a
+ * refusal (another endpoint is tried, the endpoint heads for ejection).
+ */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'EADDRNOTAVAIL']);
+
 /** Maps a connect error to linkerd-tcp's `connection:failure` cause label. */
 export function connectFailureCause(err: NodeJS.ErrnoException | undefined): ConnectFailureCause {
   if (!err) return 'timeout';
-  if (err.code === 'ECONNREFUSED') return 'refused';
+  if (err.code !== undefined && UNREACHABLE.has(err.code)) return 'refused';
   if (err.code === 'ETIMEDOUT') return 'timeout';
   return 'other';
 }

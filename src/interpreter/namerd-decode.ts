@@ -2,7 +2,7 @@
 // Resolution. Per-address weights come from `meta.endpoint_addr_weight` and are normalised
 // to sum 1, as linkerd-tcp did.
 import { isIP } from 'node:net';
-import type { Resolution, WeightedAddr } from '../naming/resolution.ts';
+import { badWeight, type Resolution, type WeightedAddr } from '../naming/resolution.ts';
 
 /** The resolution a namerd answer means; undefined for `pending` (nothing to act on). */
 export function decodeAddr(body: unknown): Resolution | undefined {
@@ -31,13 +31,15 @@ function decodeBound(o: Record<string, unknown>): Resolution {
     if (typeof a !== 'object' || a === null) return bad(`addrs[${i}] is not an object`);
     const { ip, port, meta } = a as Record<string, unknown>;
     if (typeof ip !== 'string' || !isIP(ip)) return bad(`addrs[${i}].ip is not an IP address`);
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) return bad(`addrs[${i}].port is not a port`);
+    // linkerd-tcp: port 0 cannot be dialled; rejecting the answer keeps the last good set.
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return bad(`addrs[${i}].port is not a port (1-65535)`);
     let weight = 1;
     if (typeof meta === 'object' && meta !== null) {
       const w = (meta as Record<string, unknown>)['endpoint_addr_weight'];
       if (w !== undefined) {
-        if (typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w)) return bad(`addrs[${i}].meta.endpoint_addr_weight is not a number ≥ 0`);
-        weight = w;
+        const why = badWeight(w);
+        if (why !== undefined) return bad(`addrs[${i}].meta.endpoint_addr_weight ${why}`);
+        weight = w as number;
       }
     }
     out.push({ host: ip, port, weight });

@@ -103,8 +103,13 @@ export function resolve(a: Bound): Resolution | 'pending' {
       return { kind: 'failed', reason: f.reason };
     case 'neg':
       return { kind: 'neg' };
-    case 'endpoints':
-      return { kind: 'bound', endpoints: [...f.endpoints.values()] };
+    case 'endpoints': {
+      const endpoints = [...f.endpoints.values()];
+      // Sources bound every weight (MAX_WEIGHT), so this holds; checked so that a namer that
+      // forgot cannot hand the balancer shares of NaN or 0-of-Infinity.
+      if (endpoints.some((e) => !Number.isFinite(e.weight))) return { kind: 'failed', reason: 'endpoint weights are not finite numbers' };
+      return { kind: 'bound', endpoints };
+    }
   }
 }
 

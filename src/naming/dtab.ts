@@ -1,33 +1,12 @@
 // Dtabs: ordered rewrite rules `prefix => tree`. Lookup scans from the last rule (later
 // rules win, earlier ones are fallbacks) and appends the unmatched rest of the path to
 // every leaf of the destination tree.
-import { Parser } from './parser.ts';
-import { mapTree, NEG, type NameTree, showNameTree } from './name-tree.ts';
-import { type Path, showLabel, showPath } from './path.ts';
+import { mapTree, showNameTree } from './name-tree.ts';
+import { showLabel, showPath } from './path.ts';
+import { type Dentry, type Dtab, NEG, type NameTree, type Path, type Prefix, WILDCARD } from './types.ts';
 
-/** A `*` prefix element: matches any one label. */
-export const WILDCARD: unique symbol = Symbol('*');
-export type Prefix = readonly (string | typeof WILDCARD)[];
-
-export interface Dentry {
-  readonly prefix: Prefix;
-  readonly dst: NameTree<Path>;
-}
-export type Dtab = readonly Dentry[];
-
-export function parseDtab(s: string): Dtab {
-  const p = new Parser(s);
-  const d = p.dtab();
-  p.end();
-  return d;
-}
-
-export function parseDentry(s: string): Dentry {
-  const p = new Parser(s);
-  const d = p.dentry();
-  p.end();
-  return d;
-}
+export { type Dentry, type Dtab, type Prefix, WILDCARD } from './types.ts';
+export { parseDentry, parseDtab } from './parser.ts';
 
 export function showPrefix(p: Prefix): string {
   return '/' + p.map((e) => (e === WILDCARD ? '*' : showLabel(e))).join('/');

@@ -1,32 +1,11 @@
 // Name trees: what a dtab rewrites a name to. `alt` (|) falls back, `union` (&) balances
 // over weighted branches, `fail` (!) stops, `neg` (~) means no such name, `empty` ($) means
 // the name exists with no endpoints. Printing follows finagle's `show`.
-import { Parser } from './parser.ts';
-import { type Path, showPath } from './path.ts';
+import { showPath } from './path.ts';
+import { FAIL, NEG, type NameTree, type Path, type Weighted } from './types.ts';
 
-export type NameTree<T> =
-  | { readonly kind: 'leaf'; readonly value: T }
-  | { readonly kind: 'alt'; readonly trees: readonly NameTree<T>[] }
-  | { readonly kind: 'union'; readonly branches: readonly Weighted<T>[] }
-  | { readonly kind: 'fail' }
-  | { readonly kind: 'neg' }
-  | { readonly kind: 'empty' };
-
-export interface Weighted<T> {
-  readonly weight: number;
-  readonly tree: NameTree<T>;
-}
-
-export const NEG: NameTree<never> = { kind: 'neg' };
-export const FAIL: NameTree<never> = { kind: 'fail' };
-export const EMPTY: NameTree<never> = { kind: 'empty' };
-
-export function parseNameTree(s: string): NameTree<Path> {
-  const p = new Parser(s);
-  const t = p.tree();
-  p.end();
-  return t;
-}
+export { EMPTY, FAIL, NEG, type NameTree, type Weighted } from './types.ts';
+export { parseNameTree } from './parser.ts';
 
 /** Replaces every leaf value. */
 export function mapTree<A, B>(t: NameTree<A>, f: (a: A) => B): NameTree<B> {

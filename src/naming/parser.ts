@@ -3,10 +3,8 @@
 // `*` only as a whole prefix element, weights `[0-9.]+`. Errors name the character:
 // `'/' expected but 'i' found at '[i]nvalid'`.
 import { LinkerdTcpError } from '../errors.ts';
-import type { Dentry, Prefix } from './dtab.ts';
-import { WILDCARD } from './dtab.ts';
-import type { NameTree } from './name-tree.ts';
-import type { Path } from './path.ts';
+import { MAX_WEIGHT } from './resolution.ts';
+import { type Dentry, type NameTree, type Path, type Prefix, WILDCARD } from './types.ts';
 
 const isShowable = (c: string): boolean => /[0-9A-Za-z_:.#$%-]/.test(c);
 const isHex = (c: string): boolean => /[0-9A-Fa-f]/.test(c);
@@ -144,9 +142,16 @@ export class Parser {
         this.i = start + 1;
         this.illegal('number');
       }
+      // linkerd-tcp: finagle takes any double; a huge one (`1000…0 * /a`) would make the
+      // union's total Infinity and every share 0, so weights are bounded.
+      const weight = Number(text);
+      if (!(weight <= MAX_WEIGHT)) {
+        this.i = start;
+        this.illegal(`a weight of at most ${MAX_WEIGHT}`);
+      }
       this.ws();
       this.eat('*');
-      return { weight: Number(text), tree: this.simple(), explicit: true };
+      return { weight, tree: this.simple(), explicit: true };
     }
     return { weight: 1, tree: this.simple(), explicit: false };
   }
@@ -198,4 +203,33 @@ export class Parser {
     }
     return out;
   }
+}
+
+/** Parses `/a/b` (whitespace around is allowed; `/` is the empty path). */
+export function parsePath(s: string): Path {
+  const p = new Parser(s);
+  const path = p.path();
+  p.end();
+  return path;
+}
+
+export function parseNameTree(s: string): NameTree<Path> {
+  const p = new Parser(s);
+  const t = p.tree();
+  p.end();
+  return t;
+}
+
+export function parseDtab(s: string): Dentry[] {
+  const p = new Parser(s);
+  const d = p.dtab();
+  p.end();
+  return d;
+}
+
+export function parseDentry(s: string): Dentry {
+  const p = new Parser(s);
+  const d = p.dentry();
+  p.end();
+  return d;
 }

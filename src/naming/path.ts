@@ -1,18 +1,11 @@
 // Paths (`/svc/web`): sequences of labels. Labels may hold any byte, written as `\xHH`
 // when not showable. Parsing lives in parser.ts; this module shows and compares.
-import { Parser } from './parser.ts';
+import type { Path } from './types.ts';
 
-export type Path = readonly string[];
+export type { Path } from './types.ts';
+export { parsePath } from './parser.ts';
 
 const SHOWABLE = /^[0-9A-Za-z_:.#$%-]+$/;
-
-/** Parses `/a/b` (whitespace around is allowed; `/` is the empty path). */
-export function parsePath(s: string): Path {
-  const p = new Parser(s);
-  const path = p.path();
-  p.end();
-  return path;
-}
 
 /** One label as written in a path: as is when showable, else every char as `\xHH`. */
 export function showLabel(label: string): string {

@@ -16,6 +16,22 @@ export type Resolution =
   /** Resolution failed (namerd down, bad answer...): consumers keep the last good set. */
   | { readonly kind: 'failed'; readonly reason: string };
 
+/**
+ * The largest weight any source may give (a dtab's `N *`, an fs file's `* N`, namerd's
+ * `endpoint_addr_weight`, an SRV weight). Bounded so that sums stay finite: two weights of
+ * 1e308 would sum to Infinity and normalise every share to 0. Sources reject a larger or
+ * non-finite weight as a bad answer (the last good set stays).
+ */
+export const MAX_WEIGHT = 1_000_000;
+
+/** Why `w` is not a usable weight (a finite number in [0, MAX_WEIGHT]), or undefined when it is. */
+export function badWeight(w: unknown): string | undefined {
+  if (typeof w !== 'number' || Number.isNaN(w)) return 'is not a number';
+  if (w < 0) return 'is negative';
+  if (!(w <= MAX_WEIGHT)) return `is over the limit of ${MAX_WEIGHT}`;
+  return undefined;
+}
+
 /** A stable key for an address: `1.2.3.4:80` or `[::1]:80`. */
 export function addrKey(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -9,6 +9,7 @@ import type { NameTree } from '../../naming/name-tree.ts';
 import type { Path } from '../../naming/path.ts';
 import type { WeightedAddr } from '../../naming/resolution.ts';
 import type { Logger } from '../../log.ts';
+import { type Namer, type NamerContext, owns } from './namer.ts';
 
 type Answer = Activity<readonly WeightedAddr[]> | { kind: 'neg' };
 
@@ -17,7 +18,7 @@ interface Entry {
   timer: NodeJS.Timeout | undefined;
 }
 
-export class DnsSrvNamer {
+export class DnsSrvNamer implements Namer {
   readonly prefix: Path;
   private readonly resolver: Resolver;
   private readonly refreshMs: number;
@@ -28,8 +29,8 @@ export class DnsSrvNamer {
 
   constructor(opts: {
     prefix: string; refreshIntervalSeconds: number; dnsHosts: readonly { host: string; port: number }[];
-    log: Logger; onChange: () => void; timeoutMs?: number;
-  }) {
+    timeoutMs?: number;
+  } & NamerContext) {
     this.prefix = ['#', ...opts.prefix.split('/').filter(Boolean)];
     this.resolver = new Resolver({ timeout: opts.timeoutMs ?? 2000, tries: 2 });
     if (opts.dnsHosts.length) {
@@ -41,7 +42,7 @@ export class DnsSrvNamer {
   }
 
   lookup(path: Path): Activity<NameTree<BoundName>> | null {
-    if (path.length < this.prefix.length || this.prefix.some((p, i) => path[i] !== p)) return null;
+    if (!owns(this.prefix, path)) return null;
     const name = path[this.prefix.length];
     if (name === undefined) return { kind: 'ok', value: { kind: 'neg' } };
     let e = this.names.get(name);
@@ -77,6 +78,9 @@ export class DnsSrvNamer {
     if (records.length === 0) return { kind: 'neg' };
     const best = Math.min(...records.map((r) => r.priority));
     const group = records.filter((r) => r.priority === best);
+    // linkerd-tcp: port 0 cannot be dialled: a bad answer (the last good one stays).
+    const zero = group.find((r) => r.port === 0);
+    if (zero) throw new Error(`SRV record for ${zero.name} has port 0`);
     const out: WeightedAddr[] = [];
     for (const r of group) {
       const ips = isIP(r.name) ? [r.name] : await this.addresses(r.name);

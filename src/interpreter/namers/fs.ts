@@ -1,85 +1,75 @@
 // The `io.l5d.fs` namer: one file per service under `rootDir` (subdirectories are deeper
-// path segments), each line `host port [* weight]`, `#` comments. The tree is watched;
-// a changed file is read again, and a bad or oversized file keeps its last good set.
-import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
-import { isIPv6 } from 'node:net';
+// path segments), each line `host port [* weight]`, `#` comments. Every directory is watched;
+// any event in a directory forgets every name read under it (so a symlink whose target moved,
+// as in a Kubernetes ConfigMap's `..data` swap, is read again), and a periodic re-stat catches
+// what events miss. A deleted rootDir is watched again, with backoff, when it comes back.
+// A bad, oversized or non-regular file keeps its last good set.
+import { type FSWatcher, type Stats, statSync, watch } from 'node:fs';
+import { join, sep } from 'node:path';
 import type { Activity, BoundName } from '../../naming/bind.ts';
-import type { NameTree } from '../../naming/name-tree.ts';
-import type { Path } from '../../naming/path.ts';
+import type { NameTree, Path } from '../../naming/types.ts';
 import type { WeightedAddr } from '../../naming/resolution.ts';
 import type { Logger } from '../../log.ts';
-import { parseInetAton } from './inet.ts';
+import { parseEndpointFile, readEndpointFile } from './fs-file.ts';
+import { type Namer, type NamerContext, owns } from './namer.ts';
 
-export const MAX_FILE_BYTES = 1 << 20;
+export { MAX_FILE_BYTES, parseEndpointFile } from './fs-file.ts';
 
-/** Parses an endpoint file; throws with the line number on the first bad line. */
-export function parseEndpointFile(text: string): WeightedAddr[] {
-  const out: WeightedAddr[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*/, '').trim();
-    if (!line) return;
-    const m = /^(\S+)\s+(\d+)(?:\s*\*\s*([0-9]*\.?[0-9]+))?$/.exec(line);
-    const host = m ? (parseInetAton(m[1]!) ?? (isIPv6(m[1]!) ? m[1]! : null)) : null;
-    const port = m ? Number(m[2]) : NaN;
-    if (!m || host === null || port > 65535) {
-      throw new Error(`line ${i + 1}: expected "<ip> <port> [* <weight>]", got ${JSON.stringify(raw.trim())}`);
-    }
-    out.push({ host, port, weight: m[3] === undefined ? 1 : Number(m[3]) });
-  });
-  return out;
+/** `sig` identifies what was read (device, inode, size, mtime) so a re-stat can tell it changed. */
+type FileState =
+  | { kind: 'ok'; endpoints: readonly WeightedAddr[]; sig: string }
+  | { kind: 'missing'; sig: string }
+  | { kind: 'failed'; reason: string; sig: string };
+
+const DEBOUNCE_MS = 20;
+const ROOT_RETRY_MIN_MS = 100;
+const ROOT_RETRY_MAX_MS = 5000;
+
+const sigOf = (st: Stats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+function sigNow(file: string): string {
+  try {
+    return sigOf(statSync(file));
+  } catch {
+    return 'none';
+  }
 }
 
-type FileState = { kind: 'ok'; endpoints: readonly WeightedAddr[] } | { kind: 'missing' } | { kind: 'failed'; reason: string };
-
-export class FsNamer {
+export class FsNamer implements Namer {
   /** The path this namer owns, e.g. ['#', 'io.l5d.fs']. */
   readonly prefix: Path;
   private readonly rootDir: string;
   private readonly log: Logger;
   private readonly onChange: () => void;
   private readonly files = new Map<string, FileState>();
+  private readonly lastGood = new Map<string, FileState & { kind: 'ok' }>();
   private readonly watchers = new Map<string, FSWatcher>();
-  private pending: NodeJS.Timeout | undefined;
   private readonly dirty = new Set<string>();
+  private rootSig: string | undefined;
+  private pending: NodeJS.Timeout | undefined;
+  private rootTimer: NodeJS.Timeout | undefined;
+  private rootRetryMs = ROOT_RETRY_MIN_MS;
+  private readonly restat: NodeJS.Timeout;
+  private closed = false;
 
-  constructor(opts: { prefix: string; rootDir: string; log: Logger; onChange: () => void }) {
+  /** `restatMs`: how often every name read is stat'ed again in case an event was missed (default 5 s). */
+  constructor(opts: { prefix: string; rootDir: string; restatMs?: number } & NamerContext) {
     this.prefix = ['#', ...opts.prefix.split('/').filter(Boolean)];
-    // A relative rootDir resolves against the working directory; logs and errors show it absolute.
-    this.rootDir = resolve(opts.rootDir);
-    this.log = opts.log.child({ namer: 'io.l5d.fs', rootDir: this.rootDir });
+    this.rootDir = opts.rootDir;
+    this.log = opts.log.child({ namer: 'io.l5d.fs', rootDir: opts.rootDir });
     this.onChange = opts.onChange;
-    this.watchDir('');
-  }
-
-  /**
-   * Watches one directory (not recursively: Node's recursive watcher on Linux follows file
-   * inodes, so an atomic rename-over would go unseen). Directory events name the child.
-   */
-  private watchDir(rel: string): void {
-    if (this.watchers.has(rel)) return;
-    try {
-      const w = watch(join(this.rootDir, rel), { persistent: false }, (_event, file) => this.changed(file === null ? rel : join(rel, String(file))));
-      w.on('error', (e) => {
-        this.watchers.delete(rel);
-        w.close();
-        this.changed(rel);
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ dir: rel, err: e.message }, 'io.l5d.fs: watch failed');
-      });
-      this.watchers.set(rel, w);
-    } catch (e) {
-      if (rel === '') this.log.warn({ err: (e as Error).message }, 'io.l5d.fs: cannot watch rootDir; names will not update');
-    }
+    if (!this.watchRoot()) this.retryRoot();
+    this.restat = setInterval(() => this.recheck(), opts.restatMs ?? 5000);
+    this.restat.unref();
   }
 
   /** Binds `path` when it is under this namer's prefix; null otherwise. */
   lookup(path: Path): Activity<NameTree<BoundName>> | null {
-    if (path.length < this.prefix.length || this.prefix.some((p, i) => path[i] !== p)) return null;
+    if (!owns(this.prefix, path)) return null;
     const rest = path.slice(this.prefix.length);
     // Walk down while segments are directories; the first file found is the name.
     for (let n = 1; n <= rest.length; n++) {
       const rel = rest.slice(0, n).join(sep);
-      if (rest[n - 1] === '..' || rest[n - 1] === '.') return { kind: 'ok', value: { kind: 'neg' } };
+      if (rest[n - 1] === '..' || rest[n - 1] === '.' || rest[n - 1]!.includes(sep)) return { kind: 'ok', value: { kind: 'neg' } };
       const state = this.read(rel);
       if (state === 'dir') continue;
       if (state.kind === 'missing') return { kind: 'ok', value: { kind: 'neg' } };
@@ -91,9 +81,68 @@ export class FsNamer {
   }
 
   close(): void {
+    this.closed = true;
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
     clearTimeout(this.pending);
+    clearTimeout(this.rootTimer);
+    clearInterval(this.restat);
+  }
+
+  private watchRoot(): boolean {
+    const sig = sigNow(this.rootDir);
+    if (sig === 'none' || !this.watchDir('')) return false;
+    this.rootSig = sig.split(':').slice(0, 2).join(':'); // the directory's identity: device and inode
+    this.rootRetryMs = ROOT_RETRY_MIN_MS;
+    return true;
+  }
+
+  /** rootDir is gone (or was replaced): forget everything, and watch it again once it is back. */
+  private rootLost(): void {
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+    this.rootSig = undefined;
+    this.files.clear();
+    this.log.warn({}, 'io.l5d.fs: rootDir is gone; names are neg until it comes back');
+    this.retryRoot();
+  }
+
+  private retryRoot(): void {
+    if (this.closed || this.rootTimer) return;
+    this.rootTimer = setTimeout(() => {
+      this.rootTimer = undefined;
+      if (this.closed) return;
+      if (!this.watchRoot()) {
+        this.rootRetryMs = Math.min(ROOT_RETRY_MAX_MS, this.rootRetryMs * 2);
+        return this.retryRoot();
+      }
+      this.log.info({}, 'io.l5d.fs: watching rootDir again');
+      this.files.clear();
+      this.onChange();
+    }, this.rootRetryMs);
+    this.rootTimer.unref();
+  }
+
+  /**
+   * Watches one directory (not recursively: Node's recursive watcher on Linux follows file
+   * inodes, so an atomic rename-over would go unseen). An event marks the directory dirty.
+   */
+  private watchDir(rel: string): boolean {
+    if (this.watchers.has(rel)) return true;
+    try {
+      const w = watch(join(this.rootDir, rel), { persistent: false }, () => this.event(rel));
+      w.on('error', (e) => {
+        if (this.watchers.get(rel) === w) this.watchers.delete(rel);
+        w.close();
+        this.event(rel);
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ dir: rel, err: e.message }, 'io.l5d.fs: watch failed');
+      });
+      this.watchers.set(rel, w);
+      return true;
+    } catch (e) {
+      if (rel === '') this.log.warn({ err: (e as Error).message }, 'io.l5d.fs: cannot watch rootDir; retrying');
+      return false;
+    }
   }
 
   private read(rel: string): FileState | 'dir' {
@@ -102,21 +151,19 @@ export class FsNamer {
     const file = join(this.rootDir, rel);
     let next: FileState;
     try {
-      const st = statSync(file);
-      if (st.isDirectory()) {
-        this.watchDir(rel);
+      const got = readEndpointFile(file);
+      if (got.kind === 'dir') {
+        if (this.rootSig !== undefined) this.watchDir(rel);
         return 'dir';
       }
-      if (st.size > MAX_FILE_BYTES) throw new Error(`file is ${st.size} bytes, over the ${MAX_FILE_BYTES}-byte limit`);
-      next = { kind: 'ok', endpoints: parseEndpointFile(readFileSync(file, 'utf8')) };
+      next = { kind: 'ok', endpoints: parseEndpointFile(got.text), sig: sigOf(got.stat) };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') next = { kind: 'missing' };
+      if (code === 'ENOENT' || code === 'ENOTDIR') next = { kind: 'missing', sig: 'none' };
       else {
-        const reason = `${file}: ${(e as Error).message}`;
         const last = this.lastGood.get(rel);
         this.log.warn({ file, reason: (e as Error).message, keeping: last ? last.endpoints.length : 0 }, last ? 'io.l5d.fs: bad file; keeping the last good set' : 'io.l5d.fs: bad file');
-        next = last ?? { kind: 'failed', reason };
+        next = last ? { ...last, sig: sigNow(file) } : { kind: 'failed', reason: `${file}: ${(e as Error).message}`, sig: sigNow(file) };
       }
     }
     if (next.kind === 'ok') this.lastGood.set(rel, next);
@@ -124,22 +171,47 @@ export class FsNamer {
     return next;
   }
 
-  private readonly lastGood = new Map<string, { kind: 'ok'; endpoints: readonly WeightedAddr[] }>();
-
-  /** A watch event: forget the file (and, for a directory event, everything under it), then re-bind soon. */
-  private changed(file: string | Buffer | null): void {
-    this.dirty.add(file === null ? '' : String(file));
+  private event(dir: string): void {
+    if (this.closed) return;
+    this.dirty.add(dir);
     if (this.pending) return;
-    // Editors write in several steps; collect a burst of events into one re-read.
-    this.pending = setTimeout(() => {
-      this.pending = undefined;
-      const dirty = [...this.dirty];
-      this.dirty.clear();
-      for (const rel of this.files.keys()) {
-        if (dirty.some((d) => d === '' || rel === d || rel.startsWith(d + sep) || d.startsWith(rel + sep))) this.files.delete(rel);
-      }
-      this.onChange();
-    }, 20);
+    // Editors and kubelet change things in several steps; one re-read for the burst.
+    this.pending = setTimeout(() => this.flush(), DEBOUNCE_MS);
     this.pending.unref();
+  }
+
+  /** Forgets every name read under a dirty directory (and their subdirectory watchers), then re-binds. */
+  private flush(): void {
+    this.pending = undefined;
+    const dirs = [...this.dirty];
+    this.dirty.clear();
+    if (dirs.includes('') && this.rootSig !== undefined && !this.rootIsSame()) return void (this.rootLost(), this.onChange());
+    const under = (rel: string): boolean => dirs.some((d) => d === '' || rel.startsWith(d + sep));
+    for (const rel of this.files.keys()) if (under(rel)) this.files.delete(rel);
+    for (const [rel, w] of this.watchers) {
+      if (rel !== '' && under(rel)) {
+        w.close(); // read() watches it again if it is still a directory
+        this.watchers.delete(rel);
+      }
+    }
+    this.onChange();
+  }
+
+  private rootIsSame(): boolean {
+    return this.rootSig !== undefined && sigNow(this.rootDir).startsWith(this.rootSig + ':');
+  }
+
+  /** The safety net: a name whose file changed without an event (or a rootDir replaced) is read again. */
+  private recheck(): void {
+    if (this.closed || this.rootSig === undefined) return;
+    if (!this.rootIsSame()) return void (this.rootLost(), this.onChange());
+    let changed = false;
+    for (const [rel, st] of this.files) {
+      if (sigNow(join(this.rootDir, rel)) !== st.sig) {
+        this.files.delete(rel);
+        changed = true;
+      }
+    }
+    if (changed) this.onChange();
   }
 }

@@ -1,13 +1,19 @@
-// The `/$/inet/<host>/<port>[/residual…]` namer (and `/$/inet/<port>` for loopback).
-// IP literals bind at once, including inet_aton short forms such as `127.1`; host names
-// are looked up through the system resolver and re-resolved every 5 s, as linkerd does.
+// The built-in `/$/…` namer: `/$/inet/<host>/<port>[/residual…]` (and `/$/inet/<port>` for
+// loopback), and linkerd's `/$/io.buoyant.rinet/<port>/<host>` (the same, reversed). IP
+// literals bind at once, including inet_aton short forms such as `127.1`; host names are
+// looked up through the system resolver and re-resolved every 5 s, as linkerd does. Any other
+// `/$/<class>` fails with its name, as linkerd's class loading does (`/$/fail`, `/$/nil` are bind's).
 import { lookup } from 'node:dns/promises';
 import { isIPv6 } from 'node:net';
 import type { Activity, BoundName } from '../../naming/bind.ts';
 import type { NameTree } from '../../naming/name-tree.ts';
-import type { Path } from '../../naming/path.ts';
+import { type Path, showPath } from '../../naming/path.ts';
 import type { WeightedAddr } from '../../naming/resolution.ts';
 import type { Logger } from '../../log.ts';
+import type { Namer, NamerContext } from './namer.ts';
+
+/** The `/$/<class>` names this namer knows (besides `fail` and `nil`, which binding handles). */
+export const GLOBAL_CLASSES = ['inet', 'io.buoyant.rinet'] as const;
 
 /** Parses an IPv4 address the way inet_aton does (`127.1`, `10.1.2`, `0x7f.1`); null if not one. */
 export function parseInetAton(s: string): string | null {
@@ -37,38 +43,50 @@ interface HostEntry {
   timer: NodeJS.Timeout | undefined;
 }
 
-export class InetNamer {
+export class InetNamer implements Namer {
   private readonly hosts = new Map<string, HostEntry>();
   private readonly onChange: () => void;
   private readonly log: Logger;
   private readonly refreshMs: number;
   private closed = false;
 
-  constructor(opts: { onChange: () => void; log: Logger; refreshMs?: number }) {
+  constructor(opts: NamerContext & { refreshMs?: number }) {
     this.onChange = opts.onChange;
     this.log = opts.log;
     this.refreshMs = opts.refreshMs ?? 5000;
   }
 
-  /** Binds a path that starts with `$`, `inet`; null for other paths. */
+  /** Binds a path that starts with `$` (null for other paths); an unknown `/$/<class>` is failed. */
   lookup(path: Path): Activity<NameTree<BoundName>> | null {
-    if (path[0] !== '$' || path[1] !== 'inet') return null;
+    if (path[0] !== '$') return null;
+    const cls = path[1];
     const rest = path.slice(2);
-    // `/$/inet/<port>` (loopback) or `/$/inet/<host>/<port>`.
-    const portFirst = rest.length >= 1 && /^\d+$/.test(rest[0]!) && !(rest.length >= 2 && /^\d+$/.test(rest[1]!));
-    const host = portFirst ? '127.0.0.1' : rest[0];
-    const portStr = portFirst ? rest[0] : rest[1];
-    if (host === undefined || portStr === undefined || !/^\d+$/.test(portStr) || Number(portStr) > 65535) {
-      return { kind: 'failed', reason: `/$/inet expects /$/inet/<host>/<port>, got /${path.join('/')}` };
+    if (cls === 'inet') {
+      // `/$/inet/<port>` (loopback) or `/$/inet/<host>/<port>`.
+      const portFirst = rest.length >= 1 && /^\d+$/.test(rest[0]!) && !(rest.length >= 2 && /^\d+$/.test(rest[1]!));
+      if (portFirst) return this.bindHostPort('127.0.0.1', rest[0]!, path.slice(0, 3), path.slice(3), path);
+      return this.bindHostPort(rest[0], rest[1], path.slice(0, 4), path.slice(4), path);
     }
-    const port = Number(portStr);
-    const consumed = portFirst ? 3 : 4;
-    const id = '/' + path.slice(0, consumed).join('/');
-    const residual = path.slice(consumed);
+    if (cls === 'io.buoyant.rinet') {
+      // linkerd's RinetNamer rewrites to /$/inet/<host>/<port>, so that is the bound id.
+      const [port, host] = rest;
+      const id = host === undefined || port === undefined ? path : ['$', 'inet', host, port];
+      return this.bindHostPort(host, port, id, path.slice(4), path);
+    }
+    const known = GLOBAL_CLASSES.map((c) => `/$/${c}`).join(', ');
+    return { kind: 'failed', reason: `unknown namer /$/${cls ?? ''} in ${showPath(path)} (known: ${known}, /$/fail, /$/nil)` };
+  }
+
+  private bindHostPort(host: string | undefined, portStr: string | undefined, idPath: Path, residual: Path, path: Path): Activity<NameTree<BoundName>> {
+    const port = portStr !== undefined && /^\d+$/.test(portStr) ? Number(portStr) : NaN;
+    if (host === undefined || !(port >= 1 && port <= 65535)) {
+      const form = path[1] === 'inet' ? '/$/inet/<host>/<port>' : '/$/io.buoyant.rinet/<port>/<host>';
+      return { kind: 'failed', reason: `${form} expected (port 1-65535), got ${showPath(path)}` };
+    }
     const ips = this.resolveHost(host);
     if (ips.kind !== 'ok') return ips;
     const endpoints: WeightedAddr[] = ips.value.map((ip: string) => ({ host: ip, port, weight: 1 }));
-    return { kind: 'ok', value: { kind: 'leaf', value: { id, residual, addr: { kind: 'bound', endpoints } } } };
+    return { kind: 'ok', value: { kind: 'leaf', value: { id: showPath(idPath), residual, addr: { kind: 'bound', endpoints } } } };
   }
 
   close(): void {
