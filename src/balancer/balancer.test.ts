@@ -20,7 +20,7 @@ describe('Balancer', () => {
     assert.deepEqual([...b.endpoints.keys()], ['127.0.0.1:1', '127.0.0.1:2']);
     b.update({ kind: 'neg' });
     assert.equal(b.endpoints.size, 0);
-    assert.equal(b.pick(), undefined);
+    assert.equal(b.acquire(), undefined);
   });
 
   it('normalises weights to sum 1', () => {
@@ -32,17 +32,18 @@ describe('Balancer', () => {
   it('retires a removed endpoint with connections, drops it when idle, and revives it if re-added', () => {
     const b = balancer();
     b.update({ kind: 'bound', endpoints: [addr(1)] });
-    const ep = b.pick()!;
-    b.connected(ep, true);
+    const lease = b.acquire()!;
+    const ep = lease.endpoint;
+    lease.connected(100);
     b.update({ kind: 'bound', endpoints: [addr(2)] });
     assert.equal(ep.state.kind, 'retired');
     assert.equal(b.count('retired'), 1);
-    assert.equal(b.pick()!.port, 2, 'new connections follow the new set');
+    assert.equal(b.choose()!.port, 2, 'new connections follow the new set');
     b.update({ kind: 'bound', endpoints: [addr(1), addr(2)] });
     assert.equal(ep.state.kind, 'available');
     assert.equal(ep.open, 1, 'it keeps its state');
     b.update({ kind: 'bound', endpoints: [addr(2)] });
-    b.closed(ep);
+    lease.release({ kind: 'closed' });
     assert.equal(b.endpoints.has('127.0.0.1:1'), false);
   });
 
@@ -55,19 +56,16 @@ describe('Balancer', () => {
     });
     b.update({ kind: 'bound', endpoints: [addr(1), addr(2, 0.000001)] });
     const one = b.endpoints.get('127.0.0.1:1')!;
-    for (let i = 0; i < 2; i++) {
-      one.pending++;
-      b.connected(one, false);
-    }
+    for (let i = 0; i < 2; i++) b.lease(one).release({ kind: 'failed', cause: 'refused' });
     assert.deepEqual(ejected, ['127.0.0.1:1']);
     assert.equal(one.state.kind, 'failed');
-    assert.equal(b.pick()!.port, 2);
+    assert.equal(b.choose()!.port, 2);
     now = 10_000;
-    b.pick();
+    b.choose();
     assert.equal(one.state.kind, 'available');
     // Both eject → all revived.
     const two = b.endpoints.get('127.0.0.1:2')!;
-    for (const ep of [one, two]) for (let i = 0; i < 2; i++) { ep.pending++; b.connected(ep, false); }
+    for (const ep of [one, two]) for (let i = 0; i < 2; i++) b.lease(ep).release({ kind: 'failed', cause: 'timeout' });
     assert.equal(b.count('failed'), 0);
     assert.equal(b.count('available'), 2);
   });

@@ -1,31 +1,55 @@
-// The balancer for one destination: the endpoint set kept in step with resolutions, and
-// the pick. Pure: no I/O and no timers; callers report outcomes and pass the clock in.
+// The balancer for one destination: the endpoint set kept in step with resolutions, the
+// pick, and the leases that carry each connection's load. Pure: no I/O and no timers;
+// callers report outcomes through leases and pass the clock in.
+//
+// API for any connection implementation (node engine, native engine, the spare pool):
+//   const lease = balancer.acquire({ exclude?, spare? })  // Lease | undefined: endpoint chosen, pending
+//   dial lease.endpoint.host / .port, then exactly one of:
+//     lease.connected(latencyUs)                        // pending → open
+//     lease.release({ kind: 'failed', cause })          // connect failed: counts toward ejection
+//     lease.release({ kind: 'cancelled' })              // gave up before connecting, not the endpoint's fault
+//   and when an open connection ends: lease.release({ kind: 'closed', durationMs })
+//   release() is idempotent and accepted in every state, so `finish()` can always call it.
+// Waiting for a first resolution is the destination's WaitQueue slot (wait-queue.ts).
+// Choice (pick): a weight class ∝ weight × members (classes.ts), then least-loaded P2C in it.
 import type { FailFastConfig } from '../config/types.ts';
 import { addrKey, type Resolution } from '../naming/resolution.ts';
-import { Endpoint, recordConnect } from './endpoint.ts';
+import { pickClass, type WeightClass, weightClasses } from './classes.ts';
+import { DEFAULT_FAIL_FAST, Endpoint, recordConnect } from './endpoint.ts';
+import { type FailureCause, Lease, type LeaseOwner, type Outcome } from './lease.ts';
 import { pickP2C } from './p2c.ts';
 
 export interface BalancerEvents {
   ejected?(ep: Endpoint): void;
   revived?(ep: Endpoint): void;
+  /** A lease's connect succeeded. */
+  connected?(ep: Endpoint, latencyUs: number, lease: Lease): void;
+  /** A lease's connect failed (after the endpoint's failure accrual). */
+  failed?(ep: Endpoint, cause: FailureCause, lease: Lease): void;
+  /** An open lease was released. */
+  closed?(ep: Endpoint, durationMs: number | undefined, lease: Lease): void;
 }
 
-export class Balancer {
+export class Balancer implements LeaseOwner {
   /** Endpoints by key, in resolution order; includes failed and retired ones. */
   readonly endpoints = new Map<string, Endpoint>();
   /** False until the first usable resolution (bound or neg) arrives. */
   resolved = false;
   lastResolution: Resolution | undefined;
+  /** Client leases (not spares) still pending: connects in flight for waiting clients. */
+  clientsConnecting = 0;
   private readonly random: () => number;
   private readonly now: () => number;
-  private readonly failFast: FailFastConfig | undefined;
+  private readonly failFast: FailFastConfig;
   private readonly events: BalancerEvents;
   private available: Endpoint[] = [];
+  private classes: WeightClass<Endpoint>[] = [];
 
   constructor(opts: { random: () => number; now: () => number; failFast?: FailFastConfig | undefined; events?: BalancerEvents }) {
     this.random = opts.random;
     this.now = opts.now;
-    this.failFast = opts.failFast;
+    // linkerd-tcp always ejects (DEFAULT_MAX_CONSECUTIVE_FAILURES 5, 60 s) unless configured.
+    this.failFast = opts.failFast ?? DEFAULT_FAIL_FAST;
     this.events = opts.events ?? {};
   }
 
@@ -62,45 +86,65 @@ export class Balancer {
   }
 
   /**
-   * Picks an endpoint for a new connection and marks it pending; undefined when none.
-   * `exclude` (an endpoint that just failed this connection) is skipped when any other is available.
+   * The endpoint a new connection should use, without claiming it (a plain synchronous
+   * choice; `acquire` claims). `exclude` (the endpoint that just failed this connection) is
+   * skipped; undefined when nothing else is available.
    */
-  pick(exclude?: Endpoint): Endpoint | undefined {
+  choose(exclude?: Endpoint): Endpoint | undefined {
     this.reviveExpired();
-    let from = this.available;
-    if (exclude && from.includes(exclude)) {
-      from = from.filter((e) => e !== exclude && e.weight > 0);
-      if (from.length === 0) return undefined;
-    }
-    const i = pickP2C(from, this.random);
-    if (i < 0) return undefined;
-    const ep = from[i]!;
+    let classes = this.classes;
+    if (exclude && this.available.includes(exclude)) classes = weightClasses(this.available.filter((e) => e !== exclude));
+    const c = pickClass(classes, this.random);
+    if (c < 0) return undefined;
+    const members = classes[c]!.members;
+    return members[pickP2C(members, this.random)];
+  }
+
+  /** Chooses an endpoint and claims it with a pending lease; undefined when none is available. */
+  acquire(opts: { exclude?: Endpoint | undefined; spare?: boolean } = {}): Lease | undefined {
+    const ep = this.choose(opts.exclude);
+    if (!ep) return undefined;
+    return this.lease(ep, opts.spare ?? false);
+  }
+
+  /** A pending lease on a given endpoint (tests, and callers that must use one endpoint). */
+  lease(ep: Endpoint, spare = false): Lease {
     ep.pending++;
-    return ep;
+    if (!spare) this.clientsConnecting++;
+    return new Lease(this, ep, spare);
   }
 
-  /** The pending connect to `ep` succeeded (it is now open) or failed. */
-  connected(ep: Endpoint, ok: boolean): void {
+  leaseConnected(lease: Lease, latencyUs: number): void {
+    const ep = lease.endpoint;
     ep.pending--;
-    if (ok) ep.open++;
-    if (recordConnect(ep, ok, this.now(), this.failFast)) {
-      this.events.ejected?.(ep);
-      this.refresh();
-      if (this.available.length === 0) this.reviveAll();
+    ep.open++;
+    if (!lease.spare) this.clientsConnecting--;
+    recordConnect(ep, true, this.now(), this.failFast);
+    this.events.connected?.(ep, latencyUs, lease);
+  }
+
+  leaseReleased(lease: Lease, wasOpen: boolean, outcome: Outcome): void {
+    const ep = lease.endpoint;
+    if (wasOpen) {
+      ep.open--;
+      this.events.closed?.(ep, outcome.kind === 'closed' ? outcome.durationMs : undefined, lease);
+    } else {
+      ep.pending--;
+      if (!lease.spare) this.clientsConnecting--;
+      if (outcome.kind === 'failed') this.failedConnect(ep, outcome.cause, lease);
     }
-    if (!ok) this.dropIfRetired(ep);
-  }
-
-  /** A pending connect to `ep` was abandoned; not the endpoint's failure. */
-  cancelled(ep: Endpoint): void {
-    ep.pending--;
     this.dropIfRetired(ep);
   }
 
-  /** An open connection to `ep` closed. */
-  closed(ep: Endpoint): void {
-    ep.open--;
-    this.dropIfRetired(ep);
+  /**
+   * The active health check's verdict for `ep` (issue 16). It moves only this flag: a
+   * passing check never ends a fail-fast ejection, a fail-fast penalty ending never returns
+   * an endpoint its check calls unhealthy, and reviveAll leaves it alone too.
+   */
+  setHealthy(ep: Endpoint, healthy: boolean | undefined): void {
+    if (ep.healthy === healthy) return;
+    ep.healthy = healthy;
+    this.refresh();
   }
 
   count(kind: 'available' | 'failed' | 'retired'): number {
@@ -116,11 +160,21 @@ export class Balancer {
     return n;
   }
 
+  private failedConnect(ep: Endpoint, cause: FailureCause, lease: Lease): void {
+    if (recordConnect(ep, false, this.now(), this.failFast)) {
+      this.events.ejected?.(ep);
+      this.refresh();
+      if (this.available.length === 0) this.reviveAll();
+    }
+    this.events.failed?.(ep, cause, lease);
+  }
+
   private dropIfRetired(ep: Endpoint): void {
     if (ep.state.kind === 'retired' && ep.idle && this.endpoints.get(ep.key) === ep) this.endpoints.delete(ep.key);
   }
 
   private reviveExpired(): void {
+    if (this.available.length === this.endpoints.size) return; // nothing failed (the common case)
     const now = this.now();
     let changed = false;
     for (const ep of this.endpoints.values()) {
@@ -147,6 +201,7 @@ export class Balancer {
 
   private refresh(): void {
     this.available = [];
-    for (const ep of this.endpoints.values()) if (ep.state.kind === 'available') this.available.push(ep);
+    for (const ep of this.endpoints.values()) if (ep.state.kind === 'available' && ep.healthy !== false) this.available.push(ep);
+    this.classes = weightClasses(this.available);
   }
 }

@@ -2,6 +2,9 @@
 // Transitions are pure functions of events and an injected clock (no timers here).
 import type { FailFastConfig } from '../config/types.ts';
 
+/** linkerd-tcp's DEFAULT_MAX_CONSECUTIVE_FAILURES and penalty: ejection is always on. */
+export const DEFAULT_FAIL_FAST: FailFastConfig = { maxConsecutiveFailures: 5, failurePenaltySecs: 60 };
+
 export type EndpointState =
   | { readonly kind: 'available' }
   /** Ejected after consecutive connect failures, until `until` (ms, injected clock). */
@@ -18,6 +21,12 @@ export class Endpoint {
   pending = 0;
   open = 0;
   consecutiveFailures = 0;
+  /**
+   * The active health check's verdict (src/health/), kept apart from `state` (passive
+   * fail-fast): undefined = not checked or no verdict yet. New connections need both to
+   * agree: `state` available and `healthy` not false.
+   */
+  healthy: boolean | undefined = undefined;
   /** Totals, for /api/state and the access log. */
   connects = 0;
   failures = 0;
@@ -36,7 +45,7 @@ export class Endpoint {
 }
 
 /** Outcome of a connect attempt; returns true when the endpoint was just ejected. */
-export function recordConnect(ep: Endpoint, ok: boolean, now: number, failFast: FailFastConfig | undefined): boolean {
+export function recordConnect(ep: Endpoint, ok: boolean, now: number, failFast: FailFastConfig): boolean {
   if (ok) {
     ep.consecutiveFailures = 0;
     ep.connects++;
@@ -44,7 +53,7 @@ export function recordConnect(ep: Endpoint, ok: boolean, now: number, failFast: 
   }
   ep.failures++;
   ep.consecutiveFailures++;
-  if (failFast && ep.state.kind === 'available' && ep.consecutiveFailures >= failFast.maxConsecutiveFailures) {
+  if (ep.state.kind === 'available' && ep.consecutiveFailures >= failFast.maxConsecutiveFailures) {
     ep.state = { kind: 'failed', since: now, until: now + failFast.failurePenaltySecs * 1000 };
     return true;
   }

@@ -60,6 +60,8 @@ export interface DestinationMetrics {
   readonly waitersRejected: Counter;
   readonly latencyUs: Stat;
   readonly durationMs: Stat;
+  /** linkerd-tcp's dispatcher poll time: here, each balancer decision (pick, resolution update). */
+  readonly pollTimeUs: Stat;
 }
 
 export interface DestinationGauges {
@@ -91,5 +93,6 @@ export function destinationMetrics(reg: Registry, rt: string, dst: string, g: De
     waitersRejected: reg.counter('l5d:balancer:rejected', { ...l, cause: 'max_waiters' }),
     latencyUs: reg.stat('l5d:balancer:connection:latency_us', l),
     durationMs: reg.stat('l5d:balancer:connection:duration_ms', l),
+    pollTimeUs: reg.stat('l5d:balancer:poll_time_us', l),
   };
 }

@@ -1,15 +1,19 @@
 // One proxied connection, from accept to close: wait for a resolution, dial the picked
 // endpoint (retrying another one on a refused or timed-out connect, within the attempts
 // and the server's connect deadline), pump, and account for the outcome exactly once.
+// It owns at most one balancer lease and one wait slot at a time; `finish` releases the
+// lease and cancels the slot whatever the phase, so nothing it held outlives it.
 // Socket listeners are shared functions that find the connection through the socket, so
 // a connection costs no closures; its only timer is the connect deadline or the lifetime.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../balancer/endpoint.ts';
+import type { Lease, Outcome } from '../balancer/lease.ts';
+import type { Slot } from '../balancer/wait-queue.ts';
 import { type ConnectFailureCause, connectFailureCause, dial } from '../connector/dial.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 import { pump } from '../proxy/duplex.ts';
-import type { Destination } from './destination.ts';
+import type { Destination, Grant, Waiter } from './destination.ts';
 
 export type CloseReason =
   | 'done' // both directions finished cleanly
@@ -21,7 +25,8 @@ export type CloseReason =
   | 'connect_refused'
   | 'connect_failed'
   | 'no_endpoints'
-  | 'resolution_failed'
+  | 'resolution_failed' // the name could not be bound (a failed binding, namerd failing before any answer)
+  | 'resolution_timeout' // no first resolution within FIRST_RESOLUTION_WAIT_MS
   | 'waiters_full'
   | 'shutdown';
 
@@ -45,7 +50,7 @@ interface ConnSocket extends Socket {
   conn?: Connection | undefined;
 }
 
-export class Connection {
+export class Connection implements Waiter {
   readonly client: ConnSocket;
   readonly server: ServerSide;
   /** `ip:port` of the client, captured at accept only when access logs are on. */
@@ -55,8 +60,11 @@ export class Connection {
   /** performance.now() by which the backend must be connected (server connectTimeoutMs). */
   readonly deadlineAt: number;
   backend: ConnSocket | undefined;
-  endpoint: Endpoint | undefined;
   destination: Destination | undefined;
+  /** The balancer's claim on the endpoint being dialled or connected to. */
+  lease: Lease | undefined;
+  /** Our place in the destination's queue while waiting for a first resolution. */
+  slot: Slot | undefined;
   attempts = 0;
   dialStartedAt = 0;
   connectedAt = 0;
@@ -95,6 +103,46 @@ export class Connection {
   get done(): boolean {
     return this.phase === DONE;
   }
+  get endpoint(): Endpoint | undefined {
+    return this.lease?.endpoint;
+  }
+
+  /** Routed to `dest`: a spare, a lease to dial, a wait, or a failure. */
+  route(dest: Destination): void {
+    this.destination = dest;
+    const spare = dest.takeSpare();
+    if (spare) this.adopt(spare.socket, spare.lease);
+    else this.granted(dest.request(this));
+  }
+
+  /** The destination's answer, at once or after waiting (Waiter). */
+  granted(g: Grant): void {
+    if (this.phase !== WAITING) {
+      // Only a lease can arrive for a connection that is already gone; hand it straight back.
+      if (g.kind === 'lease') g.lease.release({ kind: 'cancelled' });
+      return;
+    }
+    if (this.slot) {
+      this.slot.cancel();
+      this.slot = undefined;
+      this.client.removeListener('readable', onWaitReadable);
+      this.client.removeListener('end', onWaitEnd);
+    }
+    switch (g.kind) {
+      case 'lease':
+        this.dial(g.lease);
+        return;
+      case 'wait':
+        this.slot = g.slot;
+        // Notice a client that leaves while we wait (its FIN), without consuming what it sent.
+        this.client.on('readable', onWaitReadable);
+        this.client.on('end', onWaitEnd);
+        return;
+      case 'fail':
+        this.finish(g.reason);
+        return;
+    }
+  }
 
   /** Bytes moved so far, both sockets both ways (idle detection). */
   bytesMoved(): number {
@@ -102,11 +150,12 @@ export class Connection {
     return c.bytesRead + c.bytesWritten + (b ? b.bytesRead + b.bytesWritten : 0);
   }
 
-  /** Dials `ep` (already marked pending by the balancer) for `dest`. */
-  dial(dest: Destination, ep: Endpoint): void {
+  /** Dials the endpoint of `lease` (pending), ours from now on. */
+  private dial(lease: Lease): void {
+    const dest = this.destination!;
+    const ep = lease.endpoint;
     this.phase = CONNECTING;
-    this.destination = dest;
-    this.endpoint = ep;
+    this.lease = lease;
     this.attempts++;
     const now = (this.dialStartedAt = performance.now());
     // One timer: the earlier of this attempt's timeout and the overall deadline.
@@ -121,7 +170,7 @@ export class Connection {
     this.backend = b;
   }
 
-  /** Idempotent: destroys both sockets, clears timers, releases the endpoint, records the outcome. */
+  /** Idempotent: destroys both sockets, clears timers, leaves the queue, releases the lease, records the outcome. */
   finish(reason: CloseReason, err?: Error): void {
     const phase = this.phase;
     if (phase === DONE) return;
@@ -130,10 +179,12 @@ export class Connection {
     this.closedAt = performance.now();
     if (err) this.error = (err as NodeJS.ErrnoException).code ?? err.message;
     clearTimeout(this.timer);
+    this.slot?.cancel();
+    this.slot = undefined;
+    this.lease?.release(outcomeOf(phase, reason, err, this.closedAt - this.connectedAt));
     this.client.destroy();
     this.backend?.destroy();
     const m = this.server.metrics;
-    const dest = this.destination;
     if (phase === OPEN) {
       if (reason === 'done') m.closes.value++;
       else {
@@ -142,18 +193,10 @@ export class Connection {
         else m.streamFailureOther.value++;
       }
       m.durationMs.record(this.closedAt - this.connectedAt);
-      if (dest && this.endpoint) dest.closed(this.endpoint, this.closedAt - this.connectedAt);
     } else {
       m.failures.value++;
-      if (reason === 'connect_timeout') m.connectFailureTimeout.value++;
+      if (reason === 'connect_timeout' || reason === 'resolution_timeout') m.connectFailureTimeout.value++;
       else m.connectFailureOther.value++;
-      if (phase === CONNECTING && dest && this.endpoint) {
-        if (err && isLocalShortage(err)) dest.connectCancelled(this.endpoint); // our fds ran out: not the endpoint's fault
-        else if (reason === 'connect_timeout') dest.connectFailed(this.endpoint, 'timeout');
-        else if (reason === 'connect_refused' || reason === 'connect_failed') dest.connectFailed(this.endpoint, connectFailureCause(err));
-        else dest.connectCancelled(this.endpoint); // the client went away or we are shutting down
-      }
-      if (phase === WAITING) dest?.waiters.delete(this);
     }
     this.server.connectionClosed(this);
   }
@@ -161,25 +204,24 @@ export class Connection {
   /** This attempt failed: retry on another endpoint if attempts, time and endpoints remain. */
   private attemptFailed(cause: ConnectFailureCause, err?: Error): void {
     const dest = this.destination!;
-    const failed = this.endpoint!;
+    const lease = this.lease!;
+    lease.release({ kind: 'failed', cause }); // reported once, here; finish's release is then a no-op
     const final: CloseReason = cause === 'timeout' ? 'connect_timeout' : cause === 'refused' ? 'connect_refused' : 'connect_failed';
-    const next = this.attempts < dest.config.connectAttempts && performance.now() < this.deadlineAt ? dest.balancer.pick(failed) : undefined;
+    const next = this.attempts < dest.config.connectAttempts && performance.now() < this.deadlineAt ? dest.retry(lease.endpoint) : undefined;
     if (!next) {
-      this.finish(final, err); // reports the failed attempt once, as every final failure does
+      this.finish(final, err);
       return;
     }
     const b = this.backend!;
     b.conn = undefined;
     b.destroy();
     this.backend = undefined;
-    dest.connectFailed(failed, cause);
-    dest.retry(this, next);
+    this.dial(next);
   }
 
-  /** Takes over an established pre-connected backend socket (minConnections). */
-  adopt(dest: Destination, backend: Socket, ep: Endpoint): void {
-    this.destination = dest;
-    this.endpoint = ep;
+  /** Takes over an established pre-connected backend socket (minConnections) and its open lease. */
+  private adopt(backend: Socket, lease: Lease): void {
+    this.lease = lease;
     const b = backend as ConnSocket;
     b.conn = this;
     b.on('error', onBackendError);
@@ -190,7 +232,7 @@ export class Connection {
 
   private connected(): void {
     const now = performance.now();
-    this.destination!.connectSucceeded(this.endpoint!, (now - this.dialStartedAt) * 1000);
+    this.lease!.connected((now - this.dialStartedAt) * 1000);
     this.start(now);
   }
 
@@ -220,10 +262,23 @@ export class Connection {
     else if (conn.phase === CONNECTING && isLocalShortage(err)) conn.finish('connect_failed', err);
     else if (conn.phase === CONNECTING) conn.attemptFailed(connectFailureCause(err), err);
   }
+  /** Waiting, the client's FIN arrived with nothing unread: it has gone. */
+  static clientLeftWhileWaiting(conn: Connection): void {
+    if (conn.phase === WAITING) conn.finish('client_error');
+  }
   static timerFired(conn: Connection): void {
     if (conn.phase === CONNECTING && performance.now() < conn.deadlineAt - 1) conn.attemptFailed('timeout');
     else if (conn.phase === CONNECTING || conn.phase === WAITING) conn.finish('connect_timeout');
   }
+}
+
+/** The lease outcome for a connection ending in `phase` with `reason`. */
+function outcomeOf(phase: number, reason: CloseReason, err: Error | undefined, openMs: number): Outcome {
+  if (phase === OPEN) return { kind: 'closed', durationMs: openMs };
+  if (err && isLocalShortage(err)) return { kind: 'cancelled' }; // our fds ran out: not the endpoint's fault
+  if (reason === 'connect_timeout') return { kind: 'failed', cause: 'timeout' };
+  if (reason === 'connect_refused' || reason === 'connect_failed') return { kind: 'failed', cause: connectFailureCause(err) };
+  return { kind: 'cancelled' }; // the client went away, or we are shutting down
 }
 
 /** EMFILE/ENFILE: this process (or the system) is out of file descriptors. */
@@ -243,6 +298,13 @@ function onBackendConnect(this: ConnSocket): void {
 }
 function onSocketClose(this: ConnSocket): void {
   if (this.conn) Connection.socketClosed(this.conn);
+}
+/** Reads nothing while data is buffered; with the buffer empty, read() surfaces a pending EOF as 'end'. */
+function onWaitReadable(this: ConnSocket): void {
+  if (this.readableLength === 0) this.read();
+}
+function onWaitEnd(this: ConnSocket): void {
+  if (this.conn) Connection.clientLeftWhileWaiting(this.conn);
 }
 function onConnectTimer(conn: Connection): void {
   Connection.timerFired(conn);

@@ -1,17 +1,46 @@
 // One destination name inside a router: its balancer, its subscription to the interpreter,
 // the connections waiting for a first resolution, and its metrics.
+//
+// API for a connection implementation (node engine here, the native engine's too):
+//   const g = dest.request(waiter)   // Grant, answered synchronously:
+//     { kind: 'lease', lease }       // dial lease.endpoint; report through the lease (balancer.ts)
+//     { kind: 'wait', slot }         // no resolution yet: waiter.granted(lease | fail) comes later,
+//                                    // once, unless slot.cancel() was called first (do it on finish)
+//     { kind: 'fail', reason }       // close the client with this reason
+//   after a failed attempt: lease.release({ kind: 'failed', cause }), then dest.retry(failedEndpoint)
+// A connection owns at most one lease and one slot; finishing releases the one and cancels the other.
+import { performance } from 'node:perf_hooks';
 import { Balancer } from '../balancer/balancer.ts';
 import type { Endpoint } from '../balancer/endpoint.ts';
+import type { Lease } from '../balancer/lease.ts';
+import { type Slot, WaitQueue } from '../balancer/wait-queue.ts';
 import type { ConnectorConfig } from '../config/types.ts';
-import type { ConnectFailureCause } from '../connector/dial.ts';
 import { type ClientTls, TLS_CONNECT_TIMEOUT_MS } from '../connector/tls-client.ts';
 import type { Interpreter, Watch } from '../interpreter/interpreter.ts';
 import type { Logger } from '../log.ts';
 import { type DestinationMetrics, destinationMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Resolution } from '../naming/resolution.ts';
-import type { Connection } from './connection.ts';
-import { SparePool } from './pool.ts';
+import { type Spare, SparePool } from './pool.ts';
+
+/**
+ * How long a connection may wait for a destination's first resolution (the server's
+ * connectTimeoutMs ends it sooner when shorter). linkerd-tcp: waited for ever without one.
+ */
+export const FIRST_RESOLUTION_WAIT_MS = 10_000;
+
+export type FailReason = 'no_endpoints' | 'resolution_failed' | 'resolution_timeout' | 'waiters_full';
+
+export type Grant =
+  | { readonly kind: 'lease'; readonly lease: Lease }
+  | { readonly kind: 'wait'; readonly slot: Slot }
+  | { readonly kind: 'fail'; readonly reason: FailReason };
+
+/** A connection waiting in a destination's queue. */
+export interface Waiter {
+  /** The wait is over: a pending lease or a failure (never another wait). */
+  granted(g: Grant): void;
+}
 
 export class Destination {
   readonly name: string;
@@ -23,10 +52,11 @@ export class Destination {
   readonly balancer: Balancer;
   readonly metrics: DestinationMetrics;
   /** Connections accepted before the first resolution, in arrival order. */
-  readonly waiters = new Set<Connection>();
+  readonly waiters = new WaitQueue<Waiter>();
   private readonly log: Logger;
   private readonly watch: Watch;
   private readonly pool: SparePool | undefined;
+  private waitTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: {
     name: string; rt: string; config: ConnectorConfig; interpreter: Interpreter; registry: Registry; log: Logger;
@@ -44,6 +74,20 @@ export class Destination {
       events: {
         ejected: (ep) => this.log.warn({ endpoint: ep.key, failures: ep.consecutiveFailures }, 'endpoint ejected'),
         revived: (ep) => this.log.info({ endpoint: ep.key }, 'endpoint revived'),
+        connected: (_ep, latencyUs) => {
+          this.metrics.connects.value++;
+          this.metrics.latencyUs.record(latencyUs);
+        },
+        failed: (ep, cause) => {
+          const m = this.metrics;
+          if (cause === 'timeout') m.failureTimeout.value++;
+          else if (cause === 'refused') m.failureRefused.value++;
+          else m.failureOther.value++;
+          if (this.log.isLevelEnabled('info')) this.log.info({ endpoint: ep.key, cause }, 'connect failed');
+        },
+        closed: (_ep, durationMs) => {
+          if (durationMs !== undefined) this.metrics.durationMs.record(durationMs);
+        },
       },
     }));
     this.metrics = destinationMetrics(opts.registry, opts.rt, opts.name, {
@@ -52,108 +96,87 @@ export class Destination {
       retired: () => b.count('retired'),
       pending: () => b.total('pending'),
       open: () => b.total('open'),
-      waiters: () => this.waiters.size + this.connecting,
+      waiters: () => this.waiting,
     });
     this.pool = opts.config.minConnections > 0
       ? new SparePool({
         size: opts.config.minConnections, balancer: b, highWaterMark: opts.highWaterMark,
         connectTimeoutMs: this.connectTimeoutMs, tls: opts.tls,
-        onConnectResult: (ep, ok, cause, latencyUs) => this.recordConnect(ep, ok, cause, latencyUs),
       })
       : undefined;
     this.watch = opts.interpreter.watch(opts.name, (r) => this.onResolution(r));
   }
 
-  /** Connects in flight (they count against maxWaiters with the connections still waiting). */
-  connecting = 0;
+  /** Connections queued for a first resolution plus client connects in flight (maxWaiters counts both). */
+  get waiting(): number {
+    return this.waiters.size + this.balancer.clientsConnecting;
+  }
 
-  /** Routes a new connection: dial now, or wait for the first resolution. */
-  dispatch(conn: Connection): void {
-    if (this.waiters.size + this.connecting >= this.config.maxWaiters) {
+  /** An endpoint for a new connection now, a slot in the queue, or the reason to close it. */
+  request(w: Waiter): Grant {
+    if (this.waiting >= this.config.maxWaiters) {
       this.metrics.waitersRejected.value++;
-      conn.finish('waiters_full');
-      return;
+      return { kind: 'fail', reason: 'waiters_full' };
     }
-    if (!this.balancer.resolved) {
-      this.waiters.add(conn);
-      return;
-    }
-    const spare = this.pool?.take();
-    if (spare) {
-      this.metrics.pooled.value++;
-      conn.adopt(this, spare.socket, spare.endpoint);
-      return;
-    }
-    this.dial(conn, this.balancer.pick());
+    if (this.balancer.resolved) return this.leaseNow();
+    // Not bound yet, and the last answer was a failure: fail at once, as linkerd 1 does.
+    if (this.balancer.lastResolution?.kind === 'failed') return { kind: 'fail', reason: 'resolution_failed' };
+    const slot = this.waiters.add(w, performance.now());
+    this.armWaitTimer();
+    return { kind: 'wait', slot };
   }
 
-  /** Dials `next` (already picked, and pending) for a connection whose previous attempt failed. */
-  retry(conn: Connection, next: Endpoint): void {
-    this.metrics.retries.value++;
-    this.dial(conn, next);
+  /** A pre-connected spare (minConnections), detached from the pool: its lease is already open. */
+  takeSpare(): Spare | undefined {
+    if (!this.pool || !this.balancer.resolved) return undefined;
+    const spare = this.pool.take();
+    if (spare) this.metrics.pooled.value++;
+    return spare;
   }
 
-  private dial(conn: Connection, ep: Endpoint | undefined): void {
-    if (!ep) {
+  /** Another endpoint after a failed attempt (whose lease the caller has released), or undefined. */
+  retry(failed: Endpoint): Lease | undefined {
+    const t0 = performance.now();
+    const lease = this.balancer.acquire({ exclude: failed });
+    this.metrics.pollTimeUs.record((performance.now() - t0) * 1000);
+    if (lease) {
+      this.metrics.retries.value++;
+      this.metrics.attempts.value++;
+    }
+    return lease;
+  }
+
+  private leaseNow(): Grant {
+    const t0 = performance.now();
+    const lease = this.balancer.acquire();
+    this.metrics.pollTimeUs.record((performance.now() - t0) * 1000);
+    if (!lease) {
       this.metrics.unavailable.value++;
-      conn.finish('no_endpoints');
-      return;
+      return { kind: 'fail', reason: 'no_endpoints' };
     }
     this.metrics.attempts.value++;
-    this.connecting++;
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ endpoint: ep.key, attempt: conn.attempts + 1 }, 'connecting');
-    conn.dial(this, ep);
-  }
-
-  connectSucceeded(ep: Endpoint, latencyUs: number): void {
-    this.connecting--;
-    this.recordConnect(ep, true, undefined, latencyUs);
-  }
-
-  /** Balancer state, metrics and logs for one connect outcome (clients' and the pool's). */
-  private recordConnect(ep: Endpoint, ok: boolean, cause: ConnectFailureCause | undefined, latencyUs: number): void {
-    this.balancer.connected(ep, ok);
-    const m = this.metrics;
-    if (ok) {
-      m.connects.value++;
-      m.latencyUs.record(latencyUs);
-      return;
-    }
-    if (cause === 'timeout') m.failureTimeout.value++;
-    else if (cause === 'refused') m.failureRefused.value++;
-    else m.failureOther.value++;
-    if (this.log.isLevelEnabled('info')) this.log.info({ endpoint: ep.key, cause }, 'connect failed');
-  }
-
-  /** An open connection to `ep` closed after `durationMs`. */
-  closed(ep: Endpoint, durationMs: number): void {
-    this.metrics.durationMs.record(durationMs);
-    this.balancer.closed(ep);
-  }
-
-  /** A connect abandoned for reasons not the endpoint's (client gone, shutdown). */
-  connectCancelled(ep: Endpoint): void {
-    this.connecting--;
-    this.balancer.cancelled(ep);
-  }
-
-  connectFailed(ep: Endpoint, cause: ConnectFailureCause): void {
-    this.connecting--;
-    this.recordConnect(ep, false, cause, 0);
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ endpoint: lease.endpoint.key }, 'connecting');
+    return { kind: 'lease', lease };
   }
 
   close(): void {
+    clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
     this.watch.close();
     this.pool?.close();
   }
 
   private onResolution(r: Resolution): void {
     const before = new Set(this.balancer.endpoints.keys());
+    // Retired endpoints with open connections stay in the set: log their removal once, not at every change.
+    const wasRetired = new Set([...this.balancer.endpoints.values()].filter((e) => e.state.kind === 'retired').map((e) => e.key));
+    const t0 = performance.now();
     this.balancer.update(r);
+    this.metrics.pollTimeUs.record((performance.now() - t0) * 1000);
     switch (r.kind) {
       case 'failed':
         this.log.warn({ reason: r.reason, keeping: this.balancer.count('available') }, 'resolution failed; keeping the last endpoints');
-        if (!this.balancer.resolved) this.failWaiters();
+        if (!this.balancer.resolved) this.release({ kind: 'fail', reason: 'resolution_failed' });
         return;
       case 'neg':
         this.log.info({}, 'name does not exist (neg): no endpoints');
@@ -161,19 +184,30 @@ export class Destination {
       case 'bound': {
         const now = new Set(this.balancer.endpoints.keys());
         for (const k of now) if (!before.has(k)) this.log.info({ endpoint: k }, 'endpoint added');
-        for (const k of before) if (!now.has(k) || this.balancer.endpoints.get(k)?.state.kind === 'retired') this.log.info({ endpoint: k }, 'endpoint removed');
+        for (const k of before) if (!wasRetired.has(k) && (!now.has(k) || this.balancer.endpoints.get(k)?.state.kind === 'retired')) this.log.info({ endpoint: k }, 'endpoint removed');
         break;
       }
     }
-    const waiting = [...this.waiters];
-    this.waiters.clear();
-    for (const c of waiting) this.dispatch(c);
+    this.release(undefined);
     this.pool?.fill();
   }
 
-  private failWaiters(): void {
-    const waiting = [...this.waiters];
-    this.waiters.clear();
-    for (const c of waiting) c.finish('resolution_failed');
+  /** Ends every wait: with `g`, or each with a fresh lease (or no_endpoints) when undefined. */
+  private release(g: Grant | undefined): void {
+    clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
+    for (const w of this.waiters.drain()) w.granted(g ?? this.leaseNow());
+  }
+
+  /** One timer for the oldest waiter; each expiry fails the waiters past the bound. */
+  private armWaitTimer(): void {
+    const oldest = this.waiters.oldest;
+    if (this.waitTimer || oldest === undefined) return;
+    this.waitTimer = setTimeout(() => {
+      this.waitTimer = undefined;
+      for (const w of this.waiters.expire(performance.now() - FIRST_RESOLUTION_WAIT_MS)) w.granted({ kind: 'fail', reason: 'resolution_timeout' });
+      this.armWaitTimer();
+    }, Math.max(0, oldest + FIRST_RESOLUTION_WAIT_MS - performance.now()));
+    this.waitTimer.unref();
   }
 }

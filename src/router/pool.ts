@@ -4,18 +4,19 @@
 // died while idle is never handed out; failed connects back off before trying again.
 import type { Socket } from 'node:net';
 import type { Balancer } from '../balancer/balancer.ts';
-import type { Endpoint } from '../balancer/endpoint.ts';
-import { connectFailureCause, type ConnectFailureCause, dial } from '../connector/dial.ts';
+import type { Lease } from '../balancer/lease.ts';
+import { connectFailureCause, dial } from '../connector/dial.ts';
 import type { ClientTls } from '../connector/tls-client.ts';
 
+/** An established backend connection; its lease is open and now the taker's to release. */
 export interface Spare {
   readonly socket: Socket;
-  readonly endpoint: Endpoint;
+  readonly lease: Lease;
 }
 
 interface SpareSocket extends Socket {
   pool?: SparePool | undefined;
-  spareEndpoint?: Endpoint;
+  lease?: Lease;
   /** performance.now() when it was connected (and, over TLS, handshaken); unset until then. */
   readyAt?: number;
 }
@@ -31,7 +32,6 @@ export class SparePool {
   private readonly highWaterMark: number;
   private readonly connectTimeoutMs: number | undefined;
   private readonly tls: ClientTls | undefined;
-  private readonly onConnectResult: (ep: Endpoint, ok: boolean, cause: ConnectFailureCause | undefined, latencyUs: number) => void;
   private readonly idle: SpareSocket[] = [];
   private connecting = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -39,14 +39,12 @@ export class SparePool {
 
   constructor(opts: {
     size: number; balancer: Balancer; highWaterMark: number; connectTimeoutMs: number | undefined; tls: ClientTls | undefined;
-    onConnectResult: (ep: Endpoint, ok: boolean, cause: ConnectFailureCause | undefined, latencyUs: number) => void;
   }) {
     this.size = opts.size;
     this.balancer = opts.balancer;
     this.highWaterMark = opts.highWaterMark;
     this.connectTimeoutMs = opts.connectTimeoutMs;
     this.tls = opts.tls;
-    this.onConnectResult = opts.onConnectResult;
   }
 
   get available(): number {
@@ -59,7 +57,7 @@ export class SparePool {
     while ((s = this.idle.shift())) {
       if (s.destroyed || s.readableEnded) continue; // died while idle: already released
       detach(s);
-      const spare = { socket: s, endpoint: s.spareEndpoint! };
+      const spare = { socket: s, lease: s.lease! };
       this.fill();
       return spare;
     }
@@ -71,9 +69,9 @@ export class SparePool {
   fill(): void {
     if (this.closed || this.retryTimer) return;
     while (this.idle.length + this.connecting < this.size) {
-      const ep = this.balancer.pick();
-      if (!ep) return;
-      this.connect(ep);
+      const lease = this.balancer.acquire({ spare: true });
+      if (!lease) return;
+      this.connect(lease);
     }
   }
 
@@ -83,12 +81,13 @@ export class SparePool {
     for (const s of this.idle.splice(0)) this.release(s);
   }
 
-  private connect(ep: Endpoint): void {
+  private connect(lease: Lease): void {
     this.connecting++;
     const started = performance.now();
+    const ep = lease.endpoint;
     const s = dial(ep.host, ep.port, this.highWaterMark, this.tls, onConnect, onError) as SpareSocket;
     s.pool = this;
-    s.spareEndpoint = ep;
+    s.lease = lease;
     if (this.connectTimeoutMs !== undefined) {
       s.setTimeout(this.connectTimeoutMs, () => {
         if (s.readyAt === undefined) s.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
@@ -103,7 +102,7 @@ export class SparePool {
     s.readyAt = performance.now();
     s.setTimeout(0);
     const startedAt = (s as SpareSocket & { startedAt?: number }).startedAt ?? performance.now();
-    pool.onConnectResult(s.spareEndpoint!, true, undefined, (performance.now() - startedAt) * 1000);
+    s.lease!.connected((performance.now() - startedAt) * 1000);
     if (pool.closed) {
       pool.release(s);
       return;
@@ -120,7 +119,7 @@ export class SparePool {
       // A connect that failed.
       pool.connecting--;
       s.pool = undefined;
-      pool.onConnectResult(s.spareEndpoint!, false, connectFailureCause(err as NodeJS.ErrnoException), 0);
+      s.lease!.release({ kind: 'failed', cause: connectFailureCause(err as NodeJS.ErrnoException) });
       pool.backoff();
       return;
     }
@@ -141,7 +140,7 @@ export class SparePool {
     s.pool = undefined;
     detach(s);
     s.destroy();
-    this.balancer.closed(s.spareEndpoint!);
+    s.lease!.release({ kind: 'closed' });
   }
 
   private backoff(): void {

@@ -1,11 +1,12 @@
 // A router: destination name → Destination (balancer + subscription), created on first
 // use and cached. Connections enter through `route`; everything after is the destination's.
+import { performance } from 'node:perf_hooks';
 import { connectorConfigFor } from '../connector/client-config.ts';
 import type { ClientConfig, ClientTlsConfig } from '../config/types.ts';
 import { ClientTls } from '../connector/tls-client.ts';
 import type { Interpreter } from '../interpreter/interpreter.ts';
 import type { Logger } from '../log.ts';
-import type { Counter, Registry } from '../metrics/registry.ts';
+import type { Counter, Registry, Stat } from '../metrics/registry.ts';
 import type { Connection } from './connection.ts';
 import { Destination } from './destination.ts';
 
@@ -20,6 +21,8 @@ export class Router {
   private readonly now: () => number;
   private readonly routeCreate: Counter;
   private readonly routeFound: Counter;
+  private readonly routeError: Counter;
+  private readonly routeTimeUs: Stat;
   private readonly highWaterMark: number;
   /** The TLS origination context for each `tls` setting of this router's client config. */
   private readonly clientTls: ReadonlyMap<ClientTlsConfig, ClientTls>;
@@ -39,6 +42,8 @@ export class Router {
     this.now = opts.now ?? Date.now;
     this.routeCreate = opts.registry.counter('l5d:route_create', { rt: opts.label });
     this.routeFound = opts.registry.counter('l5d:route_found', { rt: opts.label });
+    this.routeError = opts.registry.counter('l5d:route_error', { rt: opts.label });
+    this.routeTimeUs = opts.registry.stat('l5d:route_time_us', { rt: opts.label });
   }
 
   /** The destination for `dst`, created (and subscribed) on first use. */
@@ -58,8 +63,22 @@ export class Router {
     return d;
   }
 
+  /** Finds (or creates) the destination and hands it the connection; `l5d:route_time_us` is that lookup. */
   route(conn: Connection, dst: string): void {
-    this.destination(dst).dispatch(conn);
+    const t0 = performance.now();
+    let d: Destination;
+    try {
+      d = this.destination(dst);
+    } catch (e) {
+      // linkerd-tcp's route_error: no connector for this name (e.g. its TLS material cannot be loaded).
+      this.routeError.value++;
+      this.log.error({ dst, err: (e as Error).message }, 'route failed');
+      conn.finish('connect_failed', e as Error);
+      return;
+    } finally {
+      this.routeTimeUs.record((performance.now() - t0) * 1000);
+    }
+    conn.route(d);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,42 @@
+// Weight classes, Finagle's TrafficDistributor: endpoints of equal weight form a class, and a
+// class is drawn with probability ∝ weight × members (Drv.fromWeights). Traffic shares then
+// follow weights whatever the load, because load never decides *which class*; it decides
+// only which member of the class (least-loaded P2C, p2c.ts). Pure.
+
+export interface WeightClass<T> {
+  /** The weight of each member. */
+  readonly weight: number;
+  /** weight × members.length: the class's share of traffic, unnormalised. */
+  readonly total: number;
+  readonly members: readonly T[];
+}
+
+/** Weights closer than this (relative) are one class: flattened dtab weights are floats. */
+const SAME = 1e-9;
+
+/** Groups positive-weight items by weight, in order of first appearance; weight 0 is left out. */
+export function weightClasses<T extends { readonly weight: number }>(items: readonly T[]): WeightClass<T>[] {
+  const groups: { weight: number; members: T[] }[] = [];
+  for (const it of items) {
+    const w = it.weight;
+    if (!(w > 0)) continue;
+    const g = groups.find((x) => Math.abs(x.weight - w) <= SAME * Math.max(x.weight, w));
+    if (g) g.members.push(it);
+    else groups.push({ weight: w, members: [it] });
+  }
+  return groups.map((g) => ({ weight: g.weight, total: g.weight * g.members.length, members: g.members }));
+}
+
+/** Index of a class drawn ∝ `total`, or -1 when there is none. Calls `random()` once (none for one class). */
+export function pickClass(classes: readonly WeightClass<unknown>[], random: () => number): number {
+  if (classes.length <= 1) return classes.length - 1;
+  let sum = 0;
+  for (const c of classes) sum += c.total;
+  let r = random() * sum;
+  for (let i = 0; i < classes.length; i++) {
+    const t = classes[i]!.total;
+    if (r < t) return i;
+    r -= t;
+  }
+  return classes.length - 1; // floating-point remainder
+}
