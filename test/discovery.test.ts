@@ -2,6 +2,7 @@
 // while traffic flows (new connections follow, open ones finish intact), /ready waits for
 // the first resolution, a namerd outage keeps the last endpoints, and an io.l5d.fs config.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -54,8 +55,8 @@ describe('discovery end to end', () => {
     cleanup.push(() => n.close());
     return n;
   }
-  async function proxy(cfg: string) {
-    const p = await startProxy(cfg);
+  async function proxy(cfg: string, servers = 1) {
+    const p = await startProxy(cfg, servers);
     cleanup.push(() => p.proxy.stop('SIGKILL'));
     return p;
   }
@@ -112,6 +113,36 @@ routers:
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /l5d:resolver:failure_count\{namespace="default", rt="nd"\} [1-9]/);
     assert.match(metrics, /l5d:balancer:endpoint:available\{dst="\/svc\/app", rt="nd"\} 1/);
+  });
+
+  it('a FIFO in rootDir does not freeze the proxy: admin answers and other names route', async () => {
+    const a = await backend();
+    const root = mkdtempSync(join(tmpdir(), 'l5d-fs-fifo-'));
+    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
+    execFileSync('mkfifo', [join(root, 'web')]);
+    writeFileSync(join(root, 'app'), `127.0.0.1 ${a.port}\n`);
+    const { proxy: p, ports: [webPort, appPort] } = await proxy(`
+admin: {port: 0}
+namers:
+- {kind: io.l5d.fs, rootDir: ${JSON.stringify(root)}}
+routers:
+- label: fs
+  dtab: /svc => /#/io.l5d.fs;
+  servers:
+  - {port: 0, dstName: /svc/web, connectTimeoutMs: 1000}
+  - {port: 0, dstName: /svc/app}
+`, 2);
+    const base = await adminUrl(p);
+    const web = await dial(webPort!); // makes the proxy look the FIFO up
+    web.on('data', () => {});
+    await p.waitForLog((l) => l.msg === 'io.l5d.fs: bad file' && /not a regular file/.test(String(l['reason'])), 5000, 'the FIFO refused');
+    const res = await deadline(3000, 'admin /metrics while the FIFO is there', fetch(`${base}/metrics`, { signal: AbortSignal.timeout(3000) }));
+    assert.equal(res.status, 200);
+    await res.text();
+    const c = await dial(appPort!);
+    await ping(c, 'still routing');
+    c.destroy();
+    web.destroy();
   });
 
   it('routes through io.l5d.fs files as configured in YAML, following file changes', async () => {
