@@ -174,6 +174,7 @@ export class App {
   /**
    * Graceful stop: stop accepting, let open connections finish for up to `graceMs`, cut
    * the rest, then close routers and interpreters. Idempotent.
+      metrics: this.registry.dump(), latencySamples: this.worker, // a worker's samples are pooled by the primary
    */
   close(graceMs: number): Promise<void> {
     this.closing ??= (async () => {

@@ -88,8 +88,9 @@ function changingState(): () => AppState {
       servers: [{
         router: 'web', srvAddr: '127.0.0.1:7474', listening: true, dstName: XSS, tls: true, tlsIdentities: [{ name: 'default', names: ['localhost'], notAfter: 'Nov 18 00:00:00 2051 GMT' }], active: 4 + (n % 3), waiters: 0,
         accepts: 5 * n, closes: 5 * n - 4, failures: 1, rejected: 0, rxBytes: 2048 * n, txBytes: 8192 * n,
-        connectLatencyUs: { count: 5 * n, p50: 350, p99: 1800 },
+        connectLatencyUs: { count: 5 * n, p50: 350, p99: 1800, windowSecs: 60 }, tlsFailures: { unknown_sni: 2 },
       }],
+      processes: [],
       recentErrors: [{ at: 1_700_000_000_000, level: 'warn', msg: 'endpoint ejected', context: { dst: XSS, endpoint: '10.0.0.2:80' } }],
     };
   };

@@ -93,26 +93,60 @@ export const DASHBOARD_SCRIPT = `
     svg.appendChild(line);
     return svg;
   }
-  // One figure: label, value (with its test id) and, when a series id is given, its sparkline.
-  function tile(label, value, testid, series, v) {
+  // One figure: label, value (with its test id) and, when a series id is given, its sparkline
+  // with its scale (the top of the chart, formatted by fmtScale; the bottom is 0).
+  function tile(label, value, testid, series, v, fmtScale) {
     if (series) record(series, v === undefined ? null : v);
-    return add(el('div', 'tile'), el('div', 'label', label), el('div', 'value', value, testid), series ? spark(series) : null);
+    var box = add(el('div', 'tile'), el('div', 'label', label), el('div', 'value', value, testid), series ? spark(series) : null);
+    if (series) {
+      var top = 0;
+      (history.get(series) || []).forEach(function (x) { if (x > top) top = x; });
+      box.appendChild(el('div', 'scale', '0 \\u2013 ' + (fmtScale ? fmtScale(top) : String(Math.round(top * 10) / 10)), 'scale-' + series));
+    }
+    return box;
   }
 
-  function renderProcess(p, at) {
-    var box = el('div', 'tiles');
+  function fmtPct(n) { return n === null ? '\\u2013' : n.toFixed(1) + '%'; }
+  // The whole process tree (with workers: the primary and each worker): tiles for the sums
+  // (CPU and memory of every process), then one row per process.
+  function renderProcess(p, list, at) {
+    var box = el('div');
     if (!p) return box;
-    var r = rates('proc', at, { cpu: num(p.cpuUserSecs) + num(p.cpuSystemSecs) });
-    add(box,
+    var procs = list && list.length ? list : [p];
+    var cpu = null, rss = 0, heap = 0, fds = null, eld = null;
+    var rows = procs.map(function (x) {
+      var r = rates('proc:' + x.pid, at, { cpu: num(x.cpuUserSecs) + num(x.cpuSystemSecs) });
+      if (r.cpu !== null) cpu = (cpu || 0) + r.cpu;
+      rss += num(x.rssBytes); heap += num(x.heapUsedBytes);
+      if (typeof x.openFds === 'number') fds = (fds || 0) + x.openFds;
+      if (typeof x.eventLoopDelayP99Ms === 'number' && (eld === null || x.eventLoopDelayP99Ms > eld)) eld = x.eventLoopDelayP99Ms;
+      return { x: x, cpu: r.cpu };
+    });
+    add(box, add(el('div', 'tiles'),
       tile('pid', p.pid, 'proc-pid'),
+      procs.length > 1 ? tile('processes', procs.length, 'proc-count') : null,
       tile('uptime', fmtSecs(p.uptimeSecs), 'proc-uptime'),
-      tile('cpu', r.cpu === null ? '\\u2013' : (r.cpu * 100).toFixed(1) + '%', 'proc-cpu', 'proc-cpu', r.cpu === null ? null : r.cpu * 100),
-      tile('rss', fmtBytes(p.rssBytes), 'proc-rss', 'proc-rss', num(p.rssBytes)),
-      tile('heap used', fmtBytes(p.heapUsedBytes), 'proc-heap'),
-      tile('open fds', p.openFds === null ? 'n/a' : p.openFds, 'proc-fds'),
-      tile('event-loop p99', p.eventLoopDelayP99Ms === null ? 'n/a' : num(p.eventLoopDelayP99Ms).toFixed(1) + ' ms', 'proc-eld', 'proc-eld', p.eventLoopDelayP99Ms),
-      tile('node', p.nodeVersion, 'proc-node'));
-    return box;
+      tile('cpu', fmtPct(cpu === null ? null : cpu * 100), 'proc-cpu', 'proc-cpu', cpu === null ? null : cpu * 100, function (v) { return v.toFixed(1) + '%'; }),
+      tile('rss', fmtBytes(rss), 'proc-rss', 'proc-rss', rss, fmtBytes),
+      tile('heap used', fmtBytes(heap), 'proc-heap'),
+      tile('open fds', fds === null ? 'n/a' : fds, 'proc-fds'),
+      tile('event-loop p99', eld === null ? 'n/a' : eld.toFixed(1) + ' ms', 'proc-eld', 'proc-eld', eld, function (v) { return v.toFixed(1) + ' ms'; }),
+      tile('node', p.nodeVersion, 'proc-node')));
+    if (procs.length < 2) return box;
+    var table = el('table', null, null, 'proc-table');
+    var head = el('tr');
+    ['process', 'pid', 'cpu', 'rss', 'heap used', 'open fds', 'event-loop p99', 'uptime'].forEach(function (h) { head.appendChild(el('th', null, h)); });
+    table.appendChild(head);
+    rows.forEach(function (r) {
+      var x = r.x, id = String(x.pid);
+      add(table, add(el('tr', null, null, 'proc-row-' + id),
+        el('td', null, x.role === 'worker' ? 'worker ' + x.worker : (x.role || 'process'), 'proc-role-' + id), el('td', 'num mono', x.pid),
+        el('td', 'num', fmtPct(r.cpu === null ? null : r.cpu * 100), 'proc-cpu-' + id), el('td', 'num', fmtBytes(x.rssBytes), 'proc-rss-' + id),
+        el('td', 'num', fmtBytes(x.heapUsedBytes)), el('td', 'num', typeof x.openFds === 'number' ? x.openFds : 'n/a'),
+        el('td', 'num', typeof x.eventLoopDelayP99Ms === 'number' ? x.eventLoopDelayP99Ms.toFixed(1) + ' ms' : 'n/a'),
+        el('td', 'num', fmtSecs(x.uptimeSecs))));
+    });
+    return add(box, table);
   }
 
   function renderServer(s, r) {
@@ -131,12 +165,30 @@ export const DASHBOARD_SCRIPT = `
       tile('accepts/s', fmtPerSec(r.accepts), 'srv-accepts-rate-' + id, 'srv-accepts-rate-' + id, r.accepts),
       tile('rx', fmtRate(r.rx), 'srv-rx-rate-' + id, 'srv-rx-rate-' + id, r.rx),
       tile('tx', fmtRate(r.tx), 'srv-tx-rate-' + id, 'srv-tx-rate-' + id, r.tx),
-      tile('connect p50', fmtUs(s.connectLatencyUs && s.connectLatencyUs.p50), 'srv-lat-p50-' + id),
-      tile('connect p99', fmtUs(s.connectLatencyUs && s.connectLatencyUs.p99), 'srv-lat-p99-' + id),
+      latencyTile('p50', s, id),
+      latencyTile('p99', s, id),
       tile('accepts', s.accepts, 'srv-accepts-' + id),
-      tile('failures', s.failures, 'srv-failures-' + id),
-      tile('waiting', s.waiters, 'srv-waiters-' + id)));
+      mark(tile('failures', s.failures, 'srv-failures-' + id), num(s.failures) > 0),
+      tile('waiting', s.waiters, 'srv-waiters-' + id),
+      s.tls ? tlsFailuresTile(s, id) : null));
     return card;
+  }
+  // Real quantiles over the server's sliding window (exact values, not bucket bounds), charted with a scale.
+  function latencyTile(q, s, id) {
+    var l = s.connectLatencyUs || {};
+    var v = l.count ? num(l[q]) : null;
+    var t = tile('connect ' + q + ' (' + num(l.windowSecs, 60) + ' s)', v === null ? '\\u2013' : fmtUs(v), 'srv-lat-' + q + '-' + id, 'srv-lat-' + q + '-' + id, v, fmtUs);
+    t.setAttribute('title', num(l.count) + ' connects in the last ' + num(l.windowSecs, 60) + ' s');
+    return t;
+  }
+  function tlsFailuresTile(s, id) {
+    var f = s.tlsFailures || {}, keys = Object.keys(f).filter(function (k) { return f[k] > 0; }).sort();
+    var text = keys.length ? keys.map(function (k) { return k + ' ' + f[k]; }).join(' \\u00b7 ') : 'none';
+    return mark(tile('tls handshake failures', text, 'srv-tls-failures-' + id), keys.length > 0);
+  }
+  function mark(node, bad) {
+    if (bad) node.className += ' bad';
+    return node;
   }
 
   function statusOf(d) {
@@ -156,16 +208,20 @@ export const DASHBOARD_SCRIPT = `
         d.open + ' open, ' + d.waiters + ' waiting', 'dst-counts-' + rt + '-' + d.name)));
     var table = el('table');
     var head = el('tr');
-    ['endpoint', 'state', 'weight', 'load', 'open', 'pending', 'connects', 'failures', 'consecutive'].forEach(function (h) { head.appendChild(el('th', null, h)); });
+    ['endpoint', 'state', 'weight', 'load', 'open', 'pending', 'connects', 'failures', 'consecutive', 'ejected until'].forEach(function (h) { head.appendChild(el('th', null, h)); });
     table.appendChild(head);
     (d.endpoints || []).forEach(function (ep) {
       var k = ep.key;
-      var state = el('td', 'state ' + ep.state, ep.state, 'ep-state-' + k);
+      // Not green while failing: an available endpoint whose last connects failed is shown as a warning.
+      var failing = ep.state === 'available' && num(ep.consecutiveFailures) > 0;
+      var state = el('td', 'state ' + ep.state + (failing ? ' failing' : ''), ep.state + (failing ? ', failing' : ''), 'ep-state-' + k);
       if (ep.state === 'failed' && ep.failedUntil) state.setAttribute('title', 'ejected until ' + clock(ep.failedUntil));
       add(table, add(el('tr', null, null, 'ep-' + k), el('td', 'mono', k), state,
         el('td', 'num', (num(ep.weight) * 100).toFixed(1) + '%', 'ep-weight-' + k),
         el('td', 'num', ep.load, 'ep-load-' + k), el('td', 'num', ep.open), el('td', 'num', ep.pending),
-        el('td', 'num', ep.connects), el('td', 'num', ep.failures, 'ep-failures-' + k), el('td', 'num', ep.consecutiveFailures)));
+        el('td', 'num', ep.connects), el('td', num(ep.failures) > 0 ? 'num bad' : 'num', ep.failures, 'ep-failures-' + k),
+        el('td', num(ep.consecutiveFailures) > 0 ? 'num bad' : 'num', ep.consecutiveFailures, 'ep-consecutive-' + k),
+        el('td', ep.failedUntil ? 'num bad' : 'num dim', ep.state === 'failed' && ep.failedUntil ? clock(ep.failedUntil) : '\\u2013', 'ep-ejected-' + k)));
     });
     if (!(d.endpoints || []).length) add(table, add(el('tr'), el('td', 'dim', 'no endpoints')));
     return add(box, table);
@@ -210,7 +266,7 @@ export const DASHBOARD_SCRIPT = `
     var rs = servers.map(function (s) {
       return rates('srv:' + s.router + ':' + s.srvAddr, st.at, { accepts: num(s.accepts), rx: num(s.rxBytes), tx: num(s.txBytes) });
     });
-    document.getElementById('process').replaceChildren(renderProcess(st.process, st.at));
+    document.getElementById('process').replaceChildren(renderProcess(st.process, st.processes, st.at));
     document.getElementById('servers').replaceChildren.apply(document.getElementById('servers'),
       servers.map(function (s, i) { return renderServer(s, rs[i]); }));
     document.getElementById('routers').replaceChildren.apply(document.getElementById('routers'), routers.map(function (rt) {

@@ -100,8 +100,9 @@ function state(at: number, accepts: number, rx: number): AppState {
     }],
     servers: [{
       router: 'web', srvAddr: '127.0.0.1:7474', listening: true, dstName: XSS, tls: false, tlsIdentities: [], active: 3, waiters: 1,
-      accepts, closes: 0, failures: 2, rejected: 0, rxBytes: rx, txBytes: rx / 2, connectLatencyUs: { count: 5, p50: 412, p99: 2500 },
+      accepts, closes: 0, failures: 2, rejected: 0, rxBytes: rx, txBytes: rx / 2, connectLatencyUs: { count: 5, p50: 412, p99: 2500, windowSecs: 60 }, tlsFailures: {},
     }],
+    processes: [],
     recentErrors: [{ at: 1000, level: 'warn', msg: 'endpoint ejected', context: { endpoint: '10.0.0.2:80', failures: 5 } }],
   };
 }
@@ -150,6 +151,58 @@ describe('dashboard script', () => {
     await p.step(); // the fetch fails: status says so, the last data stays
     assert.equal(p.text('conn-status'), 'disconnected: HTTP 502');
     assert.equal(p.text('srv-active-127.0.0.1:7474'), '3');
+  });
+
+  it('shows the whole process tree, failing endpoints in colour, TLS failures by cause, and chart scales', async () => {
+    const proc = (pid: number, cpu: number, rss: number) => ({ ...state(0, 0, 0).process, pid, cpuUserSecs: cpu, cpuSystemSecs: 0, rssBytes: rss });
+    const tree = (at: number, k: number): AppState => {
+      const base = state(at, 10 * k, 0);
+      const [srv] = base.servers;
+      const [rt] = base.routers;
+      const [dst] = rt!.destinations;
+      return {
+        ...base,
+        process: proc(42, 0.01 * k, 50 << 20),
+        processes: [
+          { ...proc(42, 0.01 * k, 50 << 20), role: 'primary', worker: null },
+          { ...proc(43, 0.2 * k, 100 << 20), role: 'worker', worker: 1 },
+          { ...proc(44, 0.3 * k, 110 << 20), role: 'worker', worker: 2 },
+        ],
+        servers: [{ ...srv!, tls: true, tlsFailures: { unknown_sni: 3, timeout: 1 }, connectLatencyUs: { count: 3, p50: 800, p99: 1500 + 1000 * k, windowSecs: 60 } }],
+        routers: [{ ...rt!, destinations: [{ ...dst!, endpoints: [
+          { ...dst!.endpoints[0]!, failures: 274, consecutiveFailures: 146 },
+          { ...dst!.endpoints[1]!, failedUntil: 60_000 },
+        ] }] }],
+      };
+    };
+    const p = page([() => tree(1000, 1), () => tree(2000, 2)]);
+    await p.step();
+    await p.step();
+    assert.equal(p.text('proc-count'), '3');
+    assert.equal(p.text('proc-rss'), '260.0 MiB'); // the sum over the tree, not the primary's 50 MiB
+    assert.equal(p.text('proc-cpu'), '51.0%'); // 1 % + 20 % + 30 %
+    assert.equal(p.text('proc-role-43'), 'worker 1');
+    assert.equal(p.text('proc-cpu-44'), '30.0%');
+    assert.equal(p.text('proc-rss-43'), '100.0 MiB');
+    // An available endpoint failing its connects is not green.
+    assert.equal(p.node('ep-state-10.0.0.1:80')?.className, 'state available failing');
+    assert.equal(p.node('ep-failures-10.0.0.1:80')?.className, 'num bad');
+    assert.equal(p.text('ep-consecutive-10.0.0.1:80'), '146');
+    assert.equal(p.node('ep-consecutive-10.0.0.1:80')?.className, 'num bad');
+    assert.equal(p.text('ep-ejected-10.0.0.2:80'), '00:01:00');
+    assert.equal(p.text('srv-tls-failures-127.0.0.1:7474'), 'timeout 1 \u00b7 unknown_sni 3');
+    assert.equal(p.text('srv-lat-p99-127.0.0.1:7474'), '3.5 ms');
+    assert.equal(p.text('scale-srv-lat-p99-127.0.0.1:7474'), '0 \u2013 3.5 ms');
+    assert.equal(p.text('scale-proc-rss'), '0 \u2013 260.0 MiB');
+  });
+
+  it('a latency tile with no connects in the window shows a dash, not 0', async () => {
+    const p = page([() => {
+      const st = state(1000, 0, 0);
+      return { ...st, servers: [{ ...st.servers[0]!, connectLatencyUs: { count: 0, p50: 0, p99: 0, windowSecs: 60 } }] };
+    }]);
+    await p.step();
+    assert.equal(p.text('srv-lat-p50-127.0.0.1:7474'), '\u2013');
   });
 
   it('inserts server data as text only', () => {

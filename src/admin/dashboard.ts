@@ -35,6 +35,9 @@ th { font-size: 11px; color: var(--dim); text-transform: uppercase; font-weight:
 td.num { font-variant-numeric: tabular-nums; }
 td.state { font-weight: 600; }
 td.state.available { color: var(--ok); }
+td.state.available.failing { color: var(--warn); }
+td.num.bad, .tile.bad .value { color: var(--bad); font-weight: 600; }
+.tile .scale { font-size: 10px; color: var(--dim); font-variant-numeric: tabular-nums; }
 td.state.failed { color: var(--bad); }
 td.state.retired { color: var(--dim); }
 ul.errors { list-style: none; padding: 0; margin: 0; }

@@ -1,7 +1,9 @@
 // The last few warnings and errors, for /api/state and the dashboard. `teeErrors` wraps a
 // Logger so every warn/error/fatal written through it (or its children, with their
 // bindings) is also kept in a bounded ring. Only primitive context values are kept, cut
-// short, so nothing large or secret-shaped lingers in memory.
+// short, so nothing large or secret-shaped lingers in memory. Backend connect failures and
+// failed TLS handshakes (logged at info: they are expected outcomes) are kept too, as
+// warnings, at most PER_CAUSE_PER_SEC a second per cause.
 import type { Logger, LogLevel } from '../log.ts';
 
 export type ContextValue = string | number | boolean | null;
@@ -15,6 +17,7 @@ export interface RecentError {
 
 const MAX_TEXT = 300;
 const MAX_KEYS = 12;
+export const PER_CAUSE_PER_SEC = 5;
 
 export class RecentErrors {
   private readonly ring: RecentError[] = [];
@@ -42,6 +45,27 @@ export class RecentErrors {
     if (this.ring.length > this.limit) this.ring.shift();
   }
 
+  private readonly limits = new Map<string, { since: number; n: number; dropped: number }>();
+
+  /**
+   * Like `add`, at most PER_CAUSE_PER_SEC a second for each `key` (a small, bounded set:
+   * the failure causes); the next one kept says how many were left out (`suppressed`).
+   */
+  addLimited(key: string, level: RecentError['level'], msg: string, ...contexts: readonly object[]): boolean {
+    const t = this.now();
+    let l = this.limits.get(key);
+    if (!l || t - l.since >= 1000) this.limits.set(key, (l = { since: t, n: 0, dropped: l?.dropped ?? 0 }));
+    if (l.n >= PER_CAUSE_PER_SEC) {
+      l.dropped++;
+      return false;
+    }
+    l.n++;
+    const dropped = l.dropped;
+    l.dropped = 0;
+    this.add(level, msg, ...contexts, dropped > 0 ? { suppressed: dropped } : {});
+    return true;
+  }
+
   /** Oldest first. */
   list(): readonly RecentError[] {
     return [...this.ring];
@@ -60,6 +84,16 @@ function primitive(v: unknown): ContextValue | undefined {
   return undefined;
 }
 
+/** Connect failures and failed handshakes (info records) go to the ring as rate-limited warnings. */
+function keepFailure(errors: RecentErrors, obj: object, msg: string, bindings: Readonly<Record<string, unknown>>): void {
+  const o = obj as Record<string, unknown>;
+  if (msg === 'connect failed') {
+    errors.addLimited(`connect ${String(o['cause'])}`, 'warn', 'connect failed', { rt: bindings['rt'], dst: bindings['dst'], endpoint: o['endpoint'], cause: o['cause'] });
+  } else if (o['reason'] === 'tls_handshake') {
+    errors.addLimited(`tls ${String(o['error'])}`, 'warn', 'tls handshake failed', { rt: bindings['rt'], srv: o['srv'], client: o['client'], sni: o['sni'], cause: o['error'] });
+  }
+}
+
 /** A Logger that writes to `inner` and also records warn/error/fatal lines in `errors`. */
 export function teeErrors(inner: Logger, errors: RecentErrors, bindings: Readonly<Record<string, unknown>> = {}): Logger {
   const capture = (level: RecentError['level']) => (obj: object, msg: string): void => {
@@ -69,7 +103,10 @@ export function teeErrors(inner: Logger, errors: RecentErrors, bindings: Readonl
   return {
     trace: (obj, msg) => inner.trace(obj, msg),
     debug: (obj, msg) => inner.debug(obj, msg),
-    info: (obj, msg) => inner.info(obj, msg),
+    info: (obj, msg) => {
+      inner.info(obj, msg);
+      if (msg === 'connect failed' || msg === 'connection closed') keepFailure(errors, obj, msg, bindings);
+    },
     warn: capture('warn'),
     error: capture('error'),
     fatal: capture('fatal'),

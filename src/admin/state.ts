@@ -5,6 +5,8 @@
 import type { EndpointState as EpState } from '../balancer/endpoint.ts';
 import type { RouterConfig } from '../config/types.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
+import type { MetricDump } from '../metrics/registry.ts';
+import { quantileOf } from '../metrics/window.ts';
 import type { Resolution } from '../naming/resolution.ts';
 import type { ProcessInfo, ProcessSampler } from './process-metrics.ts';
 import type { RecentError } from './recent-errors.ts';
@@ -106,13 +108,27 @@ export interface ServerJson {
   readonly rejected: number;
   readonly rxBytes: number;
   readonly txBytes: number;
-  /** Over the current metrics interval (tacho semantics: stats restart at each snapshot). */
-  readonly connectLatencyUs: { readonly count: number; readonly p50: number; readonly p99: number };
+  /**
+   * Accept → backend connected, over a sliding window of the last `windowSecs` (at most 1024
+   * samples per process): `count` samples, exact p50/p99. `samples` only travels from a
+   * worker to its primary, which pools them before taking the quantiles.
+   */
+  readonly connectLatencyUs: { readonly count: number; readonly p50: number; readonly p99: number; readonly windowSecs: number; readonly samples?: readonly number[] };
+  /** TLS servers: failed client handshakes by cause (`l5d:srv:tls:failure`); {} otherwise. */
+  readonly tlsFailures: Readonly<Record<string, number>>;
+}
+
+/** One process of the proxy: the only one, or the primary or a worker of several. */
+export interface ProcessEntry extends ProcessInfo {
+  readonly role: 'single' | 'primary' | 'worker';
+  readonly worker: number | null;
 }
 
 export interface AppState {
   readonly at: number; // epoch ms when collected
   readonly process: ProcessInfo;
+  /** Every process of the proxy (with workers: the primary, then each worker). */
+  readonly processes: readonly ProcessEntry[];
   readonly routers: readonly RouterJson[];
   readonly servers: readonly ServerJson[];
   readonly recentErrors: readonly RecentError[];
@@ -127,16 +143,23 @@ export function collectState(input: {
   routerConfigs?: readonly RouterConfig[];
   /** For the process block; without it only pid/uptime/memory/cpu are given (no event-loop delay). */
   sampler?: ProcessSampler;
+  /** The registry's values, for TLS handshake failures by cause. */
+  metrics?: readonly MetricDump[];
+  /** A worker: include connect-latency samples so the primary can pool them. */
+  latencySamples?: boolean;
   now?: () => number;
 }): AppState {
   const now = (input.now ?? Date.now)();
+  const process = input.sampler
+    ? { ...input.sampler.sample(), startedAt: input.startedAt, uptimeSecs: Math.max(0, (now - input.startedAt) / 1000) }
+    : basicProcess(input.startedAt, now);
+  const tlsFailures = tlsFailuresBySrv(input.metrics ?? []);
   return {
     at: now,
-    process: input.sampler
-      ? { ...input.sampler.sample(), startedAt: input.startedAt, uptimeSecs: Math.max(0, (now - input.startedAt) / 1000) }
-      : basicProcess(input.startedAt, now),
+    process,
+    processes: [{ ...process, role: 'single', worker: null }],
     routers: input.routers.map((r) => routerJson(r, input.routerConfigs?.find((c) => c.label === r.label))),
-    servers: input.servers.map(serverJson),
+    servers: input.servers.map((s) => serverJson(s, tlsFailures, input.latencySamples ?? false)),
     recentErrors: input.recentErrors,
   };
 }
@@ -181,7 +204,21 @@ function status(r: Resolution | undefined): ResolutionStatus {
   }
 }
 
-function serverJson(s: ServerView): ServerJson {
+/** `l5d:srv:tls:failure{cause}` counts by server address, then cause. */
+function tlsFailuresBySrv(metrics: readonly MetricDump[]): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  for (const d of metrics) {
+    if (d.t !== 'c' || d.name !== 'l5d:srv:tls:failure') continue;
+    const cause = /cause="([^"]*)"/.exec(d.labels)?.[1], srv = /srv_addr="([^"]*)"/.exec(d.labels)?.[1];
+    if (cause === undefined || srv === undefined) continue;
+    const m = out.get(srv) ?? {};
+    m[cause] = (m[cause] ?? 0) + d.value;
+    out.set(srv, m);
+  }
+  return out;
+}
+
+function serverJson(s: ServerView, tlsFailures: ReadonlyMap<string, Record<string, number>>, withSamples: boolean): ServerJson {
   const listening = s.srvAddr !== '';
   // `metrics` is assigned when the server starts listening.
   const m: ServerMetrics | undefined = listening ? s.metrics : undefined;
@@ -209,8 +246,15 @@ function serverJson(s: ServerView): ServerJson {
     rejected: m?.rejected.value ?? 0,
     rxBytes: bytes.rx,
     txBytes: bytes.tx,
-    connectLatencyUs: { count: lat?.count ?? 0, p50: lat?.quantile(0.5) ?? 0, p99: lat?.quantile(0.99) ?? 0 },
+    connectLatencyUs: latencyJson(lat?.window?.recent() ?? [], (lat?.window?.windowMs ?? 60_000) / 1000, withSamples),
+    tlsFailures: (listening ? tlsFailures.get(s.srvAddr) : undefined) ?? {},
   };
+}
+
+/** Quantiles over `samples` (pure); the samples themselves only when asked for. */
+export function latencyJson(samples: readonly number[], windowSecs: number, withSamples: boolean): ServerJson['connectLatencyUs'] {
+  const q = { count: samples.length, p50: quantileOf(samples, 0.5), p99: quantileOf(samples, 0.99), windowSecs };
+  return withSamples ? { ...q, samples } : q;
 }
 
 function basicProcess(startedAt: number, now: number): ProcessInfo {

@@ -1,7 +1,9 @@
 // Merges the /api/state of several workers into one view: servers and endpoints add up,
 // an endpoint is shown in its best state across workers (each worker balances on its own),
-// recent errors interleave by time.
-import type { AppState, DestinationJson, EndpointJson, RouterJson, ServerJson } from '../admin/state.ts';
+// connect latencies are pooled before taking quantiles, every process of the tree is
+// listed, and recent errors interleave by time.
+import type { ProcessInfo } from '../admin/process-metrics.ts';
+import { type AppState, type DestinationJson, type EndpointJson, latencyJson, type RouterJson, type ServerJson } from '../admin/state.ts';
 
 const RANK: Record<EndpointJson['state'], number> = { available: 0, failed: 1, retired: 2 };
 
@@ -52,29 +54,43 @@ function mergeServers(all: readonly ServerJson[]): ServerJson[] {
       by.set(k, s);
       continue;
     }
-    const lat = m.connectLatencyUs, l2 = s.connectLatencyUs;
+    const samples = [...(m.connectLatencyUs.samples ?? []), ...(s.connectLatencyUs.samples ?? [])];
+    const tlsFailures: Record<string, number> = { ...m.tlsFailures };
+    for (const [cause, n] of Object.entries(s.tlsFailures ?? {})) tlsFailures[cause] = (tlsFailures[cause] ?? 0) + n;
     by.set(k, {
       ...m,
       listening: m.listening && s.listening,
       active: m.active + s.active, waiters: m.waiters + s.waiters, accepts: m.accepts + s.accepts,
       closes: m.closes + s.closes, failures: m.failures + s.failures, rejected: m.rejected + s.rejected,
       rxBytes: m.rxBytes + s.rxBytes, txBytes: m.txBytes + s.txBytes,
-      // Quantiles do not add: the larger of the workers' is a safe upper bound.
-      connectLatencyUs: { count: lat.count + l2.count, p50: Math.max(lat.p50, l2.p50), p99: Math.max(lat.p99, l2.p99) },
+      // Quantiles do not add: pool the workers' samples (dropped below, once the quantiles are taken).
+      connectLatencyUs: { ...m.connectLatencyUs, samples },
+      tlsFailures,
     });
   }
-  return [...by.values()];
+  return [...by.values()].map((s) => ({
+    ...s, connectLatencyUs: latencyJson(s.connectLatencyUs.samples ?? [], s.connectLatencyUs.windowSecs, false), tlsFailures: s.tlsFailures ?? {},
+  }));
 }
 
-/** One state for the whole process group; `primary` supplies the process block. */
-export function mergeStates(primary: Pick<AppState, 'process' | 'recentErrors'>, workers: readonly AppState[]): AppState {
+/** One state for the whole process group (pure); `primary` supplies the process block and its own recent errors. */
+export function mergeStates(
+  primary: { readonly process: ProcessInfo; readonly recentErrors: AppState['recentErrors'] },
+  byWorker: readonly { readonly worker: number; readonly state: AppState }[],
+  now: () => number = Date.now,
+): AppState {
+  const workers = byWorker.map((w) => w.state);
   const routers = new Map<string, RouterJson[]>();
   for (const w of workers) for (const r of w.routers) routers.set(r.label, [...(routers.get(r.label) ?? []), r]);
   return {
-    at: Date.now(),
+    at: now(),
     process: primary.process,
     routers: [...routers.values()].map((rs) => ({ ...rs[0]!, destinations: mergeDestinations(rs.flatMap((r) => r.destinations)) })),
     servers: mergeServers(workers.flatMap((w) => w.servers)),
+    processes: [
+      { ...primary.process, role: 'primary', worker: null },
+      ...[...byWorker].sort((a, b) => a.worker - b.worker).map((w) => ({ ...w.state.process, role: 'worker' as const, worker: w.worker })),
+    ],
     recentErrors: [...primary.recentErrors, ...workers.flatMap((w) => w.recentErrors)].sort((a, b) => a.at - b.at).slice(-50),
   };
 }

@@ -7,12 +7,11 @@
 import cluster, { type Worker } from 'node:cluster';
 import { createProcessSampler } from '../admin/process-metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
-import type { AppState } from '../admin/state.ts';
 import type { Config } from '../config/types.ts';
 import { Lifecycle, trapSignals } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
-import { type MetricDump, Registry } from '../metrics/registry.ts';
-import { mergeStates } from './merge-state.ts';
+import { Registry } from '../metrics/registry.ts';
+import { ClusterView, type WorkerAnswer } from './cluster-view.ts';
 import { claimPorts } from './ports.ts';
 import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
 
@@ -24,7 +23,9 @@ const PRIMARY_EXTRA_MARGIN_MS = 1000;
 
 type Pending = { readonly worker: number; readonly resolve: (v: Answer | undefined) => void; readonly timer: NodeJS.Timeout };
 
-export async function runPrimary(configIn: Config, workers: number, log: Logger, marginMs: number): Promise<number> {
+export async function runPrimary(configIn: Config, workers: number, baseLog: Logger, marginMs: number): Promise<number> {
+  const view = new ClusterView(baseLog); // merged metrics and state; the primary's warnings reach the dashboard
+  const log = view.log;
   const config = await claimPorts(configIn);
   const live = new Map<number, Worker>(); // forked and not yet exited
   const listening = new Set<number>();
@@ -57,6 +58,8 @@ export async function runPrimary(configIn: Config, workers: number, log: Logger,
     const answers = await Promise.all([...live.values()].map((w) => ask(w, what)));
     return answers.filter((a): a is Answer => a !== undefined);
   };
+  const askEach = (what: 'metrics' | 'state'): Promise<WorkerAnswer[]> =>
+    Promise.all([...live.values()].map(async (w) => ({ worker: w.id, value: await ask(w, what) })));
   const restartDelayMs = (): number => Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** ws.consecutiveFailures);
 
   const lc: Lifecycle = new Lifecycle({
@@ -108,6 +111,7 @@ export async function runPrimary(configIn: Config, workers: number, log: Logger,
     });
     w.on('online', () => send(w, { type: 'start', config }));
     w.on('exit', (code: number | null, signal: string | null) => {
+      view.exited(w.id);
       live.delete(w.id);
       listening.delete(w.id);
       for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
@@ -118,7 +122,7 @@ export async function runPrimary(configIn: Config, workers: number, log: Logger,
       }
       ws.restarts++;
       const delayMs = restartDelayMs();
-      log.warn({ worker: w.id, pid: w.process.pid, code, signal, restartInMs: delayMs }, 'worker exited; restarting');
+      log.warn({ worker: w.id, workerPid: w.process.pid, code, signal, restartInMs: delayMs }, 'worker exited; restarting');
       setTimeout(() => { if (!lc.stopping) fork(); }, delayMs);
     });
   };
@@ -128,11 +132,10 @@ export async function runPrimary(configIn: Config, workers: number, log: Logger,
     failedStarts: ws.failedStarts, degraded: ws.started && listening.size < workers, lastFailure: ws.lastFailure,
   });
   const sampler = createProcessSampler();
-  const errors: AppState['recentErrors'] = [];
   const admin = createAdminServer({
     config: config.admin, registry: new Registry(), log, sampler,
-    extraMetrics: async () => Registry.merged((await askAll('metrics')) as MetricDump[][]).render(),
-    state: async () => ({ ...mergeStates({ process: sampler.sample(), recentErrors: errors }, (await askAll('state')) as AppState[]), workers: workersState() }),
+    extraMetrics: async () => view.renderMetrics(await askEach('metrics')),
+    state: async () => ({ ...view.state(sampler.sample(), await askEach('state')), workers: workersState() }),
     // Ready once every worker has started; later, while one is being replaced, the others serve.
     ready: async () => ws.started && listening.size > 0 && (await askAll('ready')).every((r) => r === true),
     shutdown: () => lc.stop('admin'),

@@ -1,6 +1,7 @@
 // linkerd-tcp's metric names (reference §8.6), bundled per scope so the data path holds
 // direct references and never looks a metric up by name.
 import type { Counter, Registry, Stat } from './registry.ts';
+import { SampleWindow } from './window.ts';
 
 export interface ServerMetrics {
   readonly accepts: Counter;
@@ -33,7 +34,7 @@ export function serverMetrics(reg: Registry, rt: string, srvAddr: string, tls: b
     rejected: reg.counter('l5d:srv:rejected', { ...l, cause: 'max_concurrency' }),
     connectFailureTimeout: reg.counter('l5d:srv:connect:failure', { ...l, cause: 'timeout' }),
     connectFailureOther: reg.counter('l5d:srv:connect:failure', { ...l, cause: 'other' }),
-    connectLatencyUs: reg.stat('l5d:srv:connect:latency_us', l),
+    connectLatencyUs: withWindow(reg.stat('l5d:srv:connect:latency_us', l)),
     streamFailureTimeout: reg.counter('l5d:srv:stream:failure', { ...l, cause: 'timeout' }),
     streamFailureOther: reg.counter('l5d:srv:stream:failure', { ...l, cause: 'other' }),
     rxBytes: reg.counter('l5d:srv:stream:rx_bytes', l),
@@ -43,6 +44,12 @@ export function serverMetrics(reg: Registry, rt: string, srvAddr: string, tls: b
     durationMs: reg.stat('l5d:srv:stream:duration_ms', l),
     tlsHandshakeUs: tls ? reg.stat('l5d:srv:tls:handshake_us', l) : undefined,
   };
+}
+
+/** Keeps the last minute of the stat's values too (the dashboard's connect-latency quantiles). */
+function withWindow(s: Stat): Stat {
+  s.window ??= new SampleWindow();
+  return s;
 }
 
 export interface DestinationMetrics {

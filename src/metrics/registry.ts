@@ -1,6 +1,7 @@
 // Metrics in linkerd-tcp's shape (tacho): counters, gauges and stats, named with `:`-joined
 // scopes and rendered as Prometheus text. The data path only bumps plain number fields
 // (`counter.value++`); everything else (labels, formatting) happens at scrape time.
+import type { SampleWindow } from './window.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -33,12 +34,15 @@ export const STAT_BOUNDS: readonly number[] = (() => {
  * instead of HDR steps.
  */
 export class Stat {
+  /** When set, every value also goes to this sliding window (real quantiles for the dashboard). */
+  window: SampleWindow | undefined;
   count = 0;
   sum = 0;
   min = Infinity;
   max = -Infinity;
   readonly buckets = new Float64Array(STAT_BOUNDS.length + 1);
   record(v: number): void {
+    this.window?.record(v);
     this.count++;
     this.sum += v;
     if (v < this.min) this.min = v;

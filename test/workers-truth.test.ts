@@ -1,0 +1,104 @@
+// Many workers, one truth (two workers, as the default mode runs): /metrics counters never
+// go backwards when a worker is killed, gauges of shared state are not summed, /api/state
+// and the dashboard show every process of the tree, and the primary's own warnings reach
+// recent errors (with one `pid` key in their log record).
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
+
+async function roundTrip(port: number, msg: string): Promise<string> {
+  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  s.on('error', () => {});
+  await deadline(5000, 'connect', once(s, 'connect'));
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  s.end(msg);
+  await deadline(5000, 'round trip', peerClosed(s));
+  return Buffer.concat(chunks).toString();
+}
+
+/** The value of one exact metric line (name plus rendered labels), or undefined. */
+function metric(text: string, nameAndLabels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '));
+  return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1));
+}
+
+interface Proc { pid: number; role: string; worker: number | null; rssBytes: number; cpuUserSecs: number }
+interface State { processes: Proc[]; servers: { accepts: number }[]; recentErrors: { msg: string; context: Record<string, unknown> }[] }
+
+describe('workers: one truth', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  async function twoWorkers(): Promise<{ p: Proxy; port: number; admin: string; raw: () => string; workerPids: number[] }> {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const { proxy: p, ports: [port] } = await startProxy(`
+admin: {port: 0, graceSecs: 5}
+routers:
+- label: w
+  dtab: /svc => /$/inet/127.0.0.1/${b.port};
+  servers:
+  - {port: 0, dstName: /svc}
+`, 1, { LINKERD_TCP_WORKERS: '2' });
+    cleanup.push(() => p.stop('SIGKILL'));
+    let raw = '';
+    p.proc.stdout!.on('data', (d: Buffer) => (raw += d.toString()));
+    const listening = await p.waitForCount((l) => l.msg === 'listening', 2);
+    const admin = `http://${String((await p.waitForLog((l) => l.msg === 'admin listening'))['admin'])}`;
+    await p.waitForCount((l) => l.msg === 'endpoint added', 2); // each worker resolved its destination
+    return { p, port: port!, admin, raw: () => raw, workerPids: listening.map((l) => Number(l['pid'])) };
+  }
+
+  it('counters survive a worker killed with SIGKILL; shared-state gauges are not summed', { timeout: 60_000 }, async () => {
+    const { p, port, admin, workerPids } = await twoWorkers();
+    const n = 40;
+    for (let i = 0; i < n; i++) assert.equal(await roundTrip(port, `m${i}`), `m${i}`);
+    const closed = await p.waitForCount((l) => l.msg === 'connection closed', n);
+    assert.equal(new Set(closed.map((l) => l['pid'])).size, 2, 'both workers served connections');
+    const srv = `{rt="w", srv_addr="127.0.0.1:${port}"}`;
+    const dst = `{dst="/svc", rt="w"}`;
+    const before = await (await fetch(`${admin}/metrics`)).text();
+    assert.equal(metric(before, `l5d:srv:accepts${srv}`), n);
+    assert.equal(metric(before, `l5d:balancer:endpoint:available${dst}`), 1, 'one endpoint, however many workers see it');
+    assert.equal(metric(before, `l5d:srv:active${srv}`), 0);
+
+    process.kill(workerPids[0]!, 'SIGKILL');
+    await p.waitForLog((l) => l.msg === 'worker exited; restarting');
+    const during = await (await fetch(`${admin}/metrics`)).text();
+    assert.equal(metric(during, `l5d:srv:accepts${srv}`), n, 'the dead worker\'s accepts still count');
+    assert.equal(metric(during, `l5d:balancer:connection:connects${dst}`), n);
+    await p.waitForCount((l) => l.msg === 'listening', 3); // the replacement
+    for (let i = 0; i < 10; i++) assert.equal(await roundTrip(port, `after ${i}`), `after ${i}`);
+    await p.waitForCount((l) => l.msg === 'connection closed', n + 10);
+    const later = await (await fetch(`${admin}/metrics`)).text();
+    assert.equal(metric(later, `l5d:srv:accepts${srv}`), n + 10);
+    assert.equal(metric(later, `l5d:balancer:endpoint:available${dst}`), 1);
+    const state = await (await fetch(`${admin}/api/state`)).json() as State;
+    assert.ok(state.servers[0]!.accepts >= 10); // /api/state is live state: the workers alive now
+  });
+
+  it('/api/state lists every process of the tree; the primary\'s warnings reach recent errors with one pid key', { timeout: 60_000 }, async () => {
+    const { p, admin, raw, workerPids } = await twoWorkers();
+    const state = await (await fetch(`${admin}/api/state`)).json() as State;
+    assert.deepEqual(state.processes.map((x) => x.role), ['primary', 'worker', 'worker']);
+    assert.equal(state.processes[0]!.pid, p.proc.pid);
+    assert.deepEqual(state.processes.slice(1).map((x) => x.pid).sort(), [...workerPids].sort());
+    for (const x of state.processes) assert.ok(x.rssBytes > 1 << 20 && x.cpuUserSecs > 0, JSON.stringify(x));
+
+    process.kill(workerPids[1]!, 'SIGKILL');
+    const warn = await p.waitForLog((l) => l.msg === 'worker exited; restarting');
+    assert.equal(warn['workerPid'], workerPids[1]);
+    const line = raw().split('\n').find((l) => l.includes('"worker exited; restarting"'))!;
+    assert.equal(line.match(/"pid":/g)?.length, 1, line);
+    const after = await (await fetch(`${admin}/api/state`)).json() as State;
+    const kept = after.recentErrors.find((e) => e.msg === 'worker exited; restarting');
+    assert.ok(kept, JSON.stringify(after.recentErrors));
+    assert.equal(kept.context['workerPid'], workerPids[1]);
+    assert.equal(kept.context['signal'], 'SIGKILL');
+  });
+});
