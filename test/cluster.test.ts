@@ -59,7 +59,7 @@ routers:
     // Kill one worker: it is restarted and service continues.
     const victim = Number(listening[0]!['pid']);
     process.kill(victim, 'SIGKILL');
-    await p.waitForLog((l) => l.msg === 'worker exited; restarting' && l['pid'] === victim);
+    await p.waitForLog((l) => l.msg === 'worker exited; restarting' && l['workerPid'] === victim);
     await p.waitForCount((l) => l.msg === 'listening', 3);
     for (let i = 0; i < 10; i++) assert.equal(await roundTrip(port!, `after ${i}`), `after ${i}`);
 

@@ -2,8 +2,24 @@
 // LOG_LEVEL, SIGHUP reloads, access records for refused connections, and the SNI of a
 // failed handshake.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { runCli, writeConfig } from './support/harness.ts';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type Backend, deadline, echo, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
+
+function dial(port: number): Promise<Socket> {
+  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  s.on('error', () => {});
+  return deadline(5000, 'client connect', once(s, 'connect').then(() => s));
+}
+
+async function ping(s: Socket, msg: string): Promise<void> {
+  s.write(msg);
+  await deadline(5000, 'echo', once(s, 'data'));
+}
 
 const TLS_MISSING = `
 admin: {port: 0}
@@ -35,5 +51,53 @@ describe('operators: command line', () => {
       assert.equal(r.stderr, 'linkerd-tcp: LOG_LEVEL: expected one of trace|debug|info|warn|error|fatal|silent, got "bogus"\n');
     }
     assert.equal((await runCli(['--check', file], { LOG_LEVEL: 'WARN' })).code, 0);
+  });
+});
+
+describe('operators: logs', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+  async function backend(): Promise<Backend> {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    return b;
+  }
+
+  it('"endpoint removed" is logged once, not again at every later change while its connections stay open', async () => {
+    const [a, b, c] = [await backend(), await backend(), await backend()];
+    const root = mkdtempSync(join(tmpdir(), 'l5d-ops-'));
+    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
+    writeFileSync(join(root, 'app'), `127.0.0.1 ${a.port}\n`);
+    const { proxy: p, ports: [port] } = await startProxy(`
+admin: {port: 0}
+namers:
+- {kind: io.l5d.fs, rootDir: ${JSON.stringify(root)}}
+routers:
+- label: ops
+  dtab: /svc => /#/io.l5d.fs;
+  servers:
+  - {port: 0, dstName: /svc/app}
+`);
+    cleanup.push(() => p.stop('SIGKILL'));
+    const held = await dial(port!);
+    cleanup.push(async () => held.destroy());
+    await ping(held, "x").catch((e: unknown) => { throw new Error(`${String(e)}: ${JSON.stringify(p.logs.slice(-8))}`); }); // an open connection on a, so a retires instead of going away
+    const epA = `127.0.0.1:${a.port}`;
+    const ep = (x: Backend): string => `127.0.0.1:${x.port}`;
+    const added = (x: Backend) => (l: { msg?: string; [k: string]: unknown }) => l.msg === 'endpoint added' && l['endpoint'] === ep(x);
+    const steps: [Backend[], (l: { msg?: string; [k: string]: unknown }) => boolean, number][] = [
+      [[b], added(b), 1],
+      [[b, c], added(c), 1],
+      [[c], (l) => l.msg === 'endpoint removed' && l['endpoint'] === ep(b), 1],
+      [[b, c], added(b), 2], // b had no connections, so it went away and comes back as new
+    ];
+    for (const [i, [set, seen, n]] of steps.entries()) {
+      writeFileSync(join(root, 'app'), set.map((e) => `127.0.0.1 ${e.port}\n`).join(''));
+      await p.waitForCount(seen, n, 10_000, `change ${i}`);
+    }
+    const removedA = p.logs.filter((l) => l.msg === 'endpoint removed' && l['endpoint'] === epA);
+    assert.equal(removedA.length, 1, JSON.stringify(p.logs.filter((l) => String(l.msg).startsWith('endpoint'))));
   });
 });
