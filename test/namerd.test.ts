@@ -8,7 +8,7 @@ import { silentLogger } from '../src/log.ts';
 import { Registry } from '../src/metrics/registry.ts';
 import type { Resolution } from '../src/naming/resolution.ts';
 import { deadline } from './support/harness.ts';
-import { NamerdDouble } from './support/namerd-double.ts';
+import { type Answer, body, NamerdDouble, type Tree, treeBody } from './support/namerd-double.ts';
 
 type NamerdConfig = Extract<InterpreterConfig, { kind: 'io.l5d.namerd.http' }>;
 
@@ -17,7 +17,7 @@ async function setup(t: TestContext, over: Partial<NamerdConfig> = {}, periodMs 
   t.after(() => namerd.close());
   const registry = new Registry();
   const interp = createNamerdInterpreter({
-    config: { kind: 'io.l5d.namerd.http', baseUrl: namerd.baseUrl, namespace: 'default', periodSecs: 20, watch: false, requestTimeoutMs: 500, ...over },
+    config: { kind: 'io.l5d.namerd.http', baseUrl: namerd.baseUrl, namespace: 'default', periodSecs: 20, watch: false, requestTimeoutMs: 500, mode: 'resolve', ...over },
     routerLabel: 'rt', dtab, registry, log: silentLogger(), periodMs, backoffMinMs: 20, random: () => 0.5,
   });
   t.after(() => interp.close());
@@ -51,7 +51,7 @@ describe('namerd interpreter (poll)', () => {
     const r = await w.next((x) => x.kind === 'bound', 'bound');
     assert.equal(bound(r), '127.0.0.1:1*0.9,127.0.0.1:2*0.1');
     const rec = await req;
-    assert.deepEqual(rec, { namespace: 'default', path: '/svc/default', dtab: '/svc => /#/io.l5d.fs;', watch: false });
+    assert.deepEqual(rec, { api: 'resolve', namespace: 'default', path: '/svc/default', dtab: '/svc => /#/io.l5d.fs;', watch: false });
     assert.ok(registry.render().includes('l5d:resolver:success_count{namespace="default", rt="rt"} '));
   });
 
@@ -161,5 +161,56 @@ describe('namerd interpreter (watch)', () => {
     await w.next((x) => x.kind === 'failed' && /line over 1048576 bytes/.test(x.reason), 'oversized line');
     namerd.set('default', '/svc/x', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 4 }] });
     await w.next((x) => bound(x) === '127.0.0.1:4*1', 'recovered');
+  });
+});
+
+describe('namerd interpreter, mode: bind (linkerd\'s /api/1/bind + /api/1/addr)', () => {
+  const canary: Tree = { type: 'union', union: [{ weight: 9, tree: { type: 'leaf', id: '/#/io.l5d.fs/a' } }, { weight: 1, tree: { type: 'leaf', id: '/#/io.l5d.fs/b' } }] };
+  const sorted = (r: Resolution) => (r.kind === 'bound' ? r.endpoints.map((e) => `${e.host}:${e.port}*${Math.round(e.weight * 1000) / 1000}`).sort().join(',') : r.kind);
+
+  it('the double renders bind and addr bodies byte for byte as namerd (reference §1.3, §1.5)', () => {
+    const addr = (): Answer => ({ type: 'bound', addrs: [{ ip: '127.0.0.1', port: 1 }] });
+    assert.equal(treeBody({ type: 'leaf', id: '/#/io.l5d.namer/foo' }, addr),
+      '{"type":"leaf","bound":{"addr":{"type":"bound","addrs":[{"ip":"127.0.0.1","port":1,"meta":{}}],"meta":{}},"id":"/#/io.l5d.namer/foo","path":"/"}}\n');
+    assert.equal(body(addr()), '{"type":"bound","addrs":[{"ip":"127.0.0.1","port":1,"meta":{}}],"meta":{}}\n');
+    assert.match(treeBody({ type: 'union', union: [{ weight: 3, tree: { type: 'leaf', id: '/#/io.l5d.fs/a' } }, { weight: 1, tree: { type: 'neg' } }] }, addr),
+      /^\{"type":"union","union":\[\{"weight":3\.0,"tree":\{"type":"leaf","bound":\{"addr":\{"type":"bound","addrs":\[.*\],"meta":\{"namer_nametree_weight":3\.0\}\},"id":"\/#\/io\.l5d\.fs\/a","path":"\/"\}\}\},\{"weight":1\.0,"tree":\{"type":"neg"\}\}\]\}\n$/);
+  });
+
+  it('polls the tree and each leaf: a 9:1 union reaches the balancer as weights (resolve would pick one branch)', async (t) => {
+    const { namerd, watch } = await setup(t, { mode: 'bind' }, 50, '/svc => /#/io.l5d.fs;');
+    namerd.setTree('default', '/svc/web', canary);
+    namerd.setAddr('/#/io.l5d.fs/a', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 1 }] });
+    namerd.setAddr('/#/io.l5d.fs/b', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 2 }, { ip: '127.0.0.1', port: 3, weight: 3 }] });
+    const w = watch('/svc/web');
+    await w.next((r) => sorted(r) === '127.0.0.1:1*0.9,127.0.0.1:2*0.025,127.0.0.1:3*0.075', 'weights multiplied out');
+    const bind = namerd.requests.find((r) => r.api === 'bind')!;
+    assert.deepEqual(bind, { api: 'bind', namespace: 'default', path: '/svc/web', dtab: '/svc => /#/io.l5d.fs;', watch: false });
+    const addrs = () => namerd.requests.filter((r) => r.api === 'addr');
+    await deadline(3000, 'addr requests', (async () => { while (addrs().length < 2) await namerd.nextRequest(); })());
+    assert.deepEqual(addrs().map((r) => r.path).sort().slice(0, 2), ['/#/io.l5d.fs/a', '/#/io.l5d.fs/b']);
+    // A leaf's addresses change: the next addr poll brings them.
+    namerd.setAddr('/#/io.l5d.fs/a', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 4 }] });
+    await w.next((r) => sorted(r).startsWith('127.0.0.1:2*0.025,127.0.0.1:3*0.075,127.0.0.1:4*0.9'), 'leaf a moved');
+  });
+
+  it('watches the tree and each leaf; a failed leaf keeps its last addresses; a bad tree is failed', async (t) => {
+    const { namerd, watch } = await setup(t, { mode: 'bind', watch: true }, 100_000);
+    namerd.setAddr('/#/io.l5d.fs/a', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 1 }] });
+    namerd.setAddr('/#/io.l5d.fs/b', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 2 }] });
+    namerd.setTree('default', '/svc/web', canary);
+    const w = watch('/svc/web');
+    await w.next((r) => sorted(r) === '127.0.0.1:1*0.9,127.0.0.1:2*0.1', 'canary');
+    assert.ok(namerd.requests.every((r) => r.watch), 'every request streams');
+    namerd.setAddr('/#/io.l5d.fs/b', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 5 }] });
+    await w.next((r) => sorted(r) === '127.0.0.1:1*0.9,127.0.0.1:5*0.1', 'addr pushed');
+    namerd.setAddr('/#/io.l5d.fs/b', { type: 'error-line', message: 'com.twitter.finagle.NoBrokersAvailableException' });
+    namerd.setTree('default', '/svc/web', { type: 'union', union: [{ weight: 1, tree: { type: 'leaf', id: '/#/io.l5d.fs/a' } }, { weight: 1, tree: { type: 'leaf', id: '/#/io.l5d.fs/b' } }] });
+    await w.next((r) => sorted(r) === '127.0.0.1:1*0.5,127.0.0.1:5*0.5', 'tree pushed; the failed leaf kept its addresses');
+    namerd.setTree('default', '/svc/web', { type: 'union', union: [{ weight: 1e308, tree: { type: 'leaf', id: '/#/io.l5d.fs/a' } }, { weight: 1e308, tree: { type: 'leaf', id: '/#/io.l5d.fs/b' } }] });
+    const f = await w.next((r) => r.kind === 'failed', 'overflowing weights refused');
+    assert.match(f.kind === 'failed' ? f.reason : '', /tree\.union\[0\]\.weight is over the limit of 1000000/);
+    namerd.setTree('default', '/svc/web', { type: 'leaf', id: '/#/io.l5d.fs/a' });
+    await w.next((r) => sorted(r) === '127.0.0.1:1*1', 'a plain leaf');
   });
 });

@@ -64,7 +64,7 @@ routers:
           tls: {dnsName: "www.google.com", trustCerts: [ca-chain.cert.pem]}
 `, 'c.yml');
     assert.deepEqual(c.routers[0]!.interpreter, {
-      kind: 'io.l5d.namerd.http', baseUrl: 'http://localhost:4180', namespace: 'default', periodSecs: 20, watch: false, requestTimeoutMs: 10000,
+      kind: 'io.l5d.namerd.http', baseUrl: 'http://localhost:4180', namespace: 'default', periodSecs: 20, watch: false, requestTimeoutMs: 10000, mode: 'resolve',
     });
     assert.deepEqual(c.routers[0]!.client, {
       kind: 'io.l5d.static',

@@ -106,15 +106,18 @@ function interpreter(c: Cursor, v: unknown): InterpreterConfig | undefined {
     case 'default':
       return object(c, v, ['kind']) && { kind };
     case 'io.l5d.namerd.http': {
-      const f = object(c, v, ['kind', 'baseUrl', 'namespace', 'periodSecs', 'watch', 'requestTimeoutMs']);
+      const f = object(c, v, ['kind', 'baseUrl', 'namespace', 'periodSecs', 'watch', 'requestTimeoutMs', 'mode']);
       if (!f) return undefined;
       const baseUrl = req(c, f, 'baseUrl', url);
       const namespace = req(c, f, 'namespace', nonEmptyString);
       const periodSecs = req(c, f, 'periodSecs', posInt);
       const watch = opt(c, f, 'watch', boolean, false);
       const requestTimeoutMs = opt(c, f, 'requestTimeoutMs', posInt, 10_000);
+      // `resolve`: linkerd-tcp's /api/1/resolve (a weighted union comes back as one branch);
+      // `bind`: linkerd's /api/1/bind + /api/1/addr (the tree with its weights).
+      const mode = opt(c, f, 'mode', (mc: Cursor, mv: unknown) => (mv === 'resolve' || mv === 'bind' ? mv : mc.fail(`expected one of: resolve, bind; got ${describe(mv)}`)), 'resolve' as const);
       if (baseUrl === undefined || namespace === undefined || periodSecs === undefined) return undefined;
-      return { kind, baseUrl, namespace, periodSecs, watch, requestTimeoutMs };
+      return { kind, baseUrl, namespace, periodSecs, watch, requestTimeoutMs, mode };
     }
     default:
       return c.key('kind').fail(`expected one of: default, io.l5d.namerd.http; got ${describe(kind)}`);

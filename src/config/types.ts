@@ -42,6 +42,8 @@ export type InterpreterConfig =
       readonly periodSecs: number;
       readonly watch: boolean; // new: stream `watch=true` instead of polling
       readonly requestTimeoutMs: number; // new: default 10000
+      /** new: `resolve` (default, linkerd-tcp's /api/1/resolve) or `bind` (linkerd's /api/1/bind + /api/1/addr: weighted unions kept). */
+      readonly mode: 'resolve' | 'bind';
     };
 
 export interface ServerConfig {

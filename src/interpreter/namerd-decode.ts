@@ -1,7 +1,9 @@
-// Decodes namerd's Addr JSON (`/api/1/resolve`, reference §1.1) from `unknown` into a
-// Resolution. Per-address weights come from `meta.endpoint_addr_weight` and are normalised
-// to sum 1, as linkerd-tcp did.
+// Decodes namerd's answers from `unknown`: Addr JSON (`/api/1/resolve` and `/api/1/addr`,
+// reference §1.1) into a Resolution, and bound trees (`/api/1/bind`, §1.5) into a NameTree.
+// Per-address weights come from `meta.endpoint_addr_weight` and are normalised to sum 1, as
+// linkerd-tcp did; every weight is bounded (MAX_WEIGHT) and port 0 refused.
 import { isIP } from 'node:net';
+import type { NameTree } from '../naming/types.ts';
 import { badWeight, type Resolution, type WeightedAddr } from '../naming/resolution.ts';
 
 /** The resolution a namerd answer means; undefined for `pending` (nothing to act on). */
@@ -50,4 +52,68 @@ function decodeBound(o: Record<string, unknown>): Resolution {
 
 function bad(why: string): Resolution {
   return { kind: 'failed', reason: `unexpected namerd response: ${why}` };
+}
+
+/** A leaf of a bound tree from `/api/1/bind`: the concrete id and the addr namerd rendered with it (undefined: pending). */
+export interface BoundLeaf {
+  readonly id: string;
+  readonly addr: Resolution | undefined;
+}
+
+export type DecodedTree = { readonly kind: 'tree'; readonly tree: NameTree<BoundLeaf> } | { readonly kind: 'failed'; readonly reason: string };
+
+const MAX_TREE_DEPTH = 100;
+
+/**
+ * Decodes namerd's bound-tree JSON (`/api/1/bind`, reference §1.5): leaf, union (with
+ * weights, bounded like every weight), alt, neg, fail, empty. Every bad field is named by
+ * its place in the tree (`union[1].tree.bound.id`).
+ */
+export function decodeBoundTree(body: unknown): DecodedTree {
+  try {
+    return { kind: 'tree', tree: tree(body, 'tree', 0) };
+  } catch (e) {
+    return { kind: 'failed', reason: `unexpected namerd bind response: ${(e as Error).message}` };
+  }
+}
+
+function tree(v: unknown, at: string, depth: number): NameTree<BoundLeaf> {
+  if (depth > MAX_TREE_DEPTH) throw new Error(`${at}: nested over ${MAX_TREE_DEPTH} levels`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${at} is not an object`);
+  const o = v as Record<string, unknown>;
+  switch (o['type']) {
+    case 'neg':
+    case 'fail':
+    case 'empty':
+      return { kind: o['type'] };
+    case 'leaf': {
+      const b = o['bound'];
+      if (typeof b !== 'object' || b === null) throw new Error(`${at}.bound is not an object`);
+      const { id, addr } = b as Record<string, unknown>;
+      if (typeof id !== 'string' || !id.startsWith('/')) throw new Error(`${at}.bound.id is not a path`);
+      const a = addr === undefined ? undefined : decodeAddr(addr);
+      if (a?.kind === 'failed' && a.reason.startsWith('unexpected')) throw new Error(`${at}.bound.addr: ${a.reason}`);
+      return { kind: 'leaf', value: { id, addr: a } };
+    }
+    case 'union': {
+      const u = o['union'];
+      if (!Array.isArray(u)) throw new Error(`${at}.union is not a list`);
+      return {
+        kind: 'union',
+        branches: u.map((w: unknown, i) => {
+          const wt = typeof w === 'object' && w !== null ? (w as Record<string, unknown>) : {};
+          const why = badWeight(wt['weight']);
+          if (why !== undefined) throw new Error(`${at}.union[${i}].weight ${why}`);
+          return { weight: wt['weight'] as number, tree: tree(wt['tree'], `${at}.union[${i}].tree`, depth + 1) };
+        }),
+      };
+    }
+    case 'alt': {
+      const a = o['alt'];
+      if (!Array.isArray(a)) throw new Error(`${at}.alt is not a list`);
+      return { kind: 'alt', trees: a.map((x: unknown, i) => tree(x, `${at}.alt[${i}]`, depth + 1)) };
+    }
+    default:
+      throw new Error(`${at}.type ${JSON.stringify(o['type'])} is not one of leaf, union, alt, neg, fail, empty`);
+  }
 }
