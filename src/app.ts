@@ -125,6 +125,8 @@ export class App {
     // Subscribe each server's destination now, so /ready reflects the first resolutions.
     for (const s of this.servers) s.prepare();
     this.watchTlsFiles();
+    // Exported from the start (0), so a dashboard or alert sees the series before the first reload.
+    for (const result of ['ok', 'failed']) this.registry.counter('l5d:tls:reloads', { result });
     this.fdWatch = watchFdLimit((state, openFds, limit) => {
       if (state === 'near') this.log.warn({ openFds, limit }, 'open files at the limit (EMFILE): new connections are being refused; raise `ulimit -n`');
       else this.log.info({ openFds, limit }, 'open files back under the limit');
@@ -146,17 +148,22 @@ export class App {
    */
   reloadTls(trigger: string): void {
     const items = [...this.servers.flatMap((s) => (s.tls ? [s.tls] : [])), ...this.clientTls];
+    let reloaded = 0, failed = 0;
     for (const t of items) {
       try {
         if (t.reload()) {
+          reloaded++;
           this.registry.counter('l5d:tls:reloads', { result: 'ok' }).value++;
           this.log.info({ tls: t.where, trigger }, 'tls reloaded');
         }
       } catch (e) {
+        failed++;
         this.registry.counter('l5d:tls:reloads', { result: 'failed' }).value++;
         this.log.error({ tls: t.where, trigger, err: (e as Error).message }, 'tls reload failed; keeping the previous keys and certificates');
       }
     }
+    // Every request is answered in the log, also when nothing changed (an operator's SIGHUP must not vanish).
+    this.log.info({ trigger, tlsSettings: items.length, reloaded, failed, unchanged: items.length - reloaded - failed }, 'tls reload done');
   }
 
   /** Listeners bound and every server's destination resolved once. */

@@ -6,9 +6,25 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type Backend, deadline, echo, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
+import { type Backend, deadPort, deadline, echo, peerClosed, type Proxy, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
+
+const PKI = new URL('./fixtures/tls/', import.meta.url).pathname;
+const id = (name: string): string => `{privateKey: ${join(PKI, name + '.key')}, certs: [${join(PKI, name + '.pem')}, ${join(PKI, 'chain.pem')}]}`;
+
+async function adminUrl(p: Proxy): Promise<string> {
+  return `http://${String((await p.waitForLog((x) => x.msg === 'admin listening'))['admin'])}`;
+}
+
+/** The value of one exact metric line (name plus rendered labels), or undefined. */
+function metric(text: string, nameAndLabels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '));
+  return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1));
+}
+
+interface RecentError { msg: string; level: string; context: Record<string, unknown> }
 
 function dial(port: number): Promise<Socket> {
   const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -99,5 +115,83 @@ routers:
     }
     const removedA = p.logs.filter((l) => l.msg === 'endpoint removed' && l['endpoint'] === epA);
     assert.equal(removedA.length, 1, JSON.stringify(p.logs.filter((l) => String(l.msg).startsWith('endpoint'))));
+  });
+});
+
+describe('operators: what the proxy tells', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  it('a connection refused by maxConcurrency writes an access-log record', async () => {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const { proxy: p, ports: [port] } = await startProxy(`
+admin: {port: 0}
+routers:
+- label: mc
+  dtab: /svc => /$/inet/127.0.0.1/${b.port};
+  servers:
+  - {port: 0, dstName: /svc, maxConcurrency: 1}
+`);
+    cleanup.push(() => p.stop('SIGKILL'));
+    const held = await dial(port!);
+    cleanup.push(async () => held.destroy());
+    await ping(held, 'x');
+    const refused = await dial(port!);
+    await deadline(5000, 'refused connection closed', peerClosed(refused));
+    const rec = await p.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'max_concurrency', 5000, 'a max_concurrency record');
+    assert.equal(rec['log'], 'access');
+    assert.equal(rec['client'], `127.0.0.1:${refused.localPort}`);
+    assert.equal(rec['dst'], '/svc');
+  });
+
+  it('a failed handshake logs the SNI the client sent; SIGHUP is answered even when nothing changed; reload counters start at 0; failures reach recent errors', async () => {
+    const dead = await deadPort();
+    const { proxy: p, ports: [tlsPort, plainPort] } = await startProxy(`
+admin: {port: 0}
+routers:
+- label: t
+  dtab: /svc => /$/inet/127.0.0.1/${dead};
+  servers:
+  - port: 0
+    dstName: /svc
+    tls:
+      identities:
+        ec.test: ${id('ec')}
+  - {port: 0, dstName: /svc}
+`, 2);
+    cleanup.push(() => p.stop('SIGKILL'));
+    const admin = await adminUrl(p);
+    const m0 = await (await fetch(`${admin}/metrics`)).text();
+    assert.equal(metric(m0, 'l5d:tls:reloads{result="ok"}'), 0);
+    assert.equal(metric(m0, 'l5d:tls:reloads{result="failed"}'), 0);
+
+    const c = tlsConnect({ host: '127.0.0.1', port: tlsPort!, servername: 'nope.test', rejectUnauthorized: false });
+    c.on('error', () => {});
+    await deadline(5000, 'handshake refused', new Promise((r) => c.once('close', r)));
+    const rec = await p.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'tls_handshake', 5000, 'the handshake record');
+    assert.equal(rec['error'], 'unknown_sni');
+    assert.equal(rec['sni'], 'nope.test');
+
+    const plain = await dial(plainPort!); // its backend is down: a connect failure
+    await deadline(5000, 'connect failure closes the client', peerClosed(plain));
+    await p.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'connect_refused');
+    const st = await (await fetch(`${admin}/api/state`)).json() as { recentErrors: RecentError[]; servers: { tlsFailures: Record<string, number> }[] };
+    const tls = st.recentErrors.find((e) => e.msg === 'tls handshake failed');
+    assert.ok(tls, JSON.stringify(st.recentErrors));
+    assert.equal(tls.context['sni'], 'nope.test');
+    assert.equal(tls.context['cause'], 'unknown_sni');
+    const cf = st.recentErrors.find((e) => e.msg === 'connect failed');
+    assert.ok(cf, JSON.stringify(st.recentErrors));
+    assert.equal(cf.context['endpoint'], `127.0.0.1:${dead}`);
+    assert.deepEqual(st.servers[0]!.tlsFailures, { unknown_sni: 1 });
+
+    p.proc.kill('SIGHUP');
+    const done = await p.waitForLog((l) => l.msg === 'tls reload done', 5000, 'a reload record');
+    assert.equal(done['trigger'], 'SIGHUP');
+    assert.equal(done['unchanged'], 1);
+    assert.equal(done['reloaded'], 0);
   });
 });

@@ -63,7 +63,7 @@ export class Server implements ServerSide {
       const handshakeMs = Math.min(tc.handshakeTimeoutMs, opts.config.connectTimeoutMs ?? Infinity);
       this.tls = new TlsTerminator(tc, `${opts.where ?? 'server'}.tls`, handshakeMs, {
         secure: (s, raw, us) => this.secure(s, raw, us),
-        failed: (raw, cause, err) => this.handshakeFailed(raw, cause, err),
+        failed: (raw, cause, err, sni) => this.handshakeFailed(raw, cause, err, sni),
       });
     }
   }
@@ -137,8 +137,16 @@ export class Server implements ServerSide {
     if (this.live.size + (tls?.handshaking.size ?? 0) >= this.config.maxConcurrency) {
       this.metrics.rejected.value++;
       s.on('error', noop);
+      const client = this.accessLog.isLevelEnabled('info') ? addrKey(s.remoteAddress ?? '?', s.remotePort ?? 0) : ''; // gone after destroy
       s.destroy();
       if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr }, 'maxConcurrency reached; connection closed');
+      // Every connection writes one record, this one too (the peer is read before the socket goes).
+      if (this.accessLog.isLevelEnabled('info')) {
+        this.accessLog.info({
+          srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: null, alpn: null,
+          rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null, reason: 'max_concurrency', error: null,
+        }, 'connection closed');
+      }
       return;
     }
     if (tls) {
@@ -162,15 +170,15 @@ export class Server implements ServerSide {
     this.router.route(conn, this.config.dstName);
   }
 
-  private handshakeFailed(raw: Socket | undefined, cause: HandshakeFailure, err: Error): void {
+  private handshakeFailed(raw: Socket | undefined, cause: HandshakeFailure, err: Error, sni: string | undefined): void {
     const m = this.metrics;
     m.failures.value++;
     this.registry.counter('l5d:srv:tls:failure', { rt: this.rt, srv_addr: this.srvAddr, cause }).value++;
     const client = raw ? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0) : null;
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, client, cause, err: err.message }, 'tls handshake failed');
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, client, cause, sni: sni ?? null, err: err.message }, 'tls handshake failed');
     if (this.accessLog.isLevelEnabled('info')) {
       this.accessLog.info({
-        srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: null, alpn: null,
+        srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: sni ?? null, alpn: null,
         rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null,
         reason: 'tls_handshake', error: cause,
       }, 'connection closed');

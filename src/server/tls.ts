@@ -59,12 +59,17 @@ export function identityFor(names: ReadonlySet<string>, servername: string): str
 export interface TlsHandshakeEvents {
   /** The handshake finished: hand the connection on. */
   secure(socket: TLSSocket, raw: Socket, handshakeUs: number): void;
-  /** The handshake failed (the socket is already destroyed). */
-  failed(raw: Socket | undefined, cause: HandshakeFailure, err: Error): void;
+  /** The handshake failed (the socket is already destroyed); `sni`: the name the client asked for, if it got that far. */
+  failed(raw: Socket | undefined, cause: HandshakeFailure, err: Error, sni: string | undefined): void;
 }
 
 interface RawSocket extends Socket {
   tlsAcceptedAt?: number;
+}
+
+/** The ClientHello's server name, kept by SNICallback: a failed handshake's TLSSocket has no `servername`. */
+interface SniSocket extends TLSSocket {
+  ltSni?: string;
 }
 
 interface Contexts {
@@ -92,6 +97,7 @@ export class TlsTerminator {
     this.events = events;
     this.contexts = this.build();
     const auth = config.clientAuth;
+    const contexts = (): Contexts => this.contexts;
     this.server = createServer({
       ...this.contexts.defaultOptions,
       handshakeTimeout: handshakeTimeoutMs,
@@ -99,10 +105,13 @@ export class TlsTerminator {
       // With `required: false` a client may come without a certificate; one it does send must verify (checked in onSecure).
       requestCert: auth !== undefined,
       rejectUnauthorized: auth?.required ?? false,
-      SNICallback: (servername, cb) => {
-        const key = identityFor(this.contexts.names, servername);
-        if (key !== undefined) cb(null, this.contexts.byName.get(key));
-        else if (this.contexts.hasDefault) cb(null, undefined); // the default identity
+      // A plain function: Node calls it as a method of the TLSSocket being handshaken (its `this`).
+      SNICallback: function (this: SniSocket, servername, cb) {
+        if (this && typeof this === 'object') this.ltSni = servername;
+        const c = contexts();
+        const key = identityFor(c.names, servername);
+        if (key !== undefined) cb(null, c.byName.get(key));
+        else if (c.hasDefault) cb(null, undefined); // the default identity
         else cb(Object.assign(new Error(`no identity for SNI name "${servername}" and no defaultIdentity`), { code: 'ERR_TLS_UNKNOWN_SNI' }), undefined);
       },
     });
@@ -152,7 +161,7 @@ export class TlsTerminator {
       // `required: false` let it through the handshake; a certificate sent must still verify.
       s.destroy();
       const why = s.authorizationError instanceof Error ? s.authorizationError.message : String(s.authorizationError);
-      this.events.failed(raw, 'client_cert', Object.assign(new Error(`client certificate rejected: ${why}`), { code: 'ERR_TLS_CLIENT_CERT' }));
+      this.events.failed(raw, 'client_cert', Object.assign(new Error(`client certificate rejected: ${why}`), { code: 'ERR_TLS_CLIENT_CERT' }), s.servername || undefined);
       return;
     }
     // Already true (copied from the raw socket, see Server); the pump depends on it, so say it here too.
@@ -172,7 +181,8 @@ export class TlsTerminator {
     // A client certificate that fails verification is refused by Node after the handshake (a
     // close, reported as a hang-up); authorizationError tells it apart from a client that left.
     const cause = s.authorizationError ? 'client_cert' : handshakeFailureCause(err as NodeJS.ErrnoException, this.contexts.hasDefault);
-    this.events.failed(raw, cause, s.authorizationError ? new Error(`client certificate rejected: ${String(s.authorizationError)}`) : err);
+    const sni = (s as SniSocket).ltSni ?? (s.servername || undefined);
+    this.events.failed(raw, cause, s.authorizationError ? new Error(`client certificate rejected: ${String(s.authorizationError)}`) : err, sni);
   }
 
   private build(): Contexts {
