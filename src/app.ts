@@ -11,6 +11,8 @@ import { createDefaultInterpreter } from './interpreter/default.ts';
 import type { Interpreter } from './interpreter/interpreter.ts';
 import { createNamerdInterpreter } from './interpreter/namerd.ts';
 import type { Logger } from './log.ts';
+import { HealthChecker } from './health/checker.ts';
+import type { HealthSource } from './health/source.ts';
 import { Registry } from './metrics/registry.ts';
 import { Router } from './router/router.ts';
 import { Server } from './server/server.ts';
@@ -60,17 +62,21 @@ export class App {
   private readonly clientTls: ClientTls[] = [];
   private stopWatching: (() => void) | undefined;
   private fdWatch: { close(): void } | undefined;
+  /** Active health checks: run here, or (a worker of several) by the primary for every worker. */
+  private readonly health: HealthSource;
 
   /** A worker of several: listeners share their ports, and the primary runs the admin server. */
   private readonly worker: boolean;
   private readonly workerId: number;
 
-  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number } = {}) {
+  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; health?: HealthSource } = {}) {
     this.worker = opts.worker ?? false;
     this.workerId = opts.workerId ?? 0;
     this.config = config;
     this.log = teeErrors(log, this.errors); // warnings and errors also feed /api/state's recent errors
     this.hooks = hooks;
+    // No timer or socket until a destination with `healthCheck` watches an endpoint.
+    this.health = opts.health ?? new HealthChecker({ registry: this.registry, log: this.log });
   }
 
   /** `ip:port` of the admin server once started. */
@@ -88,7 +94,7 @@ export class App {
         const router = new Router({
           label: rc.label, interpreter: createInterpreter(rc, this.config, this.registry, this.log),
           client: rc.client, registry: this.registry, log: this.log, highWaterMark: this.config.bufferSizeBytes,
-          clientTls: tlsByRouter[i]!,
+          clientTls: tlsByRouter[i]!, health: this.health,
         });
         this.routers.push(router);
         rc.servers.forEach((sc, j) => {
@@ -198,6 +204,7 @@ export class App {
       for (const r of [...this.routers].reverse()) await r.close();
       await this.admin?.close(); // last, so /metrics stays up while draining
       this.sampler?.close();
+      this.health.close();
       this.log.info({}, 'stopped');
     })();
     return this.closing;

@@ -148,7 +148,7 @@ describe('admin server', () => {
     assert.deepEqual(s.routers[0]!.destinations[0], {
       name: '/svc/web', resolved: true, resolution: { kind: 'failed', reason: 'namerd 503' }, waiters: 0,
       available: 0, failed: 1, retired: 0, open: 0, pending: 0,
-      endpoints: [{ key: '127.0.0.1:9', state: 'failed', failedUntil: 2, weight: 1, load: 0, open: 0, pending: 0, connects: 4, failures: 5, consecutiveFailures: 5 }],
+      endpoints: [{ key: '127.0.0.1:9', state: 'failed', cause: 'fail-fast', healthy: null, failedUntil: 2, weight: 1, load: 0, open: 0, pending: 0, connects: 4, failures: 5, consecutiveFailures: 5 }],
     });
     assert.deepEqual(s.servers[0], {
       router: 'x', srvAddr: '127.0.0.1:1', listening: true, dstName: '/svc/web', tls: false, tlsIdentities: [], active: 1, waiters: 0,

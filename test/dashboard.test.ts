@@ -79,9 +79,9 @@ function changingState(): () => AppState {
           name: XSS, resolved: true, resolution: { kind: 'bound', endpoints: 3 }, waiters: 0,
           available: 1, failed: 1, retired: 1, open: 4, pending: 0,
           endpoints: [
-            { key: '10.0.0.1:80', state: 'available', failedUntil: null, weight: 0.5, load: 4, open: 4, pending: 0, connects: 20 + n, failures: 0, consecutiveFailures: 0 },
-            { key: '10.0.0.2:80', state: 'failed', failedUntil: 1_700_000_060_000, weight: 0.25, load: 0, open: 0, pending: 0, connects: 0, failures: 5, consecutiveFailures: 5 },
-            { key: '10.0.0.3:80', state: 'retired', failedUntil: null, weight: 0.25, load: 0, open: 0, pending: 0, connects: 3, failures: 0, consecutiveFailures: 0 },
+            { key: '10.0.0.1:80', state: 'available', cause: null, healthy: null, failedUntil: null, weight: 0.5, load: 4, open: 4, pending: 0, connects: 20 + n, failures: 0, consecutiveFailures: 0 },
+            { key: '10.0.0.2:80', state: 'failed', cause: 'fail-fast', healthy: null, failedUntil: 1_700_000_060_000, weight: 0.25, load: 0, open: 0, pending: 0, connects: 0, failures: 5, consecutiveFailures: 5 },
+            { key: '10.0.0.3:80', state: 'retired', cause: null, healthy: null, failedUntil: null, weight: 0.25, load: 0, open: 0, pending: 0, connects: 3, failures: 0, consecutiveFailures: 0 },
           ],
         }],
       }],

@@ -214,8 +214,9 @@ export const DASHBOARD_SCRIPT = `
       var k = ep.key;
       // Not green while failing: an available endpoint whose last connects failed is shown as a warning.
       var failing = ep.state === 'available' && num(ep.consecutiveFailures) > 0;
-      var state = el('td', 'state ' + ep.state + (failing ? ' failing' : ''), ep.state + (failing ? ', failing' : ''), 'ep-state-' + k);
+      var state = el('td', 'state ' + ep.state + (failing ? ' failing' : ''), ep.state + (ep.healthy === false ? ' (health check)' : '') + (failing ? ', failing' : ''), 'ep-state-' + k);
       if (ep.state === 'failed' && ep.failedUntil) state.setAttribute('title', 'ejected until ' + clock(ep.failedUntil));
+      else if (ep.healthy === false) state.setAttribute('title', 'ejected: failing its health check (no new connections)');
       add(table, add(el('tr', null, null, 'ep-' + k), el('td', 'mono', k), state,
         el('td', 'num', (num(ep.weight) * 100).toFixed(1) + '%', 'ep-weight-' + k),
         el('td', 'num', ep.load, 'ep-load-' + k), el('td', 'num', ep.open), el('td', 'num', ep.pending),

@@ -93,8 +93,8 @@ function state(at: number, accepts: number, rx: number): AppState {
         name: XSS, resolved: true, resolution: { kind: 'failed', reason: 'namerd 503' }, waiters: 0,
         available: 1, failed: 1, retired: 0, open: 2, pending: 0,
         endpoints: [
-          { key: '10.0.0.1:80', state: 'available', failedUntil: null, weight: 0.75, load: 2, open: 2, pending: 0, connects: 9, failures: 0, consecutiveFailures: 0 },
-          { key: '10.0.0.2:80', state: 'failed', failedUntil: 60_000, weight: 0.25, load: 0, open: 0, pending: 0, connects: 1, failures: 5, consecutiveFailures: 5 },
+          { key: '10.0.0.1:80', state: 'available', cause: null, healthy: null, failedUntil: null, weight: 0.75, load: 2, open: 2, pending: 0, connects: 9, failures: 0, consecutiveFailures: 0 },
+          { key: '10.0.0.2:80', state: 'failed', cause: 'fail-fast', healthy: null, failedUntil: 60_000, weight: 0.25, load: 0, open: 0, pending: 0, connects: 1, failures: 5, consecutiveFailures: 5 },
         ],
       }],
     }],

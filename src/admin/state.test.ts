@@ -106,7 +106,7 @@ describe('collectState', () => {
       available: 1, failed: 0, retired: 0, open: 1, pending: 0, endpoints: undefined,
     });
     assert.deepEqual(dl!.endpoints, [{
-      key: `127.0.0.1:${livePort}`, state: 'available', failedUntil: null, weight: 1, load: 1, open: 1, pending: 0,
+      key: `127.0.0.1:${livePort}`, state: 'available', cause: null, healthy: null, failedUntil: null, weight: 1, load: 1, open: 1, pending: 0,
       connects: 1, failures: 0, consecutiveFailures: 0,
     }]);
     assert.deepEqual(dd!.resolution, { kind: 'failed', reason: 'namerd said 503' });

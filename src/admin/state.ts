@@ -23,6 +23,8 @@ export interface EndpointView {
   readonly connects: number;
   readonly failures: number;
   readonly consecutiveFailures: number;
+  /** The active health check's verdict; undefined when not checked or not yet judged. */
+  readonly healthy?: boolean | undefined;
 }
 export interface DestinationView {
   readonly name: string;
@@ -63,7 +65,12 @@ export type ResolutionStatus =
 
 export interface EndpointJson {
   readonly key: string;
+  /** `failed` when ejected by either judge: fail-fast (passive) or the health check (active). */
   readonly state: EpState['kind'];
+  /** Why it is ejected: 'fail-fast', 'health check', or both joined by ', '; null when it is not. */
+  readonly cause: string | null;
+  /** The health check's verdict: null when not checked (or no verdict yet). */
+  readonly healthy: boolean | null;
   readonly failedUntil: number | null; // ms on the balancer's clock (Date.now in the app)
   readonly weight: number;
   readonly load: number;
@@ -180,11 +187,13 @@ function destinationJson(d: DestinationView): DestinationJson {
   const endpoints: EndpointJson[] = [];
   const counts = { available: 0, failed: 0, retired: 0, open: 0, pending: 0 };
   for (const ep of b.endpoints.values()) {
-    counts[ep.state.kind]++;
+    const causes = [...(ep.state.kind === 'failed' ? ['fail-fast'] : []), ...(ep.healthy === false && ep.state.kind !== 'retired' ? ['health check'] : [])];
+    const state = causes.length > 0 ? 'failed' : ep.state.kind;
+    counts[state]++;
     counts.open += ep.open;
     counts.pending += ep.pending;
     endpoints.push({
-      key: ep.key, state: ep.state.kind, failedUntil: ep.state.kind === 'failed' ? ep.state.until : null,
+      key: ep.key, state, cause: causes.length > 0 ? causes.join(', ') : null, healthy: ep.healthy ?? null, failedUntil: ep.state.kind === 'failed' ? ep.state.until : null,
       weight: ep.weight, load: ep.load, open: ep.open, pending: ep.pending,
       connects: ep.connects, failures: ep.failures, consecutiveFailures: ep.consecutiveFailures,
     });

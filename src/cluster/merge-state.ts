@@ -18,6 +18,8 @@ function mergeEndpoints(all: readonly EndpointJson[]): EndpointJson[] {
     by.set(e.key, {
       ...m,
       state: RANK[e.state] < RANK[m.state] ? e.state : m.state,
+      cause: RANK[e.state] < RANK[m.state] ? e.cause : m.cause,
+      healthy: m.healthy ?? e.healthy, // one checker for the proxy: workers agree
       failedUntil: m.failedUntil ?? e.failedUntil,
       load: m.load + e.load, open: m.open + e.open, pending: m.pending + e.pending,
       connects: m.connects + e.connects, failures: m.failures + e.failures,

@@ -11,6 +11,8 @@ import type { Config } from '../config/types.ts';
 import { Lifecycle, trapSignals } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { Registry } from '../metrics/registry.ts';
+import { HealthChecker } from '../health/checker.ts';
+import { HealthHub } from '../health/hub.ts';
 import { ClusterView, type WorkerAnswer } from './cluster-view.ts';
 import { claimPorts } from './ports.ts';
 import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
@@ -80,6 +82,10 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
     },
   });
 
+  // Active health checks run here, once for the proxy; workers watch and get verdicts (src/health/hub.ts).
+  const registry = new Registry();
+  const health = new HealthHub(new HealthChecker({ registry, log }));
+
   const fork = (): void => {
     const w = cluster.fork({ LINKERD_TCP_WORKER: '1' });
     live.set(w.id, w);
@@ -108,12 +114,14 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
         const p = pending.get(m.id);
         if (p) { clearTimeout(p.timer); pending.delete(m.id); p.resolve(m.value); }
       } else if (m.type === 'admin') (m.what === 'shutdown' ? lc.stop('admin') : lc.abort());
+      else if (m.type === 'health-watch' || m.type === 'health-unwatch') health.onMessage(w.id, m, (r) => send(w, r));
     });
     w.on('online', () => send(w, { type: 'start', config }));
     w.on('exit', (code: number | null, signal: string | null) => {
       view.exited(w.id);
       live.delete(w.id);
       listening.delete(w.id);
+      health.dropWorker(w.id);
       for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
       if (lc.stopping) {
         exitCodes.push(code);
@@ -133,7 +141,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
   });
   const sampler = createProcessSampler();
   const admin = createAdminServer({
-    config: config.admin, registry: new Registry(), log, sampler,
+    config: config.admin, registry, log, sampler,
     extraMetrics: async () => view.renderMetrics(await askEach('metrics')),
     state: async () => ({ ...view.state(sampler.sample(), await askEach('state')), workers: workersState() }),
     // Ready once every worker has started; later, while one is being replaced, the others serve.
@@ -158,5 +166,6 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
   // The admin server must not hold the exit up (a keep-alive scrape, a slow client).
   await Promise.race([admin.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
   sampler.close();
+  health.close();
   return code;
 }

@@ -1,13 +1,15 @@
 // Messages between the primary and its workers (node:cluster IPC, 'advanced' serialization).
 import type { AppState } from '../admin/state.ts';
 import type { Config } from '../config/types.ts';
+import type { HealthToPrimary, HealthToWorker } from '../health/source.ts';
 import type { MetricDump } from '../metrics/registry.ts';
 
 export type ToWorker =
   | { readonly type: 'start'; readonly config: Config }
   | { readonly type: 'req'; readonly id: number; readonly what: 'metrics' | 'state' | 'ready' }
   | { readonly type: 'shutdown'; readonly graceMs: number }
-  | { readonly type: 'reload' }; // SIGHUP: re-read TLS keys and certificates
+  | { readonly type: 'reload' } // SIGHUP: re-read TLS keys and certificates
+  | HealthToWorker; // a health check verdict from the primary's checker
 
 export type Answer = MetricDump[] | AppState | boolean;
 
@@ -15,7 +17,8 @@ export type ToPrimary =
   | { readonly type: 'listening' }
   | { readonly type: 'failed'; readonly message: string } // could not start (bad TLS material, port in use)
   | { readonly type: 'res'; readonly id: number; readonly value: Answer }
-  | { readonly type: 'admin'; readonly what: 'shutdown' | 'abort' };
+  | { readonly type: 'admin'; readonly what: 'shutdown' | 'abort' }
+  | HealthToPrimary; // watch/unwatch an endpoint's health (the primary checks once for all workers)
 
 /** /api/state's `workers` (several workers only): who is serving, and restarts that failed. */
 export interface WorkersState {

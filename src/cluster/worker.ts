@@ -5,6 +5,7 @@
 // to the whole process group (Ctrl-C) drains it, a second one exits now.
 import cluster from 'node:cluster';
 import { App } from '../app.ts';
+import { RemoteHealth } from '../health/remote.ts';
 import { Lifecycle, trapSignals } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { ToPrimary, ToWorker } from './protocol.ts';
@@ -22,6 +23,8 @@ function send(m: ToPrimary): void {
 export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
   const log = baseLog.child({ worker: cluster.worker?.id ?? 0 });
   let app: App | undefined;
+  // Health checks run in the primary, once for all workers; this forwards watches and gets verdicts.
+  const health = new RemoteHealth(send);
   const lc = new Lifecycle({
     log, marginMs,
     graceMs: () => (app?.config.admin.graceSecs ?? 10) * 1000,
@@ -34,7 +37,7 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         const a = new App(m.config, log, {
           shutdown: () => send({ type: 'admin', what: 'shutdown' }),
           abort: () => send({ type: 'admin', what: 'abort' }),
-        }, { worker: true, workerId: cluster.worker?.id ?? 0 });
+        }, { worker: true, workerId: cluster.worker?.id ?? 0, health });
         app = a;
         a.start().then(() => send({ type: 'listening' }), (e: unknown) => {
           send({ type: 'failed', message: (e as Error).message });
@@ -53,6 +56,9 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         return;
       case 'reload':
         app?.reloadTls('SIGHUP');
+        return;
+      case 'health':
+        health.deliver(m.key, m.healthy);
         return;
     }
   });

@@ -8,6 +8,7 @@ import {
   boolean, Cursor, describe, type Fields, integer, listOf, nonEmptyString, nonNegInt, object, opt, port,
   type Problem, posInt, req, string,
 } from './decode.ts';
+import { healthCheck } from './health-check.ts';
 import type {
   AdminConfig, ClientAuthConfig, ClientConfig, ClientTlsConfig, Config, FailFastConfig, InterpreterConfig, NamerConfig,
   PartialConnectorConfig, RouterConfig, ServerConfig, ServerTlsConfig, TlsIdentity,
@@ -211,7 +212,7 @@ function clientTls(c: Cursor, v: unknown): ClientTlsConfig | undefined {
   return dnsName === undefined ? undefined : { dnsName, trustCerts, clientIdentity };
 }
 
-const CONNECTOR_KEYS = ['connectTimeoutMs', 'connectAttempts', 'minConnections', 'maxWaiters', 'failFast', 'tls'] as const;
+const CONNECTOR_KEYS = ['connectTimeoutMs', 'connectAttempts', 'minConnections', 'maxWaiters', 'failFast', 'tls', 'healthCheck'] as const;
 
 /** Only the keys written, so that per-prefix configs can be layered over defaults. */
 function connectorFields(c: Cursor, f: Fields): PartialConnectorConfig {
@@ -228,6 +229,7 @@ function connectorFields(c: Cursor, f: Fields): PartialConnectorConfig {
   put('maxWaiters', nonNegInt);
   put('failFast', failFast);
   put('tls', clientTls);
+  put('healthCheck', healthCheck);
   return out;
 }
 

@@ -97,6 +97,20 @@ export interface ConnectorConfig {
   readonly maxWaiters: number; // default 1000000
   readonly failFast: FailFastConfig | undefined;
   readonly tls: ClientTlsConfig | undefined;
+  readonly healthCheck: HealthCheckConfig | undefined; // new: active checks of each endpoint (src/health/)
+}
+
+/** new: an active health check, run against every endpoint of a destination. */
+export type HealthCheckConfig =
+  | ({ readonly kind: 'connect' } & HealthCheckTiming)
+  /** `send` (may be empty) is written after connecting; the answer must contain `expect`. */
+  | ({ readonly kind: 'send-expect'; readonly send: string; readonly expect: string } & HealthCheckTiming);
+
+export interface HealthCheckTiming {
+  readonly intervalMs: number; // default 5000: start to start, spread with jitter
+  readonly timeoutMs: number; // default 2000, at most intervalMs
+  readonly unhealthyThreshold: number; // default 3 consecutive failures → no new connections
+  readonly healthyThreshold: number; // default 2 consecutive passes → back in rotation
 }
 
 /** A ConnectorConfig as written: only the keys present (per-prefix configs layer over defaults). */
@@ -116,4 +130,5 @@ export const DEFAULT_CONNECTOR: ConnectorConfig = {
   maxWaiters: 1_000_000,
   failFast: undefined,
   tls: undefined,
+  healthCheck: undefined,
 };

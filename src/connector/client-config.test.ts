@@ -26,10 +26,10 @@ describe('client config selection', () => {
       ],
     };
     assert.deepEqual(connectorConfigFor(client, '/svc/web/x'), {
-      connectTimeoutMs: 100, connectAttempts: 3, minConnections: 3, maxWaiters: 7, failFast: undefined, tls: undefined,
+      connectTimeoutMs: 100, connectAttempts: 3, minConnections: 3, maxWaiters: 7, failFast: undefined, tls: undefined, healthCheck: undefined,
     });
     assert.deepEqual(connectorConfigFor(client, '/nothing'), {
-      connectTimeoutMs: undefined, connectAttempts: 3, minConnections: 0, maxWaiters: 1_000_000, failFast: undefined, tls: undefined,
+      connectTimeoutMs: undefined, connectAttempts: 3, minConnections: 0, maxWaiters: 1_000_000, failFast: undefined, tls: undefined, healthCheck: undefined,
     });
   });
 

@@ -21,6 +21,7 @@ function layer(base: ConnectorConfig, over: PartialConnectorConfig): ConnectorCo
     maxWaiters: over.maxWaiters ?? base.maxWaiters,
     failFast: over.failFast ?? base.failFast,
     tls: over.tls ?? base.tls,
+    healthCheck: over.healthCheck ?? base.healthCheck,
   };
 }
 

@@ -21,6 +21,8 @@ import type { Logger } from '../log.ts';
 import { type DestinationMetrics, destinationMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Resolution } from '../naming/resolution.ts';
+import type { HealthSource } from '../health/source.ts';
+import { HealthWatch } from './health-watch.ts';
 import { type Spare, SparePool } from './pool.ts';
 
 /**
@@ -57,10 +59,13 @@ export class Destination {
   private readonly watch: Watch;
   private readonly pool: SparePool | undefined;
   private waitTimer: NodeJS.Timeout | undefined;
+  /** Active health checks of this destination's endpoints, when its client config has them. */
+  private readonly health: HealthWatch | undefined;
 
   constructor(opts: {
     name: string; rt: string; config: ConnectorConfig; interpreter: Interpreter; registry: Registry; log: Logger;
     random: () => number; now: () => number; highWaterMark: number; tls: ClientTls | undefined;
+    health?: HealthSource | undefined;
   }) {
     this.name = opts.name;
     this.config = opts.config;
@@ -104,6 +109,8 @@ export class Destination {
         connectTimeoutMs: this.connectTimeoutMs, tls: opts.tls,
       })
       : undefined;
+    const hc = opts.config.healthCheck;
+    this.health = hc && opts.health ? new HealthWatch({ balancer: b, source: opts.health, dst: opts.name, check: hc }) : undefined;
     this.watch = opts.interpreter.watch(opts.name, (r) => this.onResolution(r));
   }
 
@@ -163,6 +170,7 @@ export class Destination {
     clearTimeout(this.waitTimer);
     this.waitTimer = undefined;
     this.watch.close();
+    this.health?.close();
     this.pool?.close();
   }
 
@@ -172,6 +180,7 @@ export class Destination {
     const wasRetired = new Set([...this.balancer.endpoints.values()].filter((e) => e.state.kind === 'retired').map((e) => e.key));
     const t0 = performance.now();
     this.balancer.update(r);
+    this.health?.sync();
     this.metrics.pollTimeUs.record((performance.now() - t0) * 1000);
     switch (r.kind) {
       case 'failed':

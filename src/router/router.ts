@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { connectorConfigFor } from '../connector/client-config.ts';
 import type { ClientConfig, ClientTlsConfig } from '../config/types.ts';
 import { ClientTls } from '../connector/tls-client.ts';
+import type { HealthSource } from '../health/source.ts';
 import type { Interpreter } from '../interpreter/interpreter.ts';
 import type { Logger } from '../log.ts';
 import type { Counter, Registry, Stat } from '../metrics/registry.ts';
@@ -26,11 +27,15 @@ export class Router {
   private readonly highWaterMark: number;
   /** The TLS origination context for each `tls` setting of this router's client config. */
   private readonly clientTls: ReadonlyMap<ClientTlsConfig, ClientTls>;
+  /** Who runs active health checks (destinations with `healthCheck` use it). */
+  private readonly health: HealthSource | undefined;
 
   constructor(opts: {
     label: string; interpreter: Interpreter; client: ClientConfig; registry: Registry; log: Logger;
     random?: () => number; now?: () => number; highWaterMark: number; clientTls?: ReadonlyMap<ClientTlsConfig, ClientTls>;
+    health?: HealthSource | undefined;
   }) {
+    this.health = opts.health;
     this.clientTls = opts.clientTls ?? new Map();
     this.highWaterMark = opts.highWaterMark;
     this.label = opts.label;
@@ -58,6 +63,7 @@ export class Router {
     d = new Destination({
       name: dst, rt: this.label, config, interpreter: this.interpreter, tls: config.tls ? (this.clientTls.get(config.tls) ?? new ClientTls(config.tls, `router ${this.label} client.tls`)) : undefined,
       registry: this.registry, log: this.log, random: this.random, now: this.now, highWaterMark: this.highWaterMark,
+      health: this.health,
     });
     this.destinations.set(dst, d);
     return d;
