@@ -10,12 +10,12 @@ const SRC = new URL('../src/', import.meta.url).pathname;
 
 const ALLOWED: Record<string, readonly string[]> = {
   main: ['cli'], // checks the Node.js version, then imports the CLI
-  cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log'],
+  cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log', 'safe-text'],
   lifecycle: ['log'],
-  check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'server'],
+  check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'safe-text', 'server'],
   cluster: ['admin', 'app', 'config', 'errors', 'health', 'lifecycle', 'log', 'metrics', 'naming'],
   app: ['admin', 'config', 'connector', 'errors', 'health', 'interpreter', 'log', 'metrics', 'router', 'server'],
-  admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming'],
+  admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming', 'safe-text'],
   server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'wire'],
   router: ['balancer', 'config', 'connector', 'health', 'interpreter', 'log', 'metrics', 'naming', 'proxy', 'wire'],
   health: ['config', 'log', 'metrics'], // active health checks: probe, policy, checker, and the workers' IPC seam
@@ -24,10 +24,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   balancer: ['config', 'naming'],
   proxy: [],
   metrics: [],
-  config: ['errors', 'naming', 'wire'],
+  config: ['errors', 'naming', 'safe-text', 'wire'],
   naming: ['errors'], // the error catalogue is a leaf every layer may use
   wire: [], // pure parsers and builders of network bytes (ClientHello, PROXY protocol)
-  log: [],
+  log: ['safe-text'],
+  'safe-text': [], // escaping and redaction for what a person reads: a leaf
   errors: [],
 };
 

@@ -1,17 +1,23 @@
 // The admin HTTP server: /metrics (tacho-format Prometheus text), /ping, /ready, /api/state,
 // the dashboard at /, and POST /shutdown and /abort. It only reads counters; it is hardened
 // (header/request timeouts, header and body limits, a connection cap, every socket error
-// handled) so a slow or hostile client costs the proxy nothing but a few sockets.
+// handled) so a slow or hostile client costs the proxy nothing but a few sockets. Every
+// request must name this server in Host (DNS rebinding, host-check.ts); every mutation goes
+// through guard.ts (cross-site, bearer token) and acts only once its whole body has arrived.
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { Socket, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { AdminConfig } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Registry } from '../metrics/registry.ts';
 import { addrKey } from '../naming/resolution.ts';
+import { redactUrl } from '../safe-text.ts';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
+import { type AdminToken, MIN_TOKEN_CHARS, readAdminToken, refuseMutation, TOKEN_ENV } from './guard.ts';
+import { checkHost, type HostPolicy, hostPolicy, isLoopback } from './host-check.ts';
 import { type ProcessSampler, registerProcessMetrics } from './process-metrics.ts';
 import type { AppState } from './state.ts';
 
@@ -60,6 +66,8 @@ export interface AdminOptions {
   /** Shared with collectState so both see one event-loop monitor; one is made here if absent. */
   sampler?: ProcessSampler;
   limits?: Partial<AdminLimits>;
+  /** Where LINKERD_TCP_ADMIN_TOKEN is read (tests pass their own); default the process's. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 type Route = { readonly method: 'GET' | 'POST'; readonly handle: (req: IncomingMessage, res: ServerResponse) => void };
@@ -86,23 +94,54 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     later(res, opts.extraMetrics().then((extra) => send(res, 200, extra + own, PROM_TYPE)));
   };
   const ping = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, 'pong', TEXT_TYPE);
-  const mutation = (what: 'shutdown' | 'abort', hook: () => void) => (req: IncomingMessage, res: ServerResponse): void => {
+  let token: AdminToken | undefined;
+  let policy: HostPolicy | undefined;
+  /**
+   * Every mutation's route (a later POST /reload too): refused by the guard (cross-site, no
+   * or wrong token), else acted on only once its whole body has arrived within the limits; a
+   * malformed, cut or oversized body acts on nothing.
+   */
+  const mutation = (what: string, accepted: string, hook: () => void) => (req: IncomingMessage, res: ServerResponse): void => {
     const caller = addrKey(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
-    if (crossSite(req)) {
-      log.warn({ caller, origin: req.headers.origin ?? null }, `admin: cross-site ${what} refused`);
-      send(res, 403, 'forbidden: cross-site request', TEXT_TYPE);
+    const refused = refuseMutation(req, token);
+    if (refused) {
+      log.warn({ caller, origin: req.headers.origin ?? null, why: refused.why }, `admin: ${what} refused`);
+      send(res, refused.status, refused.body, TEXT_TYPE, refused.headers);
       return;
     }
-    log.info({ caller }, `admin: ${what} requested`);
-    // 'close' fires once the response is flushed, or when the caller went away: run the hook either way.
-    res.once('close', () => {
-      try {
-        hook();
-      } catch (e) {
-        log.error({ err: (e as Error).message }, `admin: ${what} hook failed`);
+    void bodyComplete(req).then((complete) => {
+      if (!complete) {
+        log.warn({ caller }, `admin: ${what} ignored: its request body did not arrive whole`);
+        return;
       }
+      log.info({ caller }, `admin: ${what} requested`);
+      // 'close' fires once the response is flushed, or when the caller went away: run the hook either way.
+      res.once('close', () => {
+        try {
+          hook();
+        } catch (e) {
+          log.error({ err: (e as Error).message }, `admin: ${what} hook failed`);
+        }
+      });
+      send(res, 202, accepted, TEXT_TYPE);
     });
-    send(res, 202, what === 'shutdown' ? 'shutting down' : 'aborting', TEXT_TYPE);
+  };
+  let hostWarnedAt = -Infinity;
+  /** Answers 400/421 and returns false when Host does not name this server. */
+  const hostAllowed = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const hosts: string[] = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts.push(req.rawHeaders[i + 1]!);
+    const verdict = policy ? checkHost(hosts, req.httpVersion, policy, req.socket.localAddress) : { kind: 'bad' as const, why: 'not listening' };
+    if (verdict.kind === 'ok') return true;
+    const now = performance.now();
+    const caller = addrKey(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+    // Loud once a minute (a rebinding page may retry in a loop), quiet in between.
+    const level = now - hostWarnedAt > 60_000 ? 'warn' : 'debug';
+    if (level === 'warn') hostWarnedAt = now;
+    if (log.isLevelEnabled(level)) log[level]({ caller, host: hosts.join(', ').slice(0, 200), path: String(req.url).slice(0, 200) }, 'admin: request for another host refused (allow it in admin.allowedHosts)');
+    if (verdict.kind === 'bad') send(res, 400, `bad request: ${verdict.why}`, TEXT_TYPE, { Connection: 'close' });
+    else send(res, 421, 'misdirected request: this admin server does not answer to that Host (see admin.allowedHosts)', TEXT_TYPE, { Connection: 'close' });
+    return false;
   };
   const routes = new Map<string, Route>([
     ['/metrics', { method: 'GET', handle: metrics }],
@@ -110,15 +149,15 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     ['/ping', { method: 'GET', handle: ping }],
     ['/admin/ping', { method: 'GET', handle: ping }],
     ['/ready', { method: 'GET', handle: (_q, res) => later(res, Promise.resolve(opts.ready()).then((ok) => (ok ? send(res, 200, 'ready', TEXT_TYPE) : send(res, 503, 'not ready', TEXT_TYPE)))) }],
-    ['/api/state', { method: 'GET', handle: (_q, res) => later(res, Promise.resolve().then(() => opts.state()).then((st) => send(res, 200, JSON.stringify(st), 'application/json; charset=utf-8'))) }],
+    ['/api/state', { method: 'GET', handle: (_q, res) => later(res, Promise.resolve().then(() => opts.state()).then((st) => send(res, 200, JSON.stringify(redacted(st)), 'application/json; charset=utf-8'))) }],
     ['/', {
       method: 'GET',
       handle: (_q, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8', {
         'Content-Security-Policy': DASHBOARD_CSP, 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer',
       }),
     }],
-    ['/shutdown', { method: 'POST', handle: mutation('shutdown', opts.shutdown) }],
-    ['/abort', { method: 'POST', handle: mutation('abort', opts.abort) }],
+    ['/shutdown', { method: 'POST', handle: mutation('shutdown', 'shutting down', opts.shutdown) }],
+    ['/abort', { method: 'POST', handle: mutation('abort', 'aborting', opts.abort) }],
   ]);
 
   const server = createServer({
@@ -129,6 +168,11 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     // Node checks the two timeouts above on this period (default 30 s, too coarse for them).
     connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 2))),
   }, (req, res) => {
+    // Host first, before any other work; the refused request's body is still drained (bounded).
+    if (!hostAllowed(req, res)) {
+      limitBody(req, limits.maxBodyBytes);
+      return;
+    }
     if (!limitBody(req, limits.maxBodyBytes)) return send(res, 413, 'request body too large', TEXT_TYPE, { Connection: 'close' });
     try {
       const path = pathOf(req.url);
@@ -171,6 +215,7 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
 
   return {
     async listen(): Promise<void> {
+      token = readAdminToken(opts.config, opts.env ?? process.env);
       server.listen({ host: ip, port });
       try {
         await once(server, 'listening');
@@ -179,6 +224,15 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
         throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (admin): ${code}`, { cause: e });
       }
       server.on('error', (e) => log.error({ err: e.message }, 'admin listener error'));
+      const wildcard = ip === '0.0.0.0' || ip === '::';
+      const own = wildcard ? Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)) : [ip];
+      policy = hostPolicy(own, opts.config.allowedHosts ?? [], bound()?.port ?? port);
+      if (!isLoopback(ip)) {
+        log.warn({ admin: address(), token: token ? token.source : null }, token
+          ? 'admin listens on a non-loopback address: anyone who can reach it can read /metrics and /api/state; POST /shutdown and /abort need the admin token'
+          : `admin listens on a non-loopback address: anyone who can reach it can read /metrics and /api/state and stop the proxy with POST /shutdown or /abort; set ${TOKEN_ENV} or admin.tokenFile`);
+      }
+      if (token && token.chars < MIN_TOKEN_CHARS) log.warn({ source: token.source, chars: token.chars }, `admin token is short (under ${MIN_TOKEN_CHARS} characters): easy to guess`);
       processMetrics = registerProcessMetrics(opts.registry, opts.sampler);
       log.info({ admin: address() }, 'admin listening');
     },
@@ -211,6 +265,15 @@ function send(res: ServerResponse, status: number, body: string, type: string, e
   res.end(body); // Node drops the body itself for HEAD
 }
 
+/** The state as shown (/api/state, hence the dashboard): namerd's `user:password@` replaced by `***@`. */
+function redacted(st: AppState): AppState {
+  const routers = st.routers.map((r) => {
+    const url = r.interpreter.baseUrl;
+    return url === null ? r : { ...r, interpreter: { ...r.interpreter, baseUrl: redactUrl(url) } };
+  });
+  return { ...st, routers };
+}
+
 /** The path of a request target, without query; undefined when it is not origin-form. */
 function pathOf(url: string | undefined): string | undefined {
   if (!url || !url.startsWith('/')) return undefined;
@@ -234,18 +297,11 @@ function limitBody(req: IncomingMessage, max: number): boolean {
   return true;
 }
 
-/**
- * A browser page on another site must not be able to POST /shutdown (a plain form POST
- * needs no CORS preflight). Browsers send Origin / Sec-Fetch-Site on POST; curl does not.
- */
-function crossSite(req: IncomingMessage): boolean {
-  const site = req.headers['sec-fetch-site'];
-  if (site === 'cross-site' || site === 'same-site') return true;
-  const origin = req.headers.origin;
-  if (origin === undefined) return false;
-  try {
-    return new URL(origin).host !== req.headers.host;
-  } catch {
-    return true;
-  }
+/** True once the request's whole body has arrived (limitBody drains it); false when it was cut or malformed. */
+function bodyComplete(req: IncomingMessage): Promise<boolean> {
+  if (req.complete) return Promise.resolve(true);
+  return new Promise<boolean>((resolve) => {
+    req.once('end', () => resolve(true));
+    req.once('close', () => resolve(req.complete));
+  });
 }

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { LinkerdTcpError } from '../errors.ts';
 import { parseDtab } from '../naming/dtab.ts';
 import { parsePath } from '../naming/path.ts';
+import { redactUrl } from '../safe-text.ts';
 import {
   boolean, Cursor, describe, type Fields, integer, listOf, nonEmptyString, nonNegInt, object, opt, port,
   type Problem, posInt, req, string,
@@ -49,24 +50,38 @@ const url = (c: Cursor, v: unknown): string | undefined => {
   if (s === undefined) return undefined;
   try {
     const u = new URL(s);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return c.fail(`expected an http(s) URL, got ${describe(v)}`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return c.fail(`expected an http(s) URL, got ${redactUrl(describe(v))}`);
     return s.replace(/\/+$/, '');
   } catch {
-    return c.fail(`expected a URL such as http://127.0.0.1:4180, got ${describe(v)}`);
+    return c.fail(`expected a URL such as http://127.0.0.1:4180, got ${redactUrl(describe(v))}`);
   }
 };
 
+/** An admin.allowedHosts entry: a DNS name or an IP literal (IPv6 in brackets), optionally `:port`. */
+const allowedHost = (c: Cursor, v: unknown): string | undefined => {
+  const s = string(c, v, { nonEmpty: true });
+  if (s === undefined) return undefined;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?))(?::(\d{1,5}))?$/.exec(s);
+  if (!m || (m[1] !== undefined && !isIP(m[1])) || Number(m[3] ?? 0) > 65535) {
+    return c.fail(`expected a host name or IP literal, optionally with :port (e.g. admin.example.com, [::1]:9989), got ${describe(v)}`);
+  }
+  return s;
+};
+
 function admin(c: Cursor, v: unknown): AdminConfig | undefined {
-  const f = object(c, v, ['ip', 'port', 'metricsIntervalSecs', 'graceSecs']);
+  const f = object(c, v, ['ip', 'port', 'metricsIntervalSecs', 'graceSecs', 'allowedHosts', 'tokenFile']);
   if (!f) return undefined;
+  const tokenFile = opt(c, f, 'tokenFile', nonEmptyString, undefined);
   return {
     ip: opt(c, f, 'ip', ipLiteral, '127.0.0.1'),
     port: opt(c, f, 'port', port, 9989),
     metricsIntervalSecs: opt(c, f, 'metricsIntervalSecs', posInt, 60),
     graceSecs: opt(c, f, 'graceSecs', nonNegInt, 10),
+    allowedHosts: opt(c, f, 'allowedHosts', listOf(allowedHost), []),
+    ...(tokenFile === undefined ? {} : { tokenFile }),
   };
 }
-const DEFAULT_ADMIN: AdminConfig = { ip: '127.0.0.1', port: 9989, metricsIntervalSecs: 60, graceSecs: 10 };
+const DEFAULT_ADMIN: AdminConfig = { ip: '127.0.0.1', port: 9989, metricsIntervalSecs: 60, graceSecs: 10, allowedHosts: [] };
 
 function namer(c: Cursor, v: unknown): NamerConfig | undefined {
   const kind = typeof v === 'object' && v !== null ? (v as Fields)['kind'] : undefined;

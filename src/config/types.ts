@@ -14,6 +14,10 @@ export interface AdminConfig {
   readonly port: number; // default 9989; 0 = any free port
   readonly metricsIntervalSecs: number; // default 60
   readonly graceSecs: number; // default 10
+  /** Host names (or IP literals, optionally `:port`) the admin answers to besides its own addresses and localhost. */
+  readonly allowedHosts?: readonly string[]; // default []
+  /** A file holding the bearer token admin mutations need (or LINKERD_TCP_ADMIN_TOKEN). */
+  readonly tokenFile?: string;
 }
 
 export type NamerConfig =

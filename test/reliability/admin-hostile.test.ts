@@ -1,7 +1,8 @@
 // Hostile clients on the real CLI's admin port (test/admin.test.ts checks the admin server
 // alone with shortened limits; this is the shipped defaults, in the running proxy): random
 // bytes, an oversized request line, oversized headers, a malformed version, a smuggling-style
-// Content-Length + Transfer-Encoding request, a body too large, and slowloris at scale (more
+// Content-Length + Transfer-Encoding request, a body too large, /shutdown with a malformed
+// chunked body or for another Host (DNS rebinding), and slowloris at scale (more
 // idle half-requests than the admin accepts connections). Each must get the right status or
 // be closed, the admin must recover by itself, and the data path must never notice.
 import assert from 'node:assert/strict';
@@ -55,7 +56,7 @@ routers:
     cleanup.push(() => dispose(proxy));
     const admin = String((await proxy.waitForLog((l) => l.msg === 'admin listening'))['admin']);
     const adminPort = Number(admin.split(':').pop());
-    const ping = async (): Promise<string> => statusOf(await send(adminPort, 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    const ping = async (): Promise<string> => statusOf(await send(adminPort, 'GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'));
     const proxied = async (msg: string): Promise<void> => {
       const s = connect({ port: port!, host: '127.0.0.1', allowHalfOpen: true });
       s.on('error', () => {});
@@ -78,7 +79,7 @@ routers:
       s.setEncoding('latin1').on('data', (d: string) => (got += d));
       s.on('error', () => {});
       s.on('close', () => resolve({ status: statusOf(got), ms: performance.now() - t0 }));
-      s.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: '); // and never the rest
+      s.write('GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: '); // and never the rest
     }));
     cleanup.push(async () => { for (const s of loris) s.destroy(); });
     // Past the cap: closed at once, without a response (whichever 32 the server dropped).
@@ -110,15 +111,18 @@ routers:
     const cases: [string, Buffer | string, RegExp][] = [
       ['64 KiB of random bytes', random, /^(400|431|closed)$/],
       ['random bytes then a valid request', Buffer.concat([random.subarray(0, 100), Buffer.from('\r\nGET /ping HTTP/1.1\r\n\r\n')]), /^(400|closed)$/],
-      ['a 100 KiB request line', `GET /${'a'.repeat(100 << 10)} HTTP/1.1\r\nHost: x\r\n\r\n`, /^431$/],
-      ['20 KiB of headers', `GET /ping HTTP/1.1\r\nHost: x\r\n${'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(500)}\r\n`, /^431$/],
-      ['3000 tiny headers', `GET /ping HTTP/1.1\r\nHost: x\r\n${'a:b\r\n'.repeat(3000)}Connection: close\r\n\r\n`, /^(200|431)$/],
-      ['a bad HTTP version', 'GET /ping HTTP/7.3\r\nHost: x\r\n\r\n', /^(400|505)$/],
-      ['a NUL in the request line', 'GET /pi\0ng HTTP/1.1\r\nHost: x\r\n\r\n', /^400$/],
-      ['Content-Length and Transfer-Encoding both', 'POST /shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', /^400$/],
-      // (Not on /shutdown: the admin acts on a POST's head, before any body arrives.)
-      ['an invalid chunk size', 'POST /nothing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /^(400|404|closed)$/],
-      ['a 1 MiB body', `POST /shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: ${1 << 20}\r\n\r\n${'x'.repeat(1 << 20)}`, /^413$/],
+      ['a 100 KiB request line', `GET /${'a'.repeat(100 << 10)} HTTP/1.1\r\nHost: localhost\r\n\r\n`, /^431$/],
+      ['20 KiB of headers', `GET /ping HTTP/1.1\r\nHost: localhost\r\n${'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(500)}\r\n`, /^431$/],
+      ['3000 tiny headers', `GET /ping HTTP/1.1\r\nHost: localhost\r\n${'a:b\r\n'.repeat(3000)}Connection: close\r\n\r\n`, /^(200|431)$/],
+      ['a bad HTTP version', 'GET /ping HTTP/7.3\r\nHost: localhost\r\n\r\n', /^(400|505)$/],
+      ['a NUL in the request line', 'GET /pi\0ng HTTP/1.1\r\nHost: localhost\r\n\r\n', /^400$/],
+      ['Content-Length and Transfer-Encoding both', 'POST /shutdown HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', /^400$/],
+      ['an invalid chunk size', 'POST /nothing HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /^(400|404|closed)$/],
+      // A mutation acts only once its whole body has arrived: a malformed one stops nothing.
+      ['/shutdown with an invalid chunk size', 'POST /shutdown HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n', /^(400|closed)$/],
+      ['/shutdown for another Host (DNS rebinding)', 'POST /shutdown HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 0\r\n\r\n', /^421$/],
+      ['/shutdown with userinfo in Host', 'POST /shutdown HTTP/1.1\r\nHost: a@localhost\r\nContent-Length: 0\r\n\r\n', /^400$/],
+      ['a 1 MiB body', `POST /shutdown HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${1 << 20}\r\n\r\n${'x'.repeat(1 << 20)}`, /^413$/],
     ];
     for (const [name, bytes, want] of cases) {
       const c0 = performance.now();
@@ -136,7 +140,7 @@ routers:
     hog.on('error', () => {});
     cleanup.push(async () => { hog.destroy(); });
     hog.pause(); // reads nothing
-    const sentAll = new Promise<void>((resolve) => hog.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20_000), () => resolve()));
+    const sentAll = new Promise<void>((resolve) => hog.write('GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(20_000), () => resolve()));
     await deadline(10_000, 'the pipelined requests handed to the kernel', Promise.race([sentAll, once(hog, 'close')]));
     for (let i = 0; i < 20; i++) assert.equal(await ping(), '200', 'admin while a client hogs it');
     const grown = rss() - rssBefore;
