@@ -16,6 +16,7 @@ import type { Config } from './config/types.ts';
 import { LinkerdTcpError } from './errors.ts';
 import { EXIT, Lifecycle, trapSignals } from './lifecycle.ts';
 import { createLogger, levelFromEnv, levelProblem } from './log.ts';
+import { escapeLines, escapeTerminal } from './safe-text.ts';
 
 const USAGE = `linkerd-tcp — a TCP and TLS load balancer for the linkerd service mesh
 
@@ -77,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
       options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' }, check: { type: 'boolean' } },
     });
   } catch (e) {
-    process.stderr.write(`linkerd-tcp: ${(e as Error).message}\n\n${USAGE}`);
+    process.stderr.write(`linkerd-tcp: ${escapeTerminal((e as Error).message)}\n\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -95,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const badLevel = levelProblem(process.env);
   if (badLevel) {
-    process.stderr.write(`linkerd-tcp: ${badLevel}\n`);
+    process.stderr.write(`linkerd-tcp: ${escapeTerminal(badLevel)}\n`);
     return 1;
   }
   let config: Config;
@@ -140,7 +141,8 @@ async function run(config: Config): Promise<number> {
 /** Prints an expected error (no stack trace) and returns exit code 1. */
 function fail(e: unknown): number {
   if (e instanceof LinkerdTcpError) {
-    process.stderr.write(`linkerd-tcp: ${e.message}\n`);
+    // One line per problem; what came from the config or the network is escaped for the terminal.
+    process.stderr.write(`linkerd-tcp: ${escapeLines(e.message)}\n`);
     return EXIT.failed;
   }
   throw e;
@@ -149,7 +151,7 @@ function fail(e: unknown): number {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`linkerd-tcp: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    process.stderr.write(`linkerd-tcp: internal error: ${escapeLines((e as Error).stack ?? String(e))}\n`);
     process.exit(EXIT.internal);
   },
 );

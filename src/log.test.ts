@@ -22,6 +22,11 @@ describe('formatLine (terminal logs)', () => {
     assert.equal(line, '18:00:00.123 INFO  endpoint added  rt=default endpoint=127.0.0.1:80 n=2 why="a b"');
   });
   it('passes through what is not JSON', () => assert.equal(formatLine('plain'), 'plain'));
+  it('escapes control and bidi characters in the message and every field', () => {
+    const line = formatLine(JSON.stringify({ level: 30, time: '2026-11-22T18:00:00.123Z', msg: 'bad\u001b[2J', sni: 'x\u001b]0;OWNED\u0007\u001b[31m.example', why: 'a \u202e b\u009b', n: 1 }));
+    assert.equal(line, '18:00:00.123 INFO  bad\\x1b[2J  sni=x\\x1b]0;OWNED\\x07\\x1b[31m.example why="a \\u202e b\\x9b" n=1');
+    assert.equal(formatLine('not json \u001b[31m'), 'not json \\x1b[31m');
+  });
 });
 
 describe('levelProblem', () => {

@@ -1,9 +1,11 @@
 // Structured logging, behind one module: JSON lines (pino) on stdout, or one readable line
-// per record when stdout is a terminal. The level comes from LOG_LEVEL (trace|debug|info|
+// per record when stdout is a terminal or LOG_FORMAT=text (control and bidi characters
+// escaped, safe-text.ts). The level comes from LOG_LEVEL (trace|debug|info|
 // warn|error|fatal|silent), or from linkerd-tcp's RUST_LOG form (`linkerd_tcp=info`).
 // Never pass key material to a logger.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { escapeTerminal } from './safe-text.ts';
 
 type LogFn = (obj: object, msg: string) => void;
 
@@ -48,7 +50,8 @@ export function levelProblem(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 export function createLogger(level: LogLevel, destination: NodeJS.WritableStream = process.stdout): Logger {
-  const tty = destination === process.stdout && process.stdout.isTTY && process.env['LOG_FORMAT'] !== 'json';
+  const format = process.env['LOG_FORMAT'];
+  const tty = destination === process.stdout && (format === 'text' || (process.stdout.isTTY && format !== 'json'));
   return pino(
     { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     tty ? readable(process.stdout) : destination,
@@ -63,13 +66,14 @@ export function formatLine(json: string): string {
   try {
     o = JSON.parse(json) as Record<string, unknown>;
   } catch {
-    return json;
+    return escapeTerminal(json);
   }
   const { level, time, msg, pid, ...rest } = o;
   void pid;
   const t = typeof time === 'string' ? time.slice(11, 23) : '';
   const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`);
-  return `${t} ${LEVEL_NAMES[Number(level)] ?? String(level)} ${String(msg ?? '')}${fields.length ? '  ' + fields.join(' ') : ''}`;
+  // Escaped last, all of it: a client's SNI or a namerd error must not drive the terminal.
+  return escapeTerminal(`${t} ${LEVEL_NAMES[Number(level)] ?? String(level)} ${String(msg ?? '')}${fields.length ? '  ' + fields.join(' ') : ''}`);
 }
 
 function readable(out: NodeJS.WritableStream): Writable {
