@@ -1,0 +1,17 @@
+{
+  "targets": [
+    {
+      "target_name": "linkerd_tcp_engine",
+      "sources": [
+        "native/conn.c",
+        "native/listener.c",
+        "native/napi.c",
+        "native/pipe-pool.c",
+        "native/timers.c"
+      ],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"],
+      "cflags!": ["-Wno-unused-parameter"],
+      "conditions": [["OS!='linux'", {"type": "none", "sources": []}]]
+    }
+  ]
+}

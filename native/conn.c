@@ -1,0 +1,453 @@
+/* One proxied connection: the non-blocking connect to the address JavaScript chose, then
+ * splice both ways through pooled pipes, half-close (EOF read one way → shutdown(SHUT_WR)
+ * the other way while the other direction flows), exact byte counts, a close reason.
+ * It never looks at the bytes (except MSG_PEEK on request, handed to JavaScript as is).
+ * Ownership: the conn owns cfd from accept and bfd from socket() until conn_close(), which
+ * closes the poll handles first (uv_close unregisters the fd) and then the fds; the conn's
+ * memory is freed when its embedded handles' close callbacks have run. A backend attempt
+ * that fails closes bfd and its poll handle; JavaScript then connects again or closes. */
+#include "engine.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PIPE_CHUNK (1 << 16)
+#define PUMP_ROUNDS 16
+
+static void on_client_io(uv_poll_t *h, int status, int events);
+static void on_backend_io(uv_poll_t *h, int status, int events);
+
+static void close_fd(int fd) {
+  if (close(fd) != 0 && errno != EINTR) errno = 0; /* nothing left to do about a failed close */
+}
+
+conn_t *conn_find(engine_t *e, double id) {
+  if (!(id >= 0) || id > 9007199254740991.0) return NULL;
+  uint64_t v = (uint64_t)id;
+  uint32_t slot = (uint32_t)(v & 0x3fffff), gen = (uint32_t)(v >> 22);
+  if (slot >= e->nconns_cap || e->gens[slot] != gen) return NULL;
+  conn_t *c = e->conns[slot];
+  return c && c->state != S_CLOSED ? c : NULL;
+}
+
+static int slot_take(engine_t *e, conn_t *c) {
+  if (e->nfree == 0) {
+    size_t cap = e->nconns_cap ? e->nconns_cap * 2 : 1024;
+    if (cap > 0x400000) return -1;
+    conn_t **conns = realloc(e->conns, cap * sizeof(*conns));
+    if (!conns) return -1;
+    e->conns = conns;
+    uint32_t *gens = realloc(e->gens, cap * sizeof(*gens));
+    if (!gens) return -1;
+    e->gens = gens;
+    uint32_t *fr = realloc(e->free_slots, cap * sizeof(*fr));
+    if (!fr) return -1;
+    e->free_slots = fr;
+    for (size_t i = cap; i > e->nconns_cap; i--) {
+      e->conns[i - 1] = NULL;
+      e->gens[i - 1] = 0;
+      e->free_slots[e->nfree++] = (uint32_t)(i - 1);
+    }
+    e->nconns_cap = cap;
+  }
+  uint32_t slot = e->free_slots[--e->nfree];
+  e->conns[slot] = c;
+  e->gens[slot] = (e->gens[slot] + 1) & 0x7fffffff;
+  c->slot = slot;
+  c->id = (double)(((uint64_t)e->gens[slot] << 22) | slot);
+  return 0;
+}
+
+conn_t *conn_new(engine_t *e, listener_t *l, int cfd) {
+  conn_t *c = calloc(1, sizeof(*c));
+  if (!c) return NULL;
+  if (slot_take(e, c) != 0) {
+    free(c);
+    return NULL;
+  }
+  c->e = e;
+  c->l = l;
+  c->cfd = cfd;
+  c->bfd = -1;
+  c->up.pr = c->up.pw = c->down.pr = c->down.pw = -1;
+  c->state = S_WAITING;
+  if (uv_timer_init(e->loop, &c->timer) != 0) {
+    e->conns[c->slot] = NULL;
+    e->free_slots[e->nfree++] = c->slot;
+    free(c);
+    return NULL;
+  }
+  c->timer.data = c;
+  c->handles_open = 1;
+  uint64_t now = uv_now(e->loop);
+  if (l->connect_timeout_ms) c->wait_deadline = now + l->connect_timeout_ms;
+  c->idle_ms = l->idle_ms;
+  l->conns++;
+  e->live++;
+  timers_arm(c);
+  return c;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  conn_t *c = h->data;
+  if (--c->handles_open == 0) {
+    free(c->hdr);
+    free(c->peeked);
+    free(c);
+  }
+}
+
+static void on_bpoll_closed(uv_handle_t *h) { free(h); }
+
+/* Stops watching and closes the backend socket of this attempt. */
+static void backend_drop(conn_t *c) {
+  if (c->bpoll) {
+    uv_close((uv_handle_t *)c->bpoll, on_bpoll_closed);
+    c->bpoll = NULL;
+  }
+  if (c->bfd >= 0) close_fd(c->bfd);
+  c->bfd = -1;
+  c->bev = 0;
+}
+
+static void dir_release(engine_t *e, dir_t *d) {
+  if (d->pr >= 0) pipe_put(&e->pipes, d->pr, d->pw, d->inpipe == 0);
+  d->pr = d->pw = -1;
+  d->inpipe = 0;
+}
+
+void conn_close(conn_t *c, int reason, int err, int report) {
+  if (c->state == S_CLOSED) return;
+  engine_t *e = c->e;
+  c->state = S_CLOSED;
+  if (report) out_record(e, OUT_CLOSED, c->id, reason, err, (double)c->up.in, (double)c->down.out);
+  dir_release(e, &c->up);
+  dir_release(e, &c->down);
+  backend_drop(c);
+  if (c->cpoll_init) {
+    c->handles_open++;
+    uv_close((uv_handle_t *)&c->cpoll, on_handle_closed);
+  }
+  if (c->cfd >= 0) close_fd(c->cfd);
+  c->cfd = -1;
+  e->conns[c->slot] = NULL;
+  e->free_slots[e->nfree++] = c->slot;
+  e->live--;
+  c->l->rx -= c->up.in;
+  c->l->tx -= c->down.out;
+  listener_unref(c->l);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static int set_poll(conn_t *c, int client, int events) {
+  uv_poll_t *h = client ? &c->cpoll : c->bpoll;
+  int *cur = client ? &c->cev : &c->bev;
+  if (*cur == events) return 0;
+  *cur = events;
+  if (events == 0) return uv_poll_stop(h);
+  return uv_poll_start(h, events, client ? on_client_io : on_backend_io);
+}
+
+static int ensure_cpoll(conn_t *c) {
+  if (c->cpoll_init) return 0;
+  int r = uv_poll_init(c->e->loop, &c->cpoll, c->cfd);
+  if (r != 0) return r;
+  c->cpoll.data = c;
+  c->cpoll_init = 1;
+  return 0;
+}
+
+static void fail_side(conn_t *c, int client_side, int err) {
+  if (err == EMFILE || err == ENFILE || err == ENOMEM) conn_close(c, R_LOCAL, err, 1);
+  else conn_close(c, client_side ? R_CLIENT_ERROR : R_BACKEND_ERROR, err, 1);
+}
+
+/* Moves bytes src → dst until a socket would block; returns -1 when the conn closed. */
+static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
+  engine_t *e = c->e;
+  for (int round = 0; round < PUMP_ROUNDS; round++) {
+    if (d->inpipe > 0) {
+      ssize_t n = splice(d->pr, NULL, dst, NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          d->want_w = 1;
+          d->want_r = 0;
+          return 0;
+        }
+        fail_side(c, !src_is_client, errno);
+        return -1;
+      }
+      d->inpipe -= (size_t)n;
+      d->out += (uint64_t)n;
+      if (!src_is_client) c->l->tx += (uint64_t)n;
+      c->last_active = uv_now(e->loop);
+      if (d->inpipe > 0) continue;
+    }
+    d->want_w = 0;
+    if (d->eof) {
+      dir_release(e, d);
+      d->want_r = 0;
+      if (!d->shut) {
+        d->shut = 1;
+        if (shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) {
+          fail_side(c, !src_is_client, errno);
+          return -1;
+        }
+      }
+      return 0;
+    }
+    if (d->pr < 0) {
+      int r = pipe_get(&e->pipes, &d->pr, &d->pw);
+      if (r != 0) {
+        conn_close(c, R_LOCAL, -r, 1);
+        return -1;
+      }
+    }
+    ssize_t n = splice(src, NULL, d->pw, NULL, PIPE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      d->in += (uint64_t)n;
+      d->inpipe = (size_t)n;
+      if (src_is_client) c->l->rx += (uint64_t)n;
+      c->last_active = uv_now(e->loop);
+      continue;
+    }
+    if (n == 0) {
+      d->eof = 1;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      dir_release(e, d); /* empty: back to the pool while we wait */
+      d->want_r = 1;
+      return 0;
+    }
+    fail_side(c, src_is_client, errno);
+    return -1;
+  }
+  /* Fairness: let other connections run; level-triggered polling brings us back. */
+  d->want_r = !d->eof && d->inpipe == 0;
+  d->want_w = d->inpipe > 0;
+  return 0;
+}
+
+/* Writes the header bytes given at connect; returns 1 while some remain, -1 when closed. */
+static int write_header(conn_t *c) {
+  while (c->hdr_off < c->hdr_len) {
+    ssize_t n = send(c->bfd, c->hdr + c->hdr_off, c->hdr_len - c->hdr_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return 1;
+      fail_side(c, 0, errno);
+      return -1;
+    }
+    c->hdr_off += (size_t)n;
+  }
+  return 0;
+}
+
+/* Runs both directions, then sets the poll masks or finishes the connection. */
+static void drive(conn_t *c) {
+  int hdr_left = 0;
+  if (c->hdr_off < c->hdr_len) {
+    hdr_left = write_header(c);
+    if (hdr_left < 0) return;
+  }
+  if (!hdr_left && pump(c, &c->up, c->cfd, c->bfd, 1) < 0) return;
+  if (pump(c, &c->down, c->bfd, c->cfd, 0) < 0) return;
+  if (c->up.shut && c->down.shut) {
+    conn_close(c, R_DONE, 0, 1);
+    return;
+  }
+  int cev = (!hdr_left && c->up.want_r ? UV_READABLE : 0) | (c->down.want_w ? UV_WRITABLE : 0);
+  int bev = (c->down.want_r ? UV_READABLE : 0) | (hdr_left || c->up.want_w ? UV_WRITABLE : 0);
+  int r = set_poll(c, 1, cev);
+  if (r == 0) r = set_poll(c, 0, bev);
+  if (r != 0) conn_close(c, R_LOCAL, -r, 1);
+}
+
+static int sock_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
+void conn_attempt_failed(conn_t *c, int err) {
+  backend_drop(c);
+  c->state = S_WAITING;
+  c->attempt_deadline = 0;
+  out_record(c->e, OUT_CONNECT_FAILED, c->id, err, 0, 0, 0);
+  timers_arm(c);
+}
+
+static void connected(conn_t *c) {
+  engine_t *e = c->e;
+  c->state = S_OPEN;
+  uint64_t now = uv_now(e->loop);
+  c->last_active = now;
+  if (c->l->lifetime_ms) c->lifetime_at = now + c->l->lifetime_ms;
+  out_record(e, OUT_CONNECTED, c->id, (double)(uv_hrtime() - c->connect_started_ns) / 1000.0, 0, 0, 0);
+  timers_arm(c);
+  int r = ensure_cpoll(c);
+  if (r != 0) {
+    conn_close(c, R_LOCAL, -r, 1);
+    return;
+  }
+  drive(c);
+}
+
+static void on_backend_io(uv_poll_t *h, int status, int events) {
+  conn_t *c = h->data;
+  (void)events;
+  if (c->state == S_CONNECTING) {
+    int err = sock_error(c->bfd);
+    if (err == 0 && status < 0) err = ECONNRESET;
+    if (err != 0) conn_attempt_failed(c, err);
+    else connected(c);
+    return;
+  }
+  if (c->state != S_OPEN) return;
+  if (status < 0) {
+    /* POLLERR: libuv stopped the handle; the socket's error says what happened. */
+    c->bev = 0;
+    int err = sock_error(c->bfd);
+    fail_side(c, 0, err ? err : ECONNRESET);
+    return;
+  }
+  drive(c);
+}
+
+static void on_client_io(uv_poll_t *h, int status, int events) {
+  conn_t *c = h->data;
+  (void)events;
+  if (c->state == S_PEEKING) {
+    if (status < 0) {
+      c->cev = 0;
+      int err = sock_error(c->cfd);
+      conn_close(c, R_CLIENT_ERROR, err ? err : ECONNRESET, 1);
+      return;
+    }
+    uint8_t *buf = c->peeked ? c->peeked : malloc(c->peek_max);
+    if (!buf) {
+      conn_close(c, R_LOCAL, ENOMEM, 1);
+      return;
+    }
+    c->peeked = buf;
+    ssize_t n = recv(c->cfd, buf, c->peek_max, MSG_PEEK);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      conn_close(c, R_CLIENT_ERROR, errno, 1);
+      return;
+    }
+    c->peeked_len = (size_t)n;
+    c->state = S_WAITING;
+    if (set_poll(c, 1, 0) != 0) errno = 0; /* stopping a started poll handle cannot fail */
+    out_record(c->e, OUT_PEEKED, c->id, (double)n, n == 0 ? 1 : 0, 0, 0);
+    timers_arm(c);
+    return;
+  }
+  if (c->state != S_OPEN) return;
+  if (status < 0) {
+    c->cev = 0;
+    int err = sock_error(c->cfd);
+    fail_side(c, 1, err ? err : ECONNRESET);
+    return;
+  }
+  drive(c);
+}
+
+int conn_peek(conn_t *c, size_t max) {
+  if (c->state != S_WAITING || max == 0 || max > 65536) return EINVAL;
+  free(c->peeked);
+  c->peeked = NULL;
+  c->peeked_len = 0;
+  c->peek_max = max;
+  int r = ensure_cpoll(c);
+  if (r != 0) return -r;
+  c->state = S_PEEKING;
+  c->cev = 0;
+  r = set_poll(c, 1, UV_READABLE);
+  if (r != 0) return -r;
+  timers_arm(c);
+  return 0;
+}
+
+static int fill_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof(*ss));
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *len = sizeof(*a4);
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *len = sizeof(*a6);
+    return 0;
+  }
+  return EINVAL;
+}
+
+/* Starts a connect attempt; returns 0 (the outcome comes as a record) or EINVAL/EBUSY. */
+int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len) {
+  if (c->state != S_WAITING || port <= 0 || port > 65535) return EBUSY;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (fill_addr(host, port, &ss, &len) != 0) return EINVAL;
+  engine_t *e = c->e;
+  if (hdr_len > 0) {
+    uint8_t *copy = malloc(hdr_len);
+    if (!copy) return ENOMEM;
+    memcpy(copy, hdr, hdr_len);
+    free(c->hdr);
+    c->hdr = copy;
+    c->hdr_len = hdr_len;
+    c->hdr_off = 0;
+  }
+  c->state = S_CONNECTING;
+  c->connect_started_ns = uv_hrtime();
+  c->attempt_deadline = timeout_ms ? uv_now(e->loop) + timeout_ms : 0;
+  timers_arm(c);
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    conn_attempt_failed(c, errno);
+    return 0;
+  }
+  c->bfd = fd;
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+    conn_attempt_failed(c, errno);
+    return 0;
+  }
+  if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
+    conn_attempt_failed(c, errno);
+    return 0;
+  }
+  c->bpoll = malloc(sizeof(uv_poll_t));
+  if (!c->bpoll) {
+    conn_attempt_failed(c, ENOMEM);
+    return 0;
+  }
+  int r = uv_poll_init(e->loop, c->bpoll, fd);
+  if (r != 0) {
+    free(c->bpoll);
+    c->bpoll = NULL;
+    conn_attempt_failed(c, -r);
+    return 0;
+  }
+  c->bpoll->data = c;
+  c->bev = 0;
+  r = set_poll(c, 0, UV_WRITABLE);
+  if (r != 0) conn_attempt_failed(c, -r);
+  return 0;
+}

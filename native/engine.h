@@ -1,0 +1,152 @@
+/* The native data plane's shared declarations: one engine per Node environment (process
+ * or worker thread), its listeners, its connections, its pipe pool and its outcome batch.
+ * Everything runs on the environment's own libuv loop: no threads, no locks. Files by job:
+ *   listener.c  listen/accept;           conn.c  connect, splice both ways, close;
+ *   pipe-pool.c pooled kernel pipes;     timers.c  connect/idle/lifetime deadlines;
+ *   napi.c      the JavaScript API, the accept call and the outcome batch.
+ * Ownership in one place: a conn owns its client fd from accept and its backend fd from
+ * socket() until conn_close(); a direction owns a pipe only while bytes are in it. */
+#ifndef LINKERD_TCP_ENGINE_H
+#define LINKERD_TCP_ENGINE_H
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct engine engine_t;
+typedef struct listener listener_t;
+typedef struct conn conn_t;
+
+/* Close reasons reported by the engine (the JavaScript side maps them to its names). */
+enum {
+  R_DONE = 0,          /* both directions finished: EOF read and FIN sent each way */
+  R_CLIENT_ERROR = 1,  /* the client socket failed (reset, EPIPE, ...) */
+  R_BACKEND_ERROR = 2, /* the backend socket failed */
+  R_LIFETIME = 3,      /* connectionLifetimeSecs expired */
+  R_IDLE = 4,          /* idleTimeoutMs without a byte either way */
+  R_WAIT_TIMEOUT = 5,  /* the server's connect deadline passed before a backend was connected */
+  R_LOCAL = 6          /* this process ran out of something (pipes, fds); errno says what */
+};
+
+/* Outcome records: REC_DOUBLES doubles each, [kind, id, a, b, c, d, t_ms, 0]. */
+enum {
+  OUT_CONNECTED = 1,      /* a = connect latency in microseconds */
+  OUT_CONNECT_FAILED = 2, /* a = errno (ETIMEDOUT for the attempt's timeout) */
+  OUT_CLOSED = 3,         /* a = reason, b = errno or 0, c = bytes from client, d = bytes to client */
+  OUT_PEEKED = 4,         /* a = bytes peeked, b = 1 when the client already sent EOF */
+  OUT_ACCEPT_ERROR = 5    /* id = listener id, a = errno; accepting pauses briefly */
+};
+#define REC_DOUBLES 8
+#define BATCH_RECORDS 1024
+
+enum { S_WAITING = 0, S_PEEKING, S_CONNECTING, S_OPEN, S_CLOSED };
+
+/* One direction of a connection: bytes read from `src` wait in a pipe until written to `dst`. */
+typedef struct dir {
+  int pr, pw;          /* the pipe while bytes are in flight, else -1 */
+  size_t inpipe;       /* bytes in the pipe */
+  uint64_t in, out;    /* bytes read from src, written to dst */
+  uint8_t eof;         /* src sent FIN */
+  uint8_t shut;        /* FIN passed on: shutdown(dst, SHUT_WR) done */
+  uint8_t want_r, want_w;
+} dir_t;
+
+struct conn {
+  engine_t *e;
+  listener_t *l;
+  uint32_t slot;
+  double id;
+  int state;
+  int cfd, bfd;        /* owned; -1 once closed */
+  uv_poll_t cpoll;     /* on cfd (initialised when first needed) */
+  uv_poll_t *bpoll;    /* on bfd, one per attempt (freed in its close callback) */
+  uv_timer_t timer;    /* the one deadline of the current phase (timers.c) */
+  uint8_t cpoll_init;
+  int cev, bev;        /* poll masks in force */
+  dir_t up, down;      /* up: client → backend; down: backend → client */
+  uint64_t wait_deadline;   /* loop ms by which a backend must be connected, 0 = none */
+  uint64_t attempt_deadline;
+  uint64_t lifetime_at;     /* loop ms, 0 = none */
+  uint64_t last_active;     /* loop ms of the last byte moved */
+  uint32_t idle_ms;         /* 0 = none */
+  uint64_t connect_started_ns;
+  uint8_t *hdr;             /* bytes to write to the backend before forwarding (owned) */
+  size_t hdr_len, hdr_off;
+  size_t peek_max;
+  uint8_t *peeked;          /* last MSG_PEEK result (owned) */
+  size_t peeked_len;
+  int handles_open;         /* embedded handles not yet closed; freed at 0 */
+};
+
+struct listener {
+  engine_t *e;
+  uint32_t id;
+  int fd;
+  uv_poll_t poll;
+  uv_timer_t pause;         /* accept paused after EMFILE/ENFILE */
+  uint32_t connect_timeout_ms, idle_ms, lifetime_ms; /* 0 = none */
+  uint64_t rx, tx;          /* bytes from / to clients of its live connections */
+  size_t conns;             /* live connections: the listener's memory outlives them */
+  uint8_t closing;
+  int handles_open;
+};
+
+typedef struct pipe_pool {
+  int *fds;                 /* pairs: [r0, w0, r1, w1, ...], all empty pipes */
+  size_t n, cap;
+  size_t in_use;            /* pipes held by connections */
+  size_t created, closed;
+} pipe_pool_t;
+
+struct engine {
+  napi_env env;
+  uv_loop_t *loop;
+  napi_ref on_accept, on_batch, records_ref;
+  napi_async_context actx;
+  double *records;          /* the shared Float64Array's memory */
+  size_t nrec;              /* records waiting to be flushed */
+  double *pending;          /* overflow while JavaScript reads `records` */
+  size_t npending, cap_pending;
+  uv_check_t flush_check;
+  uv_idle_t flush_idle;     /* keeps the poll phase from blocking while records wait */
+  uint8_t flush_armed, flushing;
+  conn_t **conns;           /* slot table */
+  uint32_t *gens;
+  uint32_t *free_slots;
+  size_t nconns_cap, nfree, live;
+  listener_t **listeners;
+  size_t nlisteners;
+  pipe_pool_t pipes;
+};
+
+/* pipe-pool.c */
+int pipe_get(pipe_pool_t *p, int *r, int *w);        /* 0, or -errno */
+void pipe_put(pipe_pool_t *p, int r, int w, int empty);
+void pipe_pool_destroy(pipe_pool_t *p);
+
+/* timers.c */
+void timers_arm(conn_t *c);   /* (re)arms the conn's timer for its state */
+void timers_on_fire(uv_timer_t *t);
+
+/* conn.c */
+conn_t *conn_new(engine_t *e, listener_t *l, int cfd);
+int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len);
+int conn_peek(conn_t *c, size_t max);
+void conn_close(conn_t *c, int reason, int err, int report);
+void conn_attempt_failed(conn_t *c, int err);
+conn_t *conn_find(engine_t *e, double id);
+
+/* listener.c */
+listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err);
+void listener_close(listener_t *l);
+void listener_unref(listener_t *l); /* a conn of this listener closed */
+int listener_port(listener_t *l);
+
+/* napi.c: outcome records and calls into JavaScript */
+void out_record(engine_t *e, int kind, double id, double a, double b, double c, double d);
+void js_accept(engine_t *e, listener_t *l, conn_t *c);
+
+#endif

@@ -1,0 +1,157 @@
+/* A listening socket on the loop: bind (SO_REUSEPORT when worker processes share the port;
+ * the primary checked that the port was free first), accept in bursts, and hand each new
+ * connection to JavaScript synchronously (js_accept), which routes it or closes it.
+ * Ownership: the listener owns its fd until listener_close(), which unregisters the poll
+ * handle before closing the fd; accepted fds belong to their conn from conn_new() on (or
+ * are closed here if no conn could be made). EMFILE/ENFILE pause accepting for 100 ms
+ * instead of spinning on a readable listener. */
+#include "engine.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ACCEPT_BURST 64
+#define PAUSE_MS 100
+
+static void on_accept(uv_poll_t *h, int status, int events);
+
+static void maybe_free(listener_t *l) {
+  if (l->handles_open == 0 && l->conns == 0) {
+    engine_t *e = l->e;
+    if (l->id < e->nlisteners && e->listeners[l->id] == l) e->listeners[l->id] = NULL;
+    free(l);
+  }
+}
+
+static void on_closed(uv_handle_t *h) {
+  listener_t *l = h->data;
+  l->handles_open--;
+  maybe_free(l);
+}
+
+void listener_unref(listener_t *l) {
+  l->conns--;
+  if (l->closing) maybe_free(l);
+}
+
+static void on_resume(uv_timer_t *t) {
+  listener_t *l = t->data;
+  if (l->closing) return;
+  if (uv_poll_start(&l->poll, UV_READABLE, on_accept) != 0) l->closing = l->closing; /* closing handle */
+}
+
+static void on_accept(uv_poll_t *h, int status, int events) {
+  listener_t *l = h->data;
+  engine_t *e = l->e;
+  (void)events;
+  if (status < 0) return;
+  for (int i = 0; i < ACCEPT_BURST && !l->closing; i++) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN) return;
+      int err = errno;
+      out_record(e, OUT_ACCEPT_ERROR, l->id, err, 0, 0, 0);
+      if (uv_poll_stop(&l->poll) == 0 && uv_timer_start(&l->pause, on_resume, PAUSE_MS, 0) != 0) l->closing = 1;
+      return;
+    }
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+      if (close(fd) != 0) errno = 0;
+      continue;
+    }
+    conn_t *c = conn_new(e, l, fd);
+    if (!c) {
+      if (close(fd) != 0) errno = 0;
+      out_record(e, OUT_ACCEPT_ERROR, l->id, ENOMEM, 0, 0, 0);
+      continue;
+    }
+    js_accept(e, l, c);
+  }
+}
+
+listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  socklen_t len;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    len = sizeof(*a4);
+  } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    len = sizeof(*a6);
+  } else {
+    *err = EINVAL;
+    return NULL;
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err = errno;
+    return NULL;
+  }
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+      bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, backlog) != 0) {
+    *err = errno;
+    if (close(fd) != 0) errno = 0;
+    return NULL;
+  }
+  listener_t *l = calloc(1, sizeof(*l));
+  if (!l) {
+    *err = ENOMEM;
+    if (close(fd) != 0) errno = 0;
+    return NULL;
+  }
+  l->e = e;
+  l->fd = fd;
+  int r = uv_poll_init(e->loop, &l->poll, fd);
+  if (r == 0) {
+    l->poll.data = l;
+    l->handles_open = 1;
+    r = uv_timer_init(e->loop, &l->pause);
+    if (r == 0) {
+      l->pause.data = l;
+      l->handles_open = 2;
+      uv_unref((uv_handle_t *)&l->pause);
+      r = uv_poll_start(&l->poll, UV_READABLE, on_accept);
+    }
+  }
+  if (r != 0) {
+    *err = -r;
+    listener_close(l);
+    return NULL;
+  }
+  return l;
+}
+
+int listener_port(listener_t *l) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getsockname(l->fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+void listener_close(listener_t *l) {
+  l->closing = 1;
+  int fd = l->fd;
+  l->fd = -1;
+  if (l->handles_open == 0) {
+    if (fd >= 0 && close(fd) != 0) errno = 0;
+    maybe_free(l);
+    return;
+  }
+  uv_close((uv_handle_t *)&l->poll, on_closed);
+  if (l->handles_open == 2) uv_close((uv_handle_t *)&l->pause, on_closed);
+  if (fd >= 0 && close(fd) != 0) errno = 0;
+}

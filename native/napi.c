@@ -1,0 +1,399 @@
+/* The JavaScript face of the engine (Node-API 8, ABI-stable): init, listen, connect, close,
+ * peek, byte counts and stats; the synchronous accept call (JavaScript picks the backend
+ * inside it); and the outcome batch: records go into one shared Float64Array and are
+ * flushed to JavaScript once per loop turn (check phase; an idle handle keeps the poll
+ * phase from blocking while records wait). Records made while JavaScript reads the batch
+ * wait in `pending`. Invariant: JavaScript is only ever called from loop callbacks, never
+ * from inside a call JavaScript made into the engine. */
+#include "engine.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
+
+static engine_t *engine_of(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static void report_exception(napi_env env) {
+  napi_value err;
+  if (napi_get_and_clear_last_exception(env, &err) == napi_ok) {
+    if (napi_fatal_exception(env, err) != napi_ok) fprintf(stderr, "linkerd-tcp engine: uncaught exception lost\n");
+  }
+}
+
+static void call_js(engine_t *e, napi_ref fn_ref, size_t argc, napi_value *argv) {
+  napi_env env = e->env;
+  napi_value fn, recv;
+  if (napi_get_reference_value(env, fn_ref, &fn) != napi_ok || napi_get_global(env, &recv) != napi_ok) return;
+  napi_value result;
+  napi_status s = napi_make_callback(env, e->actx, recv, fn, argc, argv, &result);
+  if (s == napi_pending_exception) report_exception(env);
+  else if (s != napi_ok) fprintf(stderr, "linkerd-tcp engine: call into JavaScript failed (napi status %d)\n", (int)s);
+}
+
+static void flush(engine_t *e);
+static void on_check(uv_check_t *h) { flush(h->data); }
+static void on_idle(uv_idle_t *h) { flush(h->data); }
+
+static void arm_flush(engine_t *e) {
+  if (e->flush_armed) return;
+  e->flush_armed = 1;
+  if (uv_check_start(&e->flush_check, on_check) != 0 || uv_idle_start(&e->flush_idle, on_idle) != 0) {
+    fprintf(stderr, "linkerd-tcp engine: cannot arm the outcome flush\n");
+  }
+}
+
+void out_record(engine_t *e, int kind, double id, double a, double b, double c, double d) {
+  double *r;
+  if (!e->flushing && e->npending == 0 && e->nrec < BATCH_RECORDS) {
+    r = e->records + REC_DOUBLES * e->nrec++;
+  } else {
+    if (e->npending == e->cap_pending) {
+      size_t cap = e->cap_pending ? e->cap_pending * 2 : 256;
+      double *p = realloc(e->pending, cap * REC_DOUBLES * sizeof(double));
+      if (!p) {
+        fprintf(stderr, "linkerd-tcp engine: out of memory for outcome records\n");
+        abort();
+      }
+      e->pending = p;
+      e->cap_pending = cap;
+    }
+    r = e->pending + REC_DOUBLES * e->npending++;
+  }
+  r[0] = kind; r[1] = id; r[2] = a; r[3] = b; r[4] = c; r[5] = d;
+  r[6] = (double)uv_hrtime() / 1e6;
+  r[7] = 0;
+  arm_flush(e);
+}
+
+static void flush(engine_t *e) {
+  if (e->flushing) return;
+  e->flushing = 1;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(e->env, &scope) != napi_ok) {
+    e->flushing = 0;
+    return;
+  }
+  while (e->nrec > 0) {
+    napi_value n;
+    if (napi_create_uint32(e->env, (uint32_t)e->nrec, &n) != napi_ok) break;
+    call_js(e, e->on_batch, 1, &n);
+    e->nrec = 0;
+    size_t move = e->npending < BATCH_RECORDS ? e->npending : BATCH_RECORDS;
+    if (move > 0) {
+      memcpy(e->records, e->pending, move * REC_DOUBLES * sizeof(double));
+      memmove(e->pending, e->pending + move * REC_DOUBLES, (e->npending - move) * REC_DOUBLES * sizeof(double));
+      e->npending -= move;
+      e->nrec = move;
+    }
+  }
+  if (napi_close_handle_scope(e->env, scope) != napi_ok) fprintf(stderr, "linkerd-tcp engine: handle scope\n");
+  e->flushing = 0;
+  e->flush_armed = 0;
+  if (uv_check_stop(&e->flush_check) != 0 || uv_idle_stop(&e->flush_idle) != 0) return;
+}
+
+void js_accept(engine_t *e, listener_t *l, conn_t *c) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(e->env, &scope) != napi_ok) {
+    conn_close(c, R_LOCAL, ENOMEM, 0);
+    return;
+  }
+  napi_value argv[2];
+  if (napi_create_uint32(e->env, l->id, &argv[0]) == napi_ok && napi_create_double(e->env, c->id, &argv[1]) == napi_ok) {
+    call_js(e, e->on_accept, 2, argv);
+  } else conn_close(c, R_LOCAL, ENOMEM, 0);
+  if (napi_close_handle_scope(e->env, scope) != napi_ok) fprintf(stderr, "linkerd-tcp engine: handle scope\n");
+}
+
+/* ---- argument helpers ---- */
+
+static napi_value throw_errno(napi_env env, int err, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
+  napi_value code, text, error, num;
+  if (napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) != napi_ok) return NULL;
+  if (napi_create_error(env, code, text, &error) != napi_ok) return NULL;
+  if (napi_create_int32(env, -err, &num) != napi_ok || napi_set_named_property(env, error, "errno", num) != napi_ok) return NULL;
+  if (napi_throw(env, error) != napi_ok) return NULL;
+  return NULL;
+}
+
+static int arg_double(napi_env env, napi_value v, double *out) {
+  return napi_get_value_double(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int arg_string(napi_env env, napi_value v, char *buf, size_t size) {
+  size_t len;
+  return napi_get_value_string_utf8(env, v, buf, size, &len) == napi_ok && len < size - 1 ? 0 : -1;
+}
+
+static napi_value num(napi_env env, double d) {
+  napi_value v;
+  return napi_create_double(env, d, &v) == napi_ok ? v : NULL;
+}
+
+static napi_value undef(napi_env env) {
+  napi_value v;
+  return napi_get_undefined(env, &v) == napi_ok ? v : NULL;
+}
+
+static napi_value pair(napi_env env, double a, double b) {
+  napi_value arr;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_set_element(env, arr, 0, num(env, a)));
+  CHECK(napi_set_element(env, arr, 1, num(env, b)));
+  return arr;
+}
+
+#define ARGS(n) \
+  size_t argc = n; napi_value argv[n]; \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
+  engine_t *e = engine_of(env); \
+  if (!e || argc < n) { napi_throw_type_error(env, NULL, "linkerd-tcp engine: bad arguments"); return NULL; }
+
+static conn_t *conn_arg(napi_env env, engine_t *e, napi_value v) {
+  double id;
+  if (arg_double(env, v, &id) != 0) return NULL;
+  return conn_find(e, id);
+}
+
+static listener_t *listener_arg(napi_env env, engine_t *e, napi_value v) {
+  double id;
+  if (arg_double(env, v, &id) != 0 || id < 0 || id >= (double)e->nlisteners) return NULL;
+  return e->listeners[(size_t)id];
+}
+
+/* ---- the API ---- */
+
+/* init(onAccept(listenerId, connId), onBatch(count)) → { records: Float64Array, hrNow } */
+static napi_value js_init(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  if (e->on_accept) { napi_throw_error(env, NULL, "linkerd-tcp engine: already initialised"); return NULL; }
+  CHECK(napi_create_reference(env, argv[0], 1, &e->on_accept));
+  CHECK(napi_create_reference(env, argv[1], 1, &e->on_batch));
+  napi_value ab, arr, out, name;
+  void *data;
+  CHECK(napi_create_arraybuffer(env, BATCH_RECORDS * REC_DOUBLES * sizeof(double), &data, &ab));
+  e->records = data;
+  CHECK(napi_create_reference(env, ab, 1, &e->records_ref));
+  CHECK(napi_create_typedarray(env, napi_float64_array, BATCH_RECORDS * REC_DOUBLES, ab, 0, &arr));
+  CHECK(napi_create_string_utf8(env, "linkerd-tcp engine", NAPI_AUTO_LENGTH, &name));
+  napi_value resource;
+  CHECK(napi_create_object(env, &resource));
+  CHECK(napi_async_init(env, resource, name, &e->actx));
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_set_named_property(env, out, "records", arr));
+  CHECK(napi_set_named_property(env, out, "hrNow", num(env, (double)uv_hrtime() / 1e6)));
+  return out;
+}
+
+/* listen(host, port, backlog, reusePort, connectTimeoutMs, idleMs, lifetimeMs) → listener id */
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  ARGS(7)
+  char host[64];
+  double port, backlog, ct, idle, life;
+  bool reuse;
+  if (arg_string(env, argv[0], host, sizeof(host)) || arg_double(env, argv[1], &port) || arg_double(env, argv[2], &backlog) ||
+      napi_get_value_bool(env, argv[3], &reuse) != napi_ok || arg_double(env, argv[4], &ct) ||
+      arg_double(env, argv[5], &idle) || arg_double(env, argv[6], &life)) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: listen(host, port, backlog, reusePort, connectTimeoutMs, idleMs, lifetimeMs)");
+    return NULL;
+  }
+  int err = 0;
+  listener_t *l = listener_open(e, host, (int)port, (int)backlog, reuse, &err);
+  if (!l) return throw_errno(env, err, "listen");
+  listener_t **ls = realloc(e->listeners, (e->nlisteners + 1) * sizeof(*ls));
+  if (!ls) {
+    listener_close(l);
+    return throw_errno(env, ENOMEM, "listen");
+  }
+  e->listeners = ls;
+  l->id = (uint32_t)e->nlisteners;
+  e->listeners[e->nlisteners++] = l;
+  l->connect_timeout_ms = (uint32_t)ct;
+  l->idle_ms = (uint32_t)idle;
+  l->lifetime_ms = (uint32_t)life;
+  return num(env, l->id);
+}
+
+static napi_value js_listener_port(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  listener_t *l = listener_arg(env, e, argv[0]);
+  if (!l || l->closing) return undef(env);
+  int p = listener_port(l);
+  return p < 0 ? throw_errno(env, -p, "getsockname") : num(env, p);
+}
+
+static napi_value js_listener_close(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  listener_t *l = listener_arg(env, e, argv[0]);
+  if (l && !l->closing) listener_close(l);
+  return undef(env);
+}
+
+/* Bytes from / to the clients of the listener's live connections. */
+static napi_value js_listener_bytes(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  listener_t *l = listener_arg(env, e, argv[0]);
+  return l ? pair(env, (double)l->rx, (double)l->tx) : pair(env, 0, 0);
+}
+
+/* connect(id, host, port, timeoutMs, header?: Uint8Array) → 0, or an errno (EBUSY: not waiting, EINVAL: bad address) */
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  engine_t *e = engine_of(env);
+  char host[64];
+  double port, timeout;
+  if (!e || argc < 4 || arg_string(env, argv[1], host, sizeof(host)) || arg_double(env, argv[2], &port) || arg_double(env, argv[3], &timeout)) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: connect(id, host, port, timeoutMs, header?)");
+    return NULL;
+  }
+  conn_t *c = conn_arg(env, e, argv[0]);
+  if (!c) return num(env, ENOENT);
+  const uint8_t *hdr = NULL;
+  size_t hdr_len = 0;
+  bool is_ta = false;
+  if (argc >= 5 && napi_is_typedarray(env, argv[4], &is_ta) == napi_ok && is_ta) {
+    napi_typedarray_type type;
+    size_t length, offset;
+    void *data;
+    napi_value ab;
+    CHECK(napi_get_typedarray_info(env, argv[4], &type, &length, &data, &ab, &offset));
+    if (type == napi_uint8_array) { hdr = data; hdr_len = length; }
+  }
+  return num(env, conn_connect(c, host, (int)port, timeout > 0 ? (uint32_t)timeout : 0, hdr, hdr_len));
+}
+
+/* close(id) → [bytesFromClient, bytesToClient], or undefined when the engine already closed it (its record is on its way). */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  conn_t *c = conn_arg(env, e, argv[0]);
+  if (!c) return undef(env);
+  double rx = (double)c->up.in, tx = (double)c->down.out;
+  conn_close(c, R_DONE, 0, 0);
+  return pair(env, rx, tx);
+}
+
+/* peer(id) → "ip:port" of the client, or undefined. */
+static napi_value js_peer(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  conn_t *c = conn_arg(env, e, argv[0]);
+  if (!c) return undef(env);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getpeername(c->cfd, (struct sockaddr *)&ss, &len) != 0) return undef(env);
+  char ip[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN + 16];
+  int port;
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    if (!inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip))) return undef(env);
+    port = ntohs(a->sin_port);
+    snprintf(out, sizeof(out), "%s:%d", ip, port);
+  } else {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    if (!inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip))) return undef(env);
+    port = ntohs(a->sin6_port);
+    snprintf(out, sizeof(out), "[%s]:%d", ip, port);
+  }
+  napi_value s;
+  CHECK(napi_create_string_utf8(env, out, NAPI_AUTO_LENGTH, &s));
+  return s;
+}
+
+/* peek(id, maxBytes) → 0 or an errno; an OUT_PEEKED record follows once bytes (or EOF) arrive. */
+static napi_value js_peek(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  conn_t *c = conn_arg(env, e, argv[0]);
+  double max;
+  if (!c) return num(env, ENOENT);
+  if (arg_double(env, argv[1], &max) != 0 || max < 1) return num(env, EINVAL);
+  return num(env, conn_peek(c, (size_t)max));
+}
+
+/* peeked(id) → a copy of the bytes of the last peek (the client's stream is untouched). */
+static napi_value js_peeked(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  conn_t *c = conn_arg(env, e, argv[0]);
+  if (!c || !c->peeked) return undef(env);
+  napi_value buf;
+  void *data;
+  CHECK(napi_create_buffer_copy(env, c->peeked_len, c->peeked, &data, &buf));
+  return buf;
+}
+
+/* stats() → [liveConnections, pipesInUse, pipesPooled, pipesCreated, pipesClosed] */
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  engine_t *e = engine_of(env);
+  if (!e) return NULL;
+  napi_value arr;
+  double v[5] = {(double)e->live, (double)e->pipes.in_use, (double)e->pipes.n, (double)e->pipes.created, (double)e->pipes.closed};
+  CHECK(napi_create_array_with_length(env, 5, &arr));
+  for (uint32_t i = 0; i < 5; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
+  return arr;
+}
+
+static napi_value js_hr_now(napi_env env, napi_callback_info info) {
+  (void)info;
+  return num(env, (double)uv_hrtime() / 1e6);
+}
+
+/* ---- lifetime ---- */
+
+static void cleanup(void *arg) {
+  engine_t *e = arg;
+  for (size_t i = 0; i < e->nconns_cap; i++) if (e->conns[i]) conn_close(e->conns[i], R_DONE, 0, 0);
+  for (size_t i = 0; i < e->nlisteners; i++) if (e->listeners[i] && !e->listeners[i]->closing) listener_close(e->listeners[i]);
+  pipe_pool_destroy(&e->pipes);
+  uv_close((uv_handle_t *)&e->flush_check, NULL);
+  uv_close((uv_handle_t *)&e->flush_idle, NULL);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  engine_t *e = data;
+  free(e->pending);
+  /* conns, slot tables and listeners are left to the process's exit: their handles may still be closing. */
+}
+
+NAPI_MODULE_INIT() {
+  engine_t *e = calloc(1, sizeof(*e));
+  if (!e) return NULL;
+  e->env = env;
+  if (napi_get_uv_event_loop(env, &e->loop) != napi_ok) return NULL;
+  if (uv_check_init(e->loop, &e->flush_check) != 0 || uv_idle_init(e->loop, &e->flush_idle) != 0) return NULL;
+  e->flush_check.data = e;
+  e->flush_idle.data = e;
+  uv_unref((uv_handle_t *)&e->flush_check);
+  uv_unref((uv_handle_t *)&e->flush_idle);
+  CHECK(napi_set_instance_data(env, e, finalize, NULL));
+  CHECK(napi_add_env_cleanup_hook(env, cleanup, e));
+  napi_property_descriptor props[] = {
+    {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
+    {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+    {"listenerPort", NULL, js_listener_port, NULL, NULL, NULL, napi_default, NULL},
+    {"listenerClose", NULL, js_listener_close, NULL, NULL, NULL, napi_default, NULL},
+    {"listenerBytes", NULL, js_listener_bytes, NULL, NULL, NULL, napi_default, NULL},
+    {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+    {"peer", NULL, js_peer, NULL, NULL, NULL, napi_default, NULL},
+    {"peek", NULL, js_peek, NULL, NULL, NULL, napi_default, NULL},
+    {"peeked", NULL, js_peeked, NULL, NULL, NULL, napi_default, NULL},
+    {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"hrNow", NULL, js_hr_now, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  return exports;
+}

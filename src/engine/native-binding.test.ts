@@ -1,0 +1,191 @@
+// The addon on its own, in this process: real sockets on 127.0.0.1, the engine's records
+// checked against what the peers saw (bytes by hash both ways, half-close, refused and
+// timed-out connects, the connect deadline, idle and lifetime timeouts, peek and header).
+import { strict as assert } from 'node:assert';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { deadPort, deadline, echo, startBackend, startBlackhole, type Backend } from '../../test/support/harness.ts';
+import { loadNative } from './native-binding.ts';
+import { type NativeConnHandler, nativeEngine, R_DONE, R_IDLE, R_LIFETIME, R_WAIT_TIMEOUT } from './native-engine.ts';
+
+const load = loadNative();
+if (load.kind !== 'loaded' && process.platform === 'linux' && process.arch === 'x64' && process.env['LINKERD_TCP_ENGINE'] !== 'node') {
+  throw new Error(`native engine did not load on Linux x64 (set LINKERD_TCP_ENGINE=node to test without it): ${load.reason}`);
+}
+
+interface Events { connected: Promise<number>; failed: Promise<number>; closed: Promise<{ reason: number; errno: number; rx: number; tx: number }>; peeked: Promise<number> }
+
+function handler(): { h: NativeConnHandler; ev: Events } {
+  const r: Partial<Record<keyof Events, (v: never) => void>> = {};
+  const mk = <T>(k: keyof Events): Promise<T> => new Promise<T>((res) => (r[k] = res as (v: never) => void));
+  const ev = { connected: mk<number>('connected'), failed: mk<number>('failed'), closed: mk<Events['closed'] extends Promise<infer U> ? U : never>('closed'), peeked: mk<number>('peeked') } as Events;
+  const call = (k: keyof Events, v: unknown): void => (r[k] as (x: unknown) => void)(v);
+  return {
+    ev,
+    h: {
+      connected: (us) => call('connected', us),
+      connectFailed: (e) => call('failed', e),
+      closed: (reason, errno, rx, tx) => call('closed', { reason, errno, rx, tx }),
+      peeked: (n) => call('peeked', n),
+    },
+  };
+}
+
+describe('native addon', { skip: load.kind !== 'loaded' ? 'addon not built' : false }, () => {
+  if (load.kind !== 'loaded') return;
+  const b = load.binding;
+  const eng = nativeEngine(b);
+  const cleanup: (() => unknown)[] = [];
+  after(async () => { for (const f of cleanup.reverse()) await f(); });
+
+  /** A listener whose accepts run `onConn(connId)`; returns its port and the accepted ids. */
+  function listen(onConn: (id: number) => void, opts: { connectTimeoutMs?: number; idleMs?: number; lifetimeMs?: number } = {}): number {
+    const lid = b.listen('127.0.0.1', 0, 128, false, opts.connectTimeoutMs ?? 0, opts.idleMs ?? 0, opts.lifetimeMs ?? 0);
+    eng.listeners.set(lid, { accept: onConn, acceptError: () => {} });
+    cleanup.push(() => { b.listenerClose(lid); eng.listeners.delete(lid); });
+    return b.listenerPort(lid)!;
+  }
+  async function backend(h: (s: Socket) => void): Promise<Backend> {
+    const be = await startBackend(h);
+    cleanup.push(() => be.close());
+    return be;
+  }
+  /** Accepted connections in order: their ids and events. */
+  function acceptQueue(): { push(id: number): Events; next(): Promise<{ id: number; ev: Events }> } {
+    const waiting: ((v: { id: number; ev: Events }) => void)[] = [];
+    const ready: { id: number; ev: Events }[] = [];
+    return {
+      push(id) {
+        const { h, ev } = handler();
+        eng.conns.set(id, h);
+        const w = waiting.shift();
+        if (w) w({ id, ev });
+        else ready.push({ id, ev });
+        return ev;
+      },
+      next: () => deadline(5000, 'an accept', new Promise((res) => { const r = ready.shift(); if (r) res(r); else waiting.push(res); })),
+    };
+  }
+  function proxyTo(port: number, header?: Uint8Array): { port: number; next(): Promise<{ id: number; ev: Events }> } {
+    const q = acceptQueue();
+    return { port: listen((id) => { q.push(id); assert.equal(b.connect(id, '127.0.0.1', port, 0, header), 0); }), next: q.next };
+  }
+  const sha = (d: Buffer): string => createHash('sha256').update(d).digest('hex');
+
+  it('forwards bytes both ways intact and counts them exactly', async () => {
+    const down = randomBytes(3 << 20);
+    let got = Buffer.alloc(0);
+    const be = await backend((s) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('end', () => { got = Buffer.concat(chunks); s.end(down); });
+    });
+    const p = proxyTo(be.port);
+    const up = randomBytes(5 << 20);
+    const c = connect(p.port, '127.0.0.1');
+    const events = (await p.next()).ev;
+    const back: Buffer[] = [];
+    c.on('data', (d: Buffer) => back.push(d));
+    c.end(up);
+    await deadline(10_000, 'client end', once(c, 'end'));
+    const closed = await deadline(5000, 'closed record', events.closed);
+    assert.equal(sha(got), sha(up));
+    assert.equal(sha(Buffer.concat(back)), sha(down));
+    assert.deepEqual(closed, { reason: R_DONE, errno: 0, rx: up.length, tx: down.length });
+    assert.ok((await events.connected) >= 0);
+    c.destroy();
+  });
+
+  it('passes a FIN each way while the other direction keeps flowing', async () => {
+    let bsock!: Socket;
+    const gotEnd = Promise.withResolvers<void>();
+    const be = await backend((s) => { bsock = s; s.resume(); s.on('end', () => gotEnd.resolve()); });
+    const p = proxyTo(be.port);
+    const c = connect(p.port, '127.0.0.1');
+    const events = (await p.next()).ev;
+    c.end('bye');
+    await deadline(5000, 'backend sees the FIN', gotEnd.promise);
+    const data: Buffer[] = [];
+    c.on('data', (d: Buffer) => data.push(d));
+    bsock.write('still ');
+    bsock.end('flowing');
+    await deadline(5000, 'client end', once(c, 'end'));
+    assert.equal(Buffer.concat(data).toString(), 'still flowing');
+    assert.equal((await deadline(5000, 'closed', events.closed)).reason, R_DONE);
+  });
+
+  it('reports a refused connect, then connects again when asked', async () => {
+    const dead = await deadPort();
+    const be = await backend(echo);
+    const q = acceptQueue();
+    const port = listen((id) => { q.push(id); assert.equal(b.connect(id, '127.0.0.1', dead, 0), 0); });
+    const c = connect(port, '127.0.0.1');
+    const { id: connId, ev: events } = await q.next();
+    const err = await deadline(5000, 'connect failed', events.failed);
+    assert.equal(err, 111); // ECONNREFUSED
+    assert.equal(b.connect(connId, '127.0.0.1', be.port, 0), 0);
+    await deadline(5000, 'connected', events.connected);
+    c.end('ping');
+    const [d] = await once(c, 'data');
+    assert.equal(String(d), 'ping');
+    assert.equal((await deadline(5000, 'closed', events.closed)).reason, R_DONE);
+  });
+
+  it('times an attempt out, and closes a connection still waiting at the connect deadline', async () => {
+    const hole = await startBlackhole();
+    cleanup.push(() => hole.close());
+    const q = acceptQueue();
+    const port = listen((id) => { q.push(id); assert.equal(b.connect(id, '127.0.0.1', hole.port, 150), 0); }, { connectTimeoutMs: 600 });
+    const c = connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    const events = (await q.next()).ev;
+    assert.equal(await deadline(5000, 'attempt timeout', events.failed), 110); // ETIMEDOUT
+    const closed = await deadline(5000, 'wait deadline', events.closed);
+    assert.equal(closed.reason, R_WAIT_TIMEOUT);
+    await deadline(5000, 'client closed', once(c, 'close'));
+  });
+
+  it('closes an idle connection, and one past its lifetime', async () => {
+    const be = await backend(echo);
+    for (const [opts, want] of [[{ idleMs: 150 }, R_IDLE], [{ lifetimeMs: 300 }, R_LIFETIME]] as const) {
+      const q = acceptQueue();
+      const port = listen((id) => { q.push(id); assert.equal(b.connect(id, '127.0.0.1', be.port, 0), 0); }, opts);
+      const c = connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      c.resume();
+      const events = (await q.next()).ev;
+      const ticker = setInterval(() => c.write('x'), 50); // keeps the idle timer away: only the lifetime ends it
+      if ('idleMs' in opts) clearInterval(ticker);
+      const closed = await deadline(5000, 'timeout', events.closed);
+      clearInterval(ticker);
+      assert.equal(closed.reason, want);
+      await deadline(5000, 'client closed', once(c, 'close'));
+    }
+  });
+
+  it('peeks without consuming, and writes a header before forwarding', async () => {
+    const got: Buffer[] = [];
+    const be = await backend((s) => { s.on('data', (d: Buffer) => got.push(d)); s.on('end', () => s.end()); });
+    const q = acceptQueue();
+    const port = listen((id) => { q.push(id); assert.equal(b.peek(id, 5), 0); });
+    const c = connect(port, '127.0.0.1');
+    c.end('hello world');
+    const { id: connId, ev: events } = await q.next();
+    assert.ok((await deadline(5000, 'peeked', events.peeked)) >= 1);
+    assert.equal(String(b.peeked(connId)).length <= 5, true);
+    assert.ok('hello'.startsWith(String(b.peeked(connId))));
+    assert.equal(b.connect(connId, '127.0.0.1', be.port, 0, Buffer.from('HDR\n')), 0);
+    const closed = await deadline(5000, 'closed', events.closed);
+    assert.equal(Buffer.concat(got).toString(), 'HDR\nhello world');
+    assert.equal(closed.rx, 11);
+  });
+
+  it('leaves no connection or pipe behind', async () => {
+    await new Promise((r) => setImmediate(r));
+    const [live, inUse] = b.stats();
+    assert.equal(live, 0);
+    assert.equal(inUse, 0);
+  });
+});

@@ -1,0 +1,54 @@
+// Loads the native data plane addon (native/*.c, built by node-gyp during `npm ci`) and
+// types its API. Never throws: an addon that is missing (no compiler, not Linux) or fails
+// to load is `unavailable` with the reason, and the node engine carries on.
+// LINKERD_TCP_NATIVE_ADDON points at another build (CI's sanitizer build).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions (native/napi.c). Ids are numbers; errors come back as errno values. */
+export interface NativeBinding {
+  init(onAccept: (listenerId: number, connId: number) => void, onBatch: (count: number) => void): { records: Float64Array; hrNow: number };
+  listen(host: string, port: number, backlog: number, reusePort: boolean, connectTimeoutMs: number, idleMs: number, lifetimeMs: number): number;
+  listenerPort(listenerId: number): number | undefined;
+  listenerClose(listenerId: number): void;
+  /** Bytes from / to the clients of the listener's live connections. */
+  listenerBytes(listenerId: number): [number, number];
+  /** 0, or an errno: ENOENT (no such connection), EBUSY (not waiting for a connect), EINVAL (not an IP address). */
+  connect(connId: number, host: string, port: number, timeoutMs: number, header?: Uint8Array): number;
+  /** [bytes from client, bytes to client], or undefined when the engine already closed it (a record follows). */
+  close(connId: number): [number, number] | undefined;
+  peer(connId: number): string | undefined;
+  peek(connId: number, maxBytes: number): number;
+  peeked(connId: number): Buffer | undefined;
+  /** [live connections, pipes in use, pipes pooled, pipes created, pipes closed] */
+  stats(): [number, number, number, number, number];
+  hrNow(): number;
+}
+
+export type NativeLoad =
+  | { readonly kind: 'loaded'; readonly binding: NativeBinding; readonly path: string }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
+const ADDON = fileURLToPath(new URL('../../build/Release/linkerd_tcp_engine.node', import.meta.url));
+
+let cached: NativeLoad | undefined;
+
+/** The addon, loaded once per process. */
+export function loadNative(): NativeLoad {
+  if (cached) return cached;
+  cached = tryLoad();
+  return cached;
+}
+
+function tryLoad(): NativeLoad {
+  if (process.platform !== 'linux') return { kind: 'unavailable', reason: `the native engine is Linux-only (this is ${process.platform})` };
+  const path = process.env['LINKERD_TCP_NATIVE_ADDON'] || ADDON;
+  if (!existsSync(path)) return { kind: 'unavailable', reason: `the native addon was not built (${path} is missing: no C compiler during npm ci?)` };
+  try {
+    const binding = createRequire(import.meta.url)(path) as NativeBinding;
+    return { kind: 'loaded', binding, path };
+  } catch (e) {
+    return { kind: 'unavailable', reason: `the native addon failed to load: ${(e as Error).message}` };
+  }
+}

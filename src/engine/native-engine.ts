@@ -1,0 +1,85 @@
+// The native engine's one instance per process: initialises the addon with two entry
+// points (a synchronous accept per connection, and the outcome batch once per loop turn)
+// and dispatches them by id to listeners and connections. Times in records are the
+// addon's monotonic clock, converted here to performance.now()'s.
+import { constants } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { NativeBinding } from './native-binding.ts';
+
+/** What a native connection hears back from the engine (outcome records, native/engine.h). */
+export interface NativeConnHandler {
+  connected(latencyUs: number, at: number): void;
+  connectFailed(errno: number, at: number): void;
+  closed(reason: number, errno: number, rx: number, tx: number, at: number): void;
+  peeked(bytes: number, eof: boolean): void;
+}
+
+export interface NativeListenerHandler {
+  accept(connId: number): void;
+  acceptError(errno: number): void;
+}
+
+/** Close reasons from the engine (R_* in native/engine.h). */
+export const R_DONE = 0, R_CLIENT_ERROR = 1, R_BACKEND_ERROR = 2, R_LIFETIME = 3, R_IDLE = 4, R_WAIT_TIMEOUT = 5, R_LOCAL = 6;
+
+const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_PEEKED = 4, OUT_ACCEPT_ERROR = 5;
+const REC = 8;
+
+const errnoNames = new Map<number, string>();
+for (const [name, n] of Object.entries(constants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
+
+/** `ECONNREFUSED` for 111, and so on. */
+export function errnoName(n: number): string {
+  return errnoNames.get(n) ?? `errno ${n}`;
+}
+
+export class NativeEngine {
+  readonly binding: NativeBinding;
+  readonly listeners = new Map<number, NativeListenerHandler>();
+  readonly conns = new Map<number, NativeConnHandler>();
+  private readonly records: Float64Array;
+  /** performance.now() − addon clock (ms). */
+  private readonly offset: number;
+
+  constructor(binding: NativeBinding) {
+    this.binding = binding;
+    const before = performance.now();
+    const r = binding.init((l, c) => this.accept(l, c), (n) => this.batch(n));
+    this.offset = (before + performance.now()) / 2 - r.hrNow;
+    this.records = r.records;
+  }
+
+  private accept(listenerId: number, connId: number): void {
+    const l = this.listeners.get(listenerId);
+    if (l) l.accept(connId);
+    else this.binding.close(connId);
+  }
+
+  private batch(n: number): void {
+    const r = this.records;
+    for (let i = 0; i < n; i++) {
+      const o = i * REC;
+      const kind = r[o]!, id = r[o + 1]!, at = r[o + 6]! + this.offset;
+      if (kind === OUT_ACCEPT_ERROR) {
+        this.listeners.get(id)?.acceptError(r[o + 2]!);
+        continue;
+      }
+      const c = this.conns.get(id);
+      if (!c) continue; // closed from JavaScript meanwhile
+      switch (kind) {
+        case OUT_CONNECTED: c.connected(r[o + 2]!, at); break;
+        case OUT_CONNECT_FAILED: c.connectFailed(r[o + 2]!, at); break;
+        case OUT_CLOSED: this.conns.delete(id); c.closed(r[o + 2]!, r[o + 3]!, r[o + 4]!, r[o + 5]!, at); break;
+        case OUT_PEEKED: c.peeked(r[o + 2]!, r[o + 3] === 1); break;
+      }
+    }
+  }
+}
+
+let engine: NativeEngine | undefined;
+
+/** The process's engine over `binding` (created on first use). */
+export function nativeEngine(binding: NativeBinding): NativeEngine {
+  engine ??= new NativeEngine(binding);
+  return engine;
+}
