@@ -252,6 +252,22 @@ routers:
     assert.ok(p.logs.some((l) => l.msg === 'endpoint revived' && l['endpoint'] === `127.0.0.1:${port0}`));
   });
 
+  it('ejects by default as linkerd-tcp does: 5 consecutive refused connects, no failFast block needed', async () => {
+    const dead = await deadPort();
+    const live = await backend(echo);
+    const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${dead} & /$/inet/127.0.0.1/${live.port};`);
+    for (let i = 0; i < 60; i++) assert.equal(await roundTrip(port!, `m${i}`), `m${i}`);
+    await p.waitForLog((l) => l.msg === 'endpoint ejected' && l['endpoint'] === `127.0.0.1:${dead}`, 2000);
+    const l = await p.waitForLog((x) => x.msg === 'admin listening');
+    const text = await (await fetch(`http://${String(l['admin'])}/metrics`)).text();
+    const refused = text.split('\n').find((x) => x.startsWith('l5d:balancer:connection:failure{cause="refused"'));
+    assert.equal(Number(refused?.split(' ').pop()), 5, 'tried exactly 5 times in 60 connections');
+    // linkerd-tcp's route and dispatcher timings are exported too (stats: per metricsIntervalSecs).
+    assert.match(text, /^l5d:route_error\{rt="r"\} 0$/m);
+    assert.match(text, /^l5d:route_time_us_count\{rt="r"\} \d+$/m);
+    assert.match(text, /^l5d:balancer:poll_time_us_count\{dst="\/svc\/x", rt="r"\} \d+$/m);
+  });
+
   it('leaves no socket behind: the proxy holds as many fds after a burst as before', async () => {
     const b = await backend(echo);
     const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${b.port};`, '\n    idleTimeoutMs: 60000');
