@@ -79,6 +79,15 @@ export class App {
     this.health = opts.health ?? new HealthChecker({ registry: this.registry, log: this.log });
   }
 
+  /** Session-ticket keys from the primary of several workers (shared, so sessions resume on any worker). */
+  private ticketKeys: Buffer | undefined;
+
+  /** Uses these session-ticket keys on every TLS server, now and when they are built. */
+  setTicketKeys(keys: Buffer): void {
+    this.ticketKeys = keys;
+    for (const s of this.servers) s.tls?.setTicketKeys(keys);
+  }
+
   /** `ip:port` of the admin server once started. */
   get adminAddress(): string | undefined {
     return this.admin?.address;
@@ -108,6 +117,7 @@ export class App {
       await this.close(0); // a server's TLS material was bad: stop the interpreters already started
       throw e;
     }
+    if (this.ticketKeys) this.setTicketKeys(this.ticketKeys);
     try {
       for (const s of this.servers) await s.listen();
       const sampler = (this.sampler = createProcessSampler({ startedAt: this.startedAt }));

@@ -4,7 +4,10 @@
 // recent errors (with one `pid` key in their log record).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
 
@@ -23,6 +26,24 @@ async function roundTrip(port: number, msg: string): Promise<string> {
 function metric(text: string, nameAndLabels: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '));
   return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1));
+}
+
+const PKI = new URL('./fixtures/tls/', import.meta.url).pathname;
+const CA = readFileSync(join(PKI, 'ca.pem'), 'utf8');
+
+/** One TLS round trip; resolves with whether the session was resumed and the session to reuse next. */
+async function tlsRoundTrip(port: number, session: Buffer | undefined): Promise<{ reused: boolean; session: Buffer | undefined }> {
+  const s: TLSSocket = tlsConnect({ host: '127.0.0.1', port, ca: CA, servername: 'localhost', ...(session ? { session } : {}) });
+  s.on('error', () => {});
+  let next: Buffer | undefined;
+  s.on('session', (b: Buffer) => (next = b)); // TLS 1.3 tickets arrive after the handshake
+  await deadline(5000, 'tls connect', once(s, 'secureConnect'));
+  s.write('ping');
+  await deadline(5000, 'echo', once(s, 'data'));
+  const reused = s.isSessionReused();
+  s.end();
+  await deadline(5000, 'close', once(s, 'close'));
+  return { reused, session: next };
 }
 
 interface Proc { pid: number; role: string; worker: number | null; rssBytes: number; cpuUserSecs: number }
@@ -80,6 +101,32 @@ routers:
     assert.equal(metric(later, `l5d:balancer:endpoint:available${dst}`), 1);
     const state = await (await fetch(`${admin}/api/state`)).json() as State;
     assert.ok(state.servers[0]!.accepts >= 10); // /api/state is live state: the workers alive now
+  });
+
+  it('TLS sessions resume whichever worker accepts (shared session-ticket keys)', { timeout: 60_000 }, async () => {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const { proxy: p, ports: [port] } = await startProxy(`
+admin: {port: 0}
+routers:
+- label: t
+  dtab: /svc => /$/inet/127.0.0.1/${b.port};
+  servers:
+  - port: 0
+    dstName: /svc
+    tls:
+      defaultIdentity: {privateKey: ${join(PKI, 'rsa.key')}, certs: [${join(PKI, 'rsa.pem')}, ${join(PKI, 'chain.pem')}]}
+`, 1, { LINKERD_TCP_WORKERS: '2' });
+    cleanup.push(() => p.stop('SIGKILL'));
+    await p.waitForCount((l) => l.msg === 'listening', 2);
+    const first = await tlsRoundTrip(port!, undefined);
+    assert.ok(first.session, 'a session ticket');
+    const results: boolean[] = [];
+    for (let i = 0; i < 20; i++) results.push((await tlsRoundTrip(port!, first.session)).reused);
+    const closed = await p.waitForCount((l) => l.msg === 'connection closed', 21);
+    assert.equal(new Set(closed.map((l) => l['pid'])).size, 2, 'both workers accepted some of them');
+    assert.deepEqual(results, Array(20).fill(true), `${results.filter(Boolean).length} of 20 resumed`);
+    assert.ok(!p.logs.some((l) => JSON.stringify(l).includes('ticket')), 'nothing about ticket keys is logged');
   });
 
   it('/api/state lists every process of the tree; the primary\'s warnings reach recent errors with one pid key', { timeout: 60_000 }, async () => {

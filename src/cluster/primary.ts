@@ -14,6 +14,7 @@ import { Registry } from '../metrics/registry.ts';
 import { HealthChecker } from '../health/checker.ts';
 import { HealthHub } from '../health/hub.ts';
 import { ClusterView, type WorkerAnswer } from './cluster-view.ts';
+import { TicketKeys } from './ticket-keys.ts';
 import { claimPorts } from './ports.ts';
 import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
 
@@ -28,6 +29,7 @@ type Pending = { readonly worker: number; readonly resolve: (v: Answer | undefin
 export async function runPrimary(configIn: Config, workers: number, baseLog: Logger, marginMs: number): Promise<number> {
   const view = new ClusterView(baseLog); // merged metrics and state; the primary's warnings reach the dashboard
   const log = view.log;
+  const tickets = new TicketKeys(); // TLS sessions resume on whichever worker accepts
   const config = await claimPorts(configIn);
   const live = new Map<number, Worker>(); // forked and not yet exited
   const listening = new Set<number>();
@@ -116,7 +118,10 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
       } else if (m.type === 'admin') (m.what === 'shutdown' ? lc.stop('admin') : lc.abort());
       else if (m.type === 'health-watch' || m.type === 'health-unwatch') health.onMessage(w.id, m, (r) => send(w, r));
     });
-    w.on('online', () => send(w, { type: 'start', config }));
+    w.on('online', () => {
+      send(w, { type: 'start', config });
+      send(w, { type: 'ticket-keys', keys: tickets.current });
+    });
     w.on('exit', (code: number | null, signal: string | null) => {
       view.exited(w.id);
       live.delete(w.id);
@@ -150,6 +155,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
     abort: () => lc.abort(),
   });
 
+  tickets.start((keys) => { for (const w of live.values()) send(w, { type: 'ticket-keys', keys }); });
   for (let i = 0; i < workers; i++) fork();
   trapSignals(lc, () => {
     log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
@@ -166,6 +172,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
   // The admin server must not hold the exit up (a keep-alive scrape, a slow client).
   await Promise.race([admin.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
   sampler.close();
+  tickets.close();
   health.close();
   return code;
 }

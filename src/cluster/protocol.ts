@@ -8,6 +8,7 @@ export type ToWorker =
   | { readonly type: 'start'; readonly config: Config }
   | { readonly type: 'req'; readonly id: number; readonly what: 'metrics' | 'state' | 'ready' }
   | { readonly type: 'shutdown'; readonly graceMs: number }
+  | { readonly type: 'ticket-keys'; readonly keys: Uint8Array } // TLS session-ticket keys, shared by every worker; never logged
   | { readonly type: 'reload' } // SIGHUP: re-read TLS keys and certificates
   | HealthToWorker; // a health check verdict from the primary's checker
 

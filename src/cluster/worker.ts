@@ -57,6 +57,9 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
       case 'reload':
         app?.reloadTls('SIGHUP');
         return;
+      case 'ticket-keys':
+        app?.setTicketKeys(Buffer.from(m.keys));
+        return;
       case 'health':
         health.deliver(m.key, m.healthy);
         return;

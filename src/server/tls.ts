@@ -90,6 +90,8 @@ export class TlsTerminator {
   private readonly events: TlsHandshakeEvents;
   /** Raw sockets whose handshake is under way. */
   readonly handshaking = new Set<Socket>();
+  /** Session-ticket keys shared by every worker (from the primary); Node's own random ones otherwise. */
+  private ticketKeys: Buffer | undefined;
 
   constructor(config: ServerTlsConfig, where: string, handshakeTimeoutMs: number, events: TlsHandshakeEvents) {
     this.config = config;
@@ -140,11 +142,18 @@ export class TlsTerminator {
     this.server.emit('connection', raw);
   }
 
+  /** Uses these session-ticket keys (48 bytes) from now on, also across reloads. Never log them. */
+  setTicketKeys(keys: Buffer): void {
+    this.ticketKeys = keys;
+    this.server.setTicketKeys(keys);
+  }
+
   /** Re-reads every file: true when something changed and new handshakes use it; throws (keeping the old) when bad. */
   reload(): boolean {
     const next = this.build();
     if (next.material === this.contexts.material) return false;
     this.server.setSecureContext(next.defaultOptions);
+    if (this.ticketKeys) this.server.setTicketKeys(this.ticketKeys); // setSecureContext makes new ones
     this.contexts = next;
     return true;
   }
