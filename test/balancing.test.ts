@@ -4,7 +4,10 @@
 // proves it holds end to end (sockets, timing, several balancers in several workers).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type Backend, deadline, echo, peerClosed, startBackend, startProxy } from './support/harness.ts';
 
@@ -101,3 +104,48 @@ routers:
     }
   });
 }
+
+describe('weighted split from an io.l5d.fs file (`host port * 9`)', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  it('one connection held on A, then 300 sequential: B gets 10 % ± 8 %', async () => {
+    const a = await startBackend(echo);
+    const b = await startBackend(echo);
+    cleanup.push(() => a.close(), () => b.close());
+    const dir = mkdtempSync(join(tmpdir(), 'l5d-fs-'));
+    writeFileSync(join(dir, 'web'), `127.0.0.1 ${a.port} * 9\n127.0.0.1 ${b.port} * 1\n`);
+    const { proxy, ports: [port] } = await startProxy(`
+admin: {port: 0}
+namers:
+- {kind: io.l5d.fs, rootDir: "${dir}"}
+routers:
+- label: r
+  dtab: |
+    /svc => /#/io.l5d.fs;
+  servers:
+  - port: 0
+    dstName: /svc/web
+`);
+    cleanup.push(() => proxy.stop('SIGKILL'));
+    let held: Socket | undefined;
+    while (!held) {
+      const before = a.accepted;
+      const s = await established(port!);
+      if (a.accepted > before) held = s;
+      else s.destroy();
+    }
+    const [a0, b0] = [a.accepted, b.accepted];
+    for (let i = 0; i < 300; i++) {
+      const s = await established(port!);
+      s.end();
+      await deadline(5000, 'close', peerClosed(s));
+    }
+    held.destroy();
+    const [na, nb] = [a.accepted - a0, b.accepted - b0];
+    assert.equal(na + nb, 300);
+    assert.ok(Math.abs(nb / 300 - 0.1) <= 0.08, `B share ${nb / 300} (A ${na}, B ${nb})`);
+  });
+});
