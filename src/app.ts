@@ -103,7 +103,7 @@ export class App {
         const router = new Router({
           label: rc.label, interpreter: createInterpreter(rc, this.config, this.registry, this.log),
           client: rc.client, registry: this.registry, log: this.log, highWaterMark: this.config.bufferSizeBytes,
-          clientTls: tlsByRouter[i]!, health: this.health,
+          clientTls: tlsByRouter[i]!, health: this.health, maxSniDestinations: rc.maxSniDestinations,
         });
         this.routers.push(router);
         rc.servers.forEach((sc, j) => {

@@ -103,7 +103,7 @@ describe('config: every problem, with file and key path', () => {
     {
       name: 'unknown key',
       text: MIN.replace('dstName:', 'dstname: /x\n    dstName:'),
-      message: 'c.yml: routers[0].servers[0].dstname: unknown key (expected one of: ip, port, dstName, connectTimeoutMs, connectionLifetimeSecs, idleTimeoutMs, maxConcurrency, tls)',
+      message: 'c.yml: routers[0].servers[0].dstname: unknown key (expected one of: ip, port, dstName, connectTimeoutMs, connectionLifetimeSecs, idleTimeoutMs, maxConcurrency, tls, handshakeTimeoutMs, defaultDstName, proxyProtocol)',
     },
     {
       name: 'several problems at once',

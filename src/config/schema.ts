@@ -10,6 +10,7 @@ import {
   type Problem, posInt, req, string,
 } from './decode.ts';
 import { healthCheck } from './health-check.ts';
+import { checkSniServer, dstPath, proxySend, sniProxyServerKeys } from './sni-proxy.ts';
 import type {
   AdminConfig, ClientAuthConfig, ClientConfig, ClientTlsConfig, Config, FailFastConfig, InterpreterConfig, NamerConfig,
   PartialConnectorConfig, RouterConfig, ServerConfig, ServerTlsConfig, TlsIdentity,
@@ -192,10 +193,13 @@ function serverTls(c: Cursor, v: unknown): ServerTlsConfig | undefined {
 }
 
 function server(c: Cursor, v: unknown): ServerConfig | undefined {
-  const f = object(c, v, ['ip', 'port', 'dstName', 'connectTimeoutMs', 'connectionLifetimeSecs', 'idleTimeoutMs', 'maxConcurrency', 'tls']);
+  const f = object(c, v, ['ip', 'port', 'dstName', 'connectTimeoutMs', 'connectionLifetimeSecs', 'idleTimeoutMs', 'maxConcurrency', 'tls',
+    'handshakeTimeoutMs', 'defaultDstName', 'proxyProtocol']);
   if (!f) return undefined;
   const p = req(c, f, 'port', port);
-  const dstName = req(c, f, 'dstName', pathString);
+  const dstName = req(c, f, 'dstName', dstPath);
+  const defaultDstName = opt(c, f, 'defaultDstName', dstPath, undefined);
+  checkSniServer(c, dstName, defaultDstName);
   const s: ServerConfig = {
     ip: opt(c, f, 'ip', ipLiteral, '127.0.0.1'),
     port: p ?? 0,
@@ -205,6 +209,7 @@ function server(c: Cursor, v: unknown): ServerConfig | undefined {
     idleTimeoutMs: opt(c, f, 'idleTimeoutMs', posInt, undefined),
     maxConcurrency: opt(c, f, 'maxConcurrency', posInt, 100_000),
     tls: opt(c, f, 'tls', serverTls, undefined),
+    ...sniProxyServerKeys(c, f, defaultDstName),
   };
   return p === undefined || dstName === undefined ? undefined : s;
 }
@@ -227,7 +232,7 @@ function clientTls(c: Cursor, v: unknown): ClientTlsConfig | undefined {
   return dnsName === undefined ? undefined : { dnsName, trustCerts, clientIdentity };
 }
 
-const CONNECTOR_KEYS = ['connectTimeoutMs', 'connectAttempts', 'minConnections', 'maxWaiters', 'failFast', 'tls', 'healthCheck'] as const;
+const CONNECTOR_KEYS = ['connectTimeoutMs', 'connectAttempts', 'minConnections', 'maxWaiters', 'failFast', 'tls', 'healthCheck', 'proxyProtocol'] as const;
 
 /** Only the keys written, so that per-prefix configs can be layered over defaults. */
 function connectorFields(c: Cursor, f: Fields): PartialConnectorConfig {
@@ -245,6 +250,9 @@ function connectorFields(c: Cursor, f: Fields): PartialConnectorConfig {
   put('failFast', failFast);
   put('tls', clientTls);
   put('healthCheck', healthCheck);
+  put('proxyProtocol', proxySend);
+  // linkerd-tcp: a header before a TLS handshake to the backend is not supported yet.
+  if (f['proxyProtocol'] != null && f['tls'] != null) c.key('proxyProtocol').fail('not supported together with tls (a header before a TLS handshake to the backend)');
   return out;
 }
 
@@ -275,7 +283,7 @@ function client(c: Cursor, v: unknown): ClientConfig | undefined {
 }
 
 function router(c: Cursor, v: unknown): RouterConfig | undefined {
-  const f = object(c, v, ['label', 'interpreter', 'dtab', 'servers', 'client']);
+  const f = object(c, v, ['label', 'interpreter', 'dtab', 'servers', 'client', 'maxSniDestinations']);
   if (!f) return undefined;
   const label = req(c, f, 'label', nonEmptyString);
   const interp = opt(c, f, 'interpreter', interpreter, { kind: 'default' } as const);
@@ -287,7 +295,8 @@ function router(c: Cursor, v: unknown): RouterConfig | undefined {
     c.key('dtab').fail('missing: a router with the default interpreter needs a dtab (e.g. "/svc => /$/inet/127.0.0.1/8080;")');
   }
   if (label === undefined || !servers) return undefined;
-  return { label, interpreter: interp, dtab, servers, client: cl };
+  const maxSniDestinations = opt(c, f, 'maxSniDestinations', posInt, undefined);
+  return { label, interpreter: interp, dtab, servers, client: cl, ...(maxSniDestinations === undefined ? {} : { maxSniDestinations }) };
 }
 
 /** Decodes a parsed config document; returns the config or every problem found. */

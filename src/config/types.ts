@@ -35,6 +35,8 @@ export interface RouterConfig {
   readonly dtab: string; // new: linkerd 1 router dtab (text, already validated); '' when absent
   readonly servers: readonly ServerConfig[];
   readonly client: ClientConfig;
+  /** new: destinations created from client-chosen SNI names kept at once (LRU); default 1000. */
+  readonly maxSniDestinations?: number;
 }
 
 export type InterpreterConfig =
@@ -59,6 +61,18 @@ export interface ServerConfig {
   readonly idleTimeoutMs: number | undefined; // new: close when no byte moved either way for this long
   readonly maxConcurrency: number; // default 100000
   readonly tls: ServerTlsConfig | undefined;
+  /** new: bounds reading a PROXY header and (passthrough) a ClientHello; default 10000. */
+  readonly handshakeTimeoutMs?: number;
+  /** new: where a `{sni}` server sends connections without a usable name; undefined = close them. */
+  readonly defaultDstName?: string | undefined;
+  /** new: PROXY protocol headers expected from these proxies before anything else. */
+  readonly proxyProtocol?: ProxyReceiveConfig | undefined;
+}
+
+/** new: a server's PROXY protocol receive settings. */
+export interface ProxyReceiveConfig {
+  readonly accept: 'v1' | 'v2' | 'any';
+  readonly trustedCidrs: readonly string[]; // `a.b.c.d/n`, `v6/n`
 }
 
 export interface TlsIdentity {
@@ -101,6 +115,8 @@ export interface ConnectorConfig {
   readonly maxWaiters: number; // default 1000000
   readonly failFast: FailFastConfig | undefined;
   readonly tls: ClientTlsConfig | undefined;
+  /** new: a PROXY protocol header written to the backend before the first byte. */
+  readonly proxyProtocol?: 'v1' | 'v2' | undefined;
   readonly healthCheck: HealthCheckConfig | undefined; // new: active checks of each endpoint (src/health/)
 }
 

@@ -22,6 +22,7 @@ function layer(base: ConnectorConfig, over: PartialConnectorConfig): ConnectorCo
     failFast: over.failFast ?? base.failFast,
     tls: over.tls ?? base.tls,
     healthCheck: over.healthCheck ?? base.healthCheck,
+    ...(over.proxyProtocol ?? base.proxyProtocol ? { proxyProtocol: over.proxyProtocol ?? base.proxyProtocol } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import type { Endpoint } from '../balancer/endpoint.ts';
 import type { Lease, Outcome } from '../balancer/lease.ts';
 import type { Slot } from '../balancer/wait-queue.ts';
 import { type ConnectFailureCause, connectFailureCause, dial } from '../connector/dial.ts';
+import { type Origin, proxyHeader } from '../connector/proxy-header.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 import { pump } from '../proxy/duplex.ts';
 import type { Destination, Grant, Waiter } from './destination.ts';
@@ -74,9 +75,13 @@ export class Connection implements Waiter {
   idleSince = 0;
   reason: CloseReason | undefined;
   error: string | undefined;
-  /** TLS servers: the SNI name asked for and the ALPN protocol agreed. */
+  /** TLS servers: the SNI name asked for and the ALPN protocol agreed (passthrough: as the ClientHello offered). */
   sni: string | undefined;
   alpn: string | undefined;
+  /** The client's addresses from a PROXY header the server received (PROXY send uses them). */
+  origin: Origin | undefined;
+  /** `{sni}` servers with defaultDstName: re-routes once when the SNI destination has nothing to offer. */
+  fallback: (() => void) | undefined;
   private phase = WAITING;
   private socketsClosed = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -139,6 +144,12 @@ export class Connection implements Waiter {
         this.client.on('end', onWaitEnd);
         return;
       case 'fail':
+        if (this.fallback && g.reason !== 'waiters_full') {
+          const f = this.fallback;
+          this.fallback = undefined;
+          f();
+          return;
+        }
         this.finish(g.reason);
         return;
     }
@@ -244,6 +255,10 @@ export class Connection implements Waiter {
     this.timer = this.server.lifetimeMs === undefined ? undefined : setTimeout(onLifetime, this.server.lifetimeMs, this);
     this.server.metrics.connectLatencyUs.record((now - this.acceptedAt) * 1000);
     this.backend!.on('close', onSocketClose);
+    const pp = this.destination?.config.proxyProtocol;
+    // Before the first client byte (the pump starts below); spares were idle, so this is their first byte too.
+    // ALPN TLV: the protocol agreed by our TLS termination; a passthrough only saw the client's offer.
+    if (pp && !this.destination!.tls) this.backend!.write(proxyHeader(pp, this.client, this.origin, this.sni, 'encrypted' in this.client ? this.alpn : undefined));
     pump(this.client, this.backend!);
   }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Counter, Registry, Stat } from '../metrics/registry.ts';
 import type { Connection } from './connection.ts';
 import { Destination } from './destination.ts';
+import { SniLru } from './sni-lru.ts';
 
 export class Router {
   readonly label: string;
@@ -34,7 +35,12 @@ export class Router {
     label: string; interpreter: Interpreter; client: ClientConfig; registry: Registry; log: Logger;
     random?: () => number; now?: () => number; highWaterMark: number; clientTls?: ReadonlyMap<ClientTlsConfig, ClientTls>;
     health?: HealthSource | undefined;
+    /** Bound on destinations created from SNI names (routeSni). */
+    maxSniDestinations?: number | undefined;
   }) {
+    this.sni = new SniLru(opts.maxSniDestinations ?? 1000);
+    opts.registry.gauge('l5d:sni:destinations', { rt: opts.label }, () => this.sni.size);
+    this.sniEvictions = opts.registry.counter('l5d:sni:evictions', { rt: opts.label });
     this.health = opts.health;
     this.clientTls = opts.clientTls ?? new Map();
     this.highWaterMark = opts.highWaterMark;
@@ -85,6 +91,30 @@ export class Router {
       this.routeTimeUs.record((performance.now() - t0) * 1000);
     }
     conn.route(d);
+  }
+
+  /** SNI-created destinations (LRU) and how many were evicted. */
+  readonly sni: SniLru;
+  private readonly sniEvictions: Counter;
+
+  /**
+   * Routes to a destination named from a client's SNI: such names are kept in an LRU, and
+   * the least recently used one is closed (subscription, spares, metric series) when full.
+   * A name that is also a server's fixed destination is never tracked or evicted.
+   */
+  routeSni(conn: Connection, dst: string): void {
+    if (this.sni.has(dst) || !this.destinations.has(dst)) {
+      for (const old of this.sni.touch(dst)) {
+        const d = this.destinations.get(old);
+        this.destinations.delete(old);
+        this.sniEvictions.value++;
+        if (!d) continue;
+        d.close(); // open connections keep their leases; waiters time out as for any destination
+        this.registry.removeWhere((_n, l) => l.includes(`dst=${JSON.stringify(old)}`) && l.includes(`rt=${JSON.stringify(this.label)}`));
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ dst: old }, 'SNI destination evicted (least recently used)');
+      }
+    }
+    this.route(conn, dst);
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,15 @@ import type { Registry } from '../metrics/registry.ts';
 import { addrKey } from '../naming/resolution.ts';
 import { Connection, type ServerSide } from '../router/connection.ts';
 import type { Router } from '../router/router.ts';
+import type { Origin } from '../connector/proxy-header.ts';
+import { type DstDecision, originKey, originOf, PrefaceGate } from './preface-gate.ts';
+import type { PrefaceFailure, PrefaceRead } from './preface.ts';
 import { type HandshakeFailure, TlsTerminator } from './tls.ts';
+
+/** A raw socket whose PROXY header was read before its TLS handshake. */
+interface OriginSocket extends Socket {
+  ltOrigin?: { origin: Origin | undefined; client: string; at: number };
+}
 
 export class Server implements ServerSide {
   readonly rt: string;
@@ -37,6 +45,8 @@ export class Server implements ServerSide {
 
   /** TLS termination, when the server has `tls`. */
   readonly tls: TlsTerminator | undefined;
+  /** PROXY header and SNI passthrough reading, and `{sni}` destination decisions. */
+  readonly gate: PrefaceGate;
 
   constructor(opts: {
     config: ServerConfig; router: Router; registry: Registry; log: Logger; bufferSizeBytes: number; reusePort?: boolean;
@@ -66,6 +76,7 @@ export class Server implements ServerSide {
         failed: (raw, cause, err, sni) => this.handshakeFailed(raw, cause, err, sni),
       });
     }
+    this.gate = new PrefaceGate(opts.config, this.tls !== undefined, opts.registry);
   }
 
   /** Binds the listener; rejects with a LinkerdTcpError naming the address. */
@@ -83,9 +94,10 @@ export class Server implements ServerSide {
     const a = this.net.address() as AddressInfo;
     this.srvAddr = addrKey(a.address, a.port);
     this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, this.tls !== undefined, {
-      active: () => this.live.size + (this.tls?.handshaking.size ?? 0),
+      active: () => this.live.size + (this.tls?.handshaking.size ?? 0) + this.gate.prefacing.size,
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
     });
+    this.gate.bind(this.rt, this.srvAddr);
     this.registry.onCollect(() => {
       const b = this.totalBytes();
       this.metrics.rxBytes.value = b.rx;
@@ -128,13 +140,14 @@ export class Server implements ServerSide {
 
   /** Creates (and subscribes) this server's destination before the first connection. */
   prepare(): void {
-    this.router.destination(this.config.dstName);
+    if (!this.gate.sniRouting) this.router.destination(this.config.dstName);
+    else if (this.config.defaultDstName !== undefined) this.router.destination(this.config.defaultDstName);
   }
 
   private accept(s: Socket): void {
     this.metrics.accepts.value++;
     const tls = this.tls;
-    if (this.live.size + (tls?.handshaking.size ?? 0) >= this.config.maxConcurrency) {
+    if (this.live.size + (tls?.handshaking.size ?? 0) + this.gate.prefacing.size >= this.config.maxConcurrency) {
       this.metrics.rejected.value++;
       s.on('error', noop);
       const client = this.accessLog.isLevelEnabled('info') ? addrKey(s.remoteAddress ?? '?', s.remotePort ?? 0) : ''; // gone after destroy
@@ -149,6 +162,13 @@ export class Server implements ServerSide {
       }
       return;
     }
+    if (this.gate.spec) {
+      // PROXY header and/or ClientHello first; the peer is needed for the trust check and the record.
+      const peer = addrKey(s.remoteAddress ?? '?', s.remotePort ?? 0), at = performance.now();
+      s.on('error', noop); // a reset mid-read ends in 'close', which the reader reports
+      this.gate.start(s, (r) => this.prefaced(s, r, peer, at));
+      return;
+    }
     if (tls) {
       if (this.accessLog.isLevelEnabled('info')) void s.remoteAddress; // cached now: gone once a failed handshake closes the socket
       tls.accept(s); // continues in secure() or handshakeFailed()
@@ -160,12 +180,80 @@ export class Server implements ServerSide {
     this.router.route(conn, this.config.dstName);
   }
 
+  /** The PROXY header and/or ClientHello are read (or not): route, hand to TLS, or refuse. */
+  private prefaced(s: Socket, r: PrefaceRead | PrefaceFailure, peer: string, at: number): void {
+    if (r.kind === 'failed') {
+      const unparsable = r.stage === 'sni' && (r.cause === 'not_tls' || r.cause === 'malformed' || r.cause === 'too_large');
+      if (unparsable) this.routeDecided(s, { kind: 'failed', cause: r.cause, name: null }, peer, undefined, at, undefined, undefined);
+      else {
+        if (r.stage === 'sni') this.gate.failed('sni', r.cause);
+        this.refused(s, peer, undefined, r.stage === 'proxy' ? 'proxy_protocol' : 'sni', r.cause, null, r.detail);
+      }
+      return;
+    }
+    const origin = originOf(r, peer);
+    const client = origin ? originKey(origin) : peer;
+    if (this.tls) {
+      (s as OriginSocket).ltOrigin = { origin, client, at };
+      this.tls.accept(s);
+      return;
+    }
+    const h = r.hello;
+    this.routeDecided(s, this.gate.decide(h?.sni), client, origin, at, undefined, h && h.alpn.length ? h.alpn.join(',') : undefined);
+  }
+
+  /** A destination is decided (or not): a Connection routed to it, or the socket refused. */
+  private routeDecided(s: Socket, d: DstDecision, client: string, origin: Origin | undefined, at: number, sniSeen: string | undefined, alpn: string | undefined): void {
+    let dst: string;
+    if (d.kind === 'failed') {
+      const f = this.gate.fallback(d.cause);
+      if (f === undefined) return this.refused(s, client, origin, 'sni', d.cause, d.name, undefined);
+      dst = f;
+    } else dst = d.dst;
+    const conn = new Connection(s, this, client, at);
+    conn.origin = origin;
+    conn.sni = d.kind === 'sni' ? d.name : d.kind === 'failed' ? (d.name ?? undefined) : sniSeen;
+    conn.alpn = alpn;
+    this.live.add(conn);
+    if (d.kind !== 'sni') return this.router.route(conn, dst);
+    const def = this.config.defaultDstName;
+    if (def !== undefined) conn.fallback = () => { this.gate.fallback('unresolved'); this.router.route(conn, def); };
+    this.router.routeSni(conn, dst);
+  }
+
+  /** Closed before routing (PROXY or SNI failure): counted, logged with the name asked for, one record. */
+  private refused(s: Socket, client: string, origin: Origin | undefined, reason: 'proxy_protocol' | 'sni', cause: string, sni: string | null, detail: string | undefined): void {
+    s.destroy();
+    this.metrics.failures.value++;
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, client, reason, cause, sni, err: detail ?? null }, 'connection refused before routing');
+    if (this.accessLog.isLevelEnabled('info')) {
+      this.accessLog.info({
+        srv: this.srvAddr, client, ...(this.config.proxyProtocol ? { proxy: origin?.peer ?? null } : {}),
+        dst: this.config.dstName, endpoint: null, sni, alpn: null,
+        rxBytes: s.bytesRead, txBytes: 0, connectMs: null, durationMs: null, reason, error: cause,
+      }, 'connection closed');
+    }
+    this.maybeDrained();
+  }
+
+  private maybeDrained(): void {
+    if (this.live.size === 0 && (this.tls?.handshaking.size ?? 0) === 0 && this.gate.prefacing.size === 0) this.drained?.();
+  }
+
   private secure(s: TLSSocket, raw: Socket, handshakeUs: number): void {
     this.metrics.tlsHandshakeUs?.record(handshakeUs);
+    const o = (raw as OriginSocket).ltOrigin;
+    const at = o?.at ?? performance.now() - handshakeUs / 1000;
+    const sni = s.servername || undefined, alpn = s.alpnProtocol || undefined;
+    if (o || this.gate.sniRouting) {
+      const peer = o?.client ?? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0);
+      this.routeDecided(s, this.gate.decide(sni), peer, o?.origin, at, sni, alpn);
+      return;
+    }
     const peer = this.accessLog.isLevelEnabled('info') ? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0) : '';
-    const conn = new Connection(s, this, peer, performance.now() - handshakeUs / 1000);
-    conn.sni = s.servername || undefined;
-    conn.alpn = s.alpnProtocol || undefined;
+    const conn = new Connection(s, this, peer, at);
+    conn.sni = sni;
+    conn.alpn = alpn;
     this.live.add(conn);
     this.router.route(conn, this.config.dstName);
   }
@@ -174,7 +262,7 @@ export class Server implements ServerSide {
     const m = this.metrics;
     m.failures.value++;
     this.registry.counter('l5d:srv:tls:failure', { rt: this.rt, srv_addr: this.srvAddr, cause }).value++;
-    const client = raw ? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0) : null;
+    const client = raw ? ((raw as OriginSocket).ltOrigin?.client ?? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0)) : null;
     if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, client, cause, sni: sni ?? null, err: err.message }, 'tls handshake failed');
     if (this.accessLog.isLevelEnabled('info')) {
       this.accessLog.info({
@@ -183,7 +271,7 @@ export class Server implements ServerSide {
         reason: 'tls_handshake', error: cause,
       }, 'connection closed');
     }
-    if (this.live.size === 0 && this.tls?.handshaking.size === 0) this.drained?.();
+    this.maybeDrained();
   }
 
   connectionClosed(conn: Connection): void {
@@ -198,7 +286,8 @@ export class Server implements ServerSide {
     }
     if (this.accessLog.isLevelEnabled('info')) {
       this.accessLog.info({
-        srv: this.srvAddr, client: conn.peer, dst: this.config.dstName, endpoint: conn.endpoint?.key ?? null,
+        srv: this.srvAddr, client: conn.peer, ...(this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : {}),
+        dst: conn.destination?.name ?? this.config.dstName, endpoint: conn.endpoint?.key ?? null,
         sni: conn.sni ?? null, alpn: conn.alpn ?? null,
         rxBytes: rx, txBytes: tx,
         connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
@@ -206,7 +295,7 @@ export class Server implements ServerSide {
         reason: conn.reason, error: conn.error ?? null,
       }, 'connection closed');
     }
-    if (this.live.size === 0 && (this.tls?.handshaking.size ?? 0) === 0) this.drained?.();
+    this.maybeDrained();
   }
 
   private drained: (() => void) | undefined;
@@ -223,7 +312,7 @@ export class Server implements ServerSide {
 
   /** Waits until every connection has closed, or `deadline` (ms since epoch), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
-    if (this.live.size > 0 || (this.tls?.handshaking.size ?? 0) > 0) {
+    if (this.live.size > 0 || (this.tls?.handshaking.size ?? 0) > 0 || this.gate.prefacing.size > 0) {
       const done = new Promise<void>((resolve) => (this.drained = resolve));
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
@@ -232,6 +321,7 @@ export class Server implements ServerSide {
       this.drained = undefined;
     }
     this.tls?.cutHandshakes();
+    this.gate.cut();
     for (const c of [...this.live]) c.finish('shutdown');
   }
 }
