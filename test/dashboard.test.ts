@@ -140,6 +140,10 @@ it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async
   };
   assert.equal(await colorOf('ep-state-10.0.0.1:80'), 'rgb(26, 127, 55)');
   assert.equal(await colorOf('ep-state-10.0.0.2:80'), 'rgb(207, 34, 46)');
+  assert.equal(await colorOf('ep-failures-10.0.0.2:80'), 'rgb(207, 34, 46)'); // failures in red, not plain
+  assert.equal(await colorOf('srv-tls-failures-127.0.0.1:7474'), 'rgb(207, 34, 46)');
+  assert.equal(await text('srv-tls-failures-127.0.0.1:7474'), 'unknown_sni 2');
+  assert.match(await text('scale-proc-rss') ?? '', /^0 \u2013 60\.0 MiB$/);
   assert.equal(await text(`dst-status-web-${XSS}`), 'bound \u00b7 3 endpoints');
   assert.ok(Number(await page.getByTestId('spark-srv-accepts-rate-127.0.0.1:7474').getAttribute('data-points')) >= 2);
   // Hostile names are text: shown verbatim, nothing executed.
