@@ -2,7 +2,8 @@
 # Installs, from Debian/Ubuntu packages, the third-party programs the interop suite
 # (npm run test:interop) drives, unless they are already on PATH:
 #   openssl, curl, redis-server + redis-tools (redis-cli, redis-benchmark),
-#   mariadb-server + mariadb-client (mariadbd, mariadb-install-db, mariadb), iperf3.
+#   mariadb-server + mariadb-client (mariadbd, mariadb-install-db, mariadb), iperf3,
+#   haproxy and nginx (SNI passthrough and the PROXY protocol both ways).
 # python3 (for its http.server) is expected to be there already; it is installed too if not.
 # Needs root (or sudo). Safe to run again: it does nothing when everything is present.
 set -euo pipefail
@@ -19,6 +20,8 @@ declare -A needs=(
   [mariadb]=mariadb-client
   [iperf3]=iperf3
   [python3]=python3
+  [haproxy]=haproxy
+  [nginx]=nginx
 )
 
 # mariadbd and friends live in /usr/sbin, which is not always on a user's PATH.
@@ -52,7 +55,7 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
 # The suite starts its own redis-server, mariadbd and iperf3 on free ports; stop the
 # system services the packages may have started (harmless where there is no init system).
-for svc in redis-server mariadb iperf3; do
+for svc in redis-server mariadb iperf3 haproxy nginx; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi
