@@ -16,6 +16,17 @@ import type { HealthSource } from './health/source.ts';
 import { Registry } from './metrics/registry.ts';
 import { Router } from './router/router.ts';
 import { Server } from './server/server.ts';
+import { loadNative } from './engine/native-binding.ts';
+import { nativeEngine } from './engine/native-engine.ts';
+import { NativeServer } from './engine/native-server.ts';
+import { type EnginePlan, planEngines } from './engine/select.ts';
+
+export type { EnginePlan } from './engine/select.ts';
+
+/** Fails (a config error) when `engine: native` cannot be honoured; the plan per server otherwise. */
+export function checkEngines(config: Config, file: string): EnginePlan[] {
+  return planEngines(config, { file });
+}
 
 export function createInterpreter(rc: RouterConfig, config: Config, registry: Registry, log: Logger): Interpreter {
   const ic = rc.interpreter;
@@ -49,7 +60,9 @@ export class App {
   readonly config: Config;
   readonly registry = new Registry();
   readonly routers: Router[] = [];
-  readonly servers: Server[] = [];
+  /** Each server on its engine (src/engine/select.ts): `Server` moves bytes in Node, `NativeServer` in the addon. */
+  readonly servers: (Server | NativeServer)[] = [];
+  readonly engines: EnginePlan[] = [];
   readonly startedAt = Date.now();
   readonly errors = new RecentErrors();
   private readonly log: Logger;
@@ -98,6 +111,10 @@ export class App {
     // TLS material first: a bad key or certificate fails the start before anything listens or resolves.
     const tlsByRouter = this.config.routers.map((rc, i) => clientTlsContexts(rc, i));
     for (const m of tlsByRouter) this.clientTls.push(...m.values());
+    this.engines.push(...planEngines(this.config)); // `engine: native` that cannot be honoured fails here
+    const native = loadNative();
+    if (native.kind === 'unavailable') this.log.info({ reason: native.reason }, 'native engine unavailable: servers run on the node engine');
+    let k = 0;
     try {
       this.config.routers.forEach((rc, i) => {
         const router = new Router({
@@ -107,6 +124,10 @@ export class App {
         });
         this.routers.push(router);
         rc.servers.forEach((sc, j) => {
+          if (this.engines[k++]!.kind === 'native' && native.kind === 'loaded') {
+            this.servers.push(new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding), reusePort: this.worker }));
+            return;
+          }
           this.servers.push(new Server({
             config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: this.config.bufferSizeBytes,
             reusePort: this.worker, where: `routers[${i}].servers[${j}]`,
@@ -120,6 +141,7 @@ export class App {
     if (this.ticketKeys) this.setTicketKeys(this.ticketKeys);
     try {
       for (const s of this.servers) await s.listen();
+      this.servers.forEach((s, n) => this.log.info({ rt: s.rt, srv: s.srvAddr, engine: this.engines[n]!.kind, why: this.engines[n]!.why }, 'engine'));
       const sampler = (this.sampler = createProcessSampler({ startedAt: this.startedAt }));
       // A worker's own process figures reach the primary's /metrics with its `worker` label.
       if (this.worker) registerProcessMetrics(this.registry, sampler, { worker: String(this.workerId) });

@@ -1,6 +1,6 @@
 // `--check`: describes a valid config — routers, servers, client settings — and what each
 // server's destination resolves to right now (bounded wait), without listening on anything.
-import { clientTlsContexts, createInterpreter } from './app.ts';
+import { checkEngines, clientTlsContexts, createInterpreter, type EnginePlan } from './app.ts';
 import { connectorConfigFor } from './connector/client-config.ts';
 import type { Config, RouterConfig } from './config/types.ts';
 import { silentLogger } from './log.ts';
@@ -63,6 +63,12 @@ function tlsProblems(config: Config): string[] {
 
 export async function describeConfig(config: Config, file: string): Promise<string> {
   const lines = [`admin: ${config.admin.ip}:${config.admin.port}`];
+  let plans: EnginePlan[] = [], engineError: string | undefined, k = 0;
+  try {
+    plans = checkEngines(config, file);
+  } catch (e) {
+    engineError = (e as Error).message;
+  }
   for (const rc of config.routers) {
     const ic = rc.interpreter;
     lines.push(`router ${rc.label}: interpreter ${ic.kind === 'default' ? 'default (dtab + namers)' : `${ic.kind} ${redactUrl(ic.baseUrl)} namespace ${ic.namespace}${ic.watch ? ' (watch)' : ` every ${ic.periodSecs}s`}`}`);
@@ -78,10 +84,13 @@ export async function describeConfig(config: Config, file: string): Promise<stri
       ].filter(Boolean);
       lines.push(`  server ${s.ip.includes(':') ? `[${s.ip}]` : s.ip}:${s.port} → ${s.dstName}${extras.length ? ` (${extras.join(', ')})` : ''}`);
       lines.push(`    destination ${s.dstName} → ${showResolution(resolved.get(s.dstName))}`);
+      const plan = plans[k++];
+      if (plan) lines.push(`    engine ${plan.kind} (${plan.why})`);
     }
   }
   // The verdict comes first, and says OK only when nothing below is an error.
   const problems = tlsProblems(config);
+  if (engineError) problems.push(engineError);
   const verdict = problems.length === 0 ? `${file}: config OK` : `${file}: config has ${problems.length} error${problems.length === 1 ? '' : 's'}`;
   for (const e of problems) lines.push(`error: ${e}`);
   // Names, dtabs and namerd's causes are not ours: nothing in them may drive the terminal.

@@ -6,7 +6,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { App } from './app.ts';
+import { App, checkEngines } from './app.ts';
 import { describeConfig } from './check.ts';
 import { defaultWorkers, readCpuLimit } from './cluster/cpu-quota.ts';
 import { runPrimary } from './cluster/primary.ts';
@@ -102,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
   let config: Config;
   try {
     config = loadConfig(positionals[0]!);
+    checkEngines(config, positionals[0]!); // `engine: native` without the addon is a config error, before any fork
   } catch (e) {
     return fail(e);
   }

@@ -49,6 +49,8 @@ export interface ServerView {
   totalBytes?(): { rx: number; tx: number };
   /** TLS servers: the identities served (names and expiry), for operators. */
   readonly tls?: { readonly identities: readonly TlsIdentityJson[] } | undefined;
+  /** Which engine moves its bytes (src/engine/select.ts); the node Server leaves it unset. */
+  readonly engine?: 'native' | 'node';
 }
 
 export interface TlsIdentityJson {
@@ -107,6 +109,8 @@ export interface ServerJson {
   readonly dstName: string;
   readonly tls: boolean;
   readonly tlsIdentities: readonly TlsIdentityJson[];
+  /** Which engine moves its bytes: `native` (the addon) or `node`. */
+  readonly engine?: 'native' | 'node';
   readonly active: number;
   readonly waiters: number;
   readonly accepts: number;
@@ -247,6 +251,7 @@ function serverJson(s: ServerView, tlsFailures: ReadonlyMap<string, Record<strin
     dstName: s.config.dstName,
     tls: s.config.tls !== undefined,
     tlsIdentities: s.tls?.identities ?? [],
+    engine: s.engine ?? 'node',
     active: s.live.size,
     waiters,
     accepts: m?.accepts.value ?? 0,

@@ -299,16 +299,24 @@ function router(c: Cursor, v: unknown): RouterConfig | undefined {
   return { label, interpreter: interp, dtab, servers, client: cl, ...(maxSniDestinations === undefined ? {} : { maxSniDestinations }) };
 }
 
+/** `auto`, `native` or `node` (src/engine/select.ts decides per server). */
+function engineSetting(c: Cursor, v: unknown): 'auto' | 'native' | 'node' | undefined {
+  if (v === 'auto' || v === 'native' || v === 'node') return v;
+  c.fail(`expected one of auto, native, node (got ${describe(v)})`);
+  return undefined;
+}
+
 /** Decodes a parsed config document; returns the config or every problem found. */
 export function decodeConfig(doc: unknown): { config: Config } | { problems: Problem[] } {
   const c = new Cursor();
-  const f = object(c, doc, ['workers', 'bufferSizeBytes', 'admin', 'namers', 'routers']);
+  const f = object(c, doc, ['workers', 'bufferSizeBytes', 'engine', 'admin', 'namers', 'routers']);
   if (!f) return { problems: c.problems };
   const routers = req(c, f, 'routers', listOf(router)) ?? [];
   if (Array.isArray(f['routers']) && f['routers'].length === 0) c.key('routers').fail('expected at least one router');
   const config: Config = {
     workers: opt(c, f, 'workers', (cc, v) => integer(cc, v, 1, 64), undefined),
     bufferSizeBytes: opt(c, f, 'bufferSizeBytes', (cc, v) => integer(cc, v, 1024, 16 * 1024 * 1024), 16 * 1024),
+    engine: opt(c, f, 'engine', engineSetting, 'auto'),
     admin: opt(c, f, 'admin', admin, DEFAULT_ADMIN),
     namers: opt(c, f, 'namers', listOf(namer), []),
     routers,

@@ -4,6 +4,8 @@
 export interface Config {
   readonly workers: number | undefined; // new: processes sharing each listener; undefined = LINKERD_TCP_WORKERS or the cores
   readonly bufferSizeBytes: number; // default 16384: socket read buffer (highWaterMark)
+  /** new: which engine moves the bytes (src/engine/select.ts); default auto = native where it can. */
+  readonly engine?: 'auto' | 'native' | 'node';
   readonly admin: AdminConfig;
   readonly namers: readonly NamerConfig[]; // new (linkerd 1 style), used by `kind: default`
   readonly routers: readonly RouterConfig[];

@@ -1,0 +1,167 @@
+// A server (one listener) on the native engine: the addon listens and accepts; each accept
+// is a synchronous call here that applies maxConcurrency, creates a NativeConnection and
+// routes it (the balancer's pick happens inside the call). Same metrics, access-log
+// records, live set and drain as src/server/server.ts's Server, which App uses alike.
+import { performance } from 'node:perf_hooks';
+import type { ServerConfig } from '../config/types.ts';
+import { LinkerdTcpError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { type ServerMetrics, serverMetrics } from '../metrics/handles.ts';
+import type { Registry } from '../metrics/registry.ts';
+import { addrKey } from '../naming/resolution.ts';
+import type { Router } from '../router/router.ts';
+import type { NativeBinding } from './native-binding.ts';
+import { NativeConnection, type NativeServerSide } from './native-connection.ts';
+import { errnoName, type NativeEngine } from './native-engine.ts';
+
+export class NativeServer implements NativeServerSide {
+  readonly engine = 'native';
+  readonly rt: string;
+  readonly config: ServerConfig;
+  readonly connectTimeoutMs: number | undefined;
+  readonly live = new Set<NativeConnection>();
+  readonly binding: NativeBinding;
+  readonly tls = undefined;
+  srvAddr = '';
+  metrics!: ServerMetrics;
+  private readonly eng: NativeEngine;
+  private readonly router: Router;
+  private readonly registry: Registry;
+  private readonly log: Logger;
+  private readonly accessLog: Logger;
+  private readonly reusePort: boolean;
+  private listener: number | undefined;
+  private closedRx = 0;
+  private closedTx = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; engine: NativeEngine; reusePort?: boolean }) {
+    this.config = opts.config;
+    this.router = opts.router;
+    this.rt = opts.router.label;
+    this.registry = opts.registry;
+    this.eng = opts.engine;
+    this.binding = opts.engine.binding;
+    this.reusePort = opts.reusePort ?? false;
+    this.connectTimeoutMs = opts.config.connectTimeoutMs;
+    this.log = opts.log.child({ rt: this.rt });
+    this.accessLog = this.log.child({ log: 'access' });
+  }
+
+  async listen(): Promise<void> {
+    const { ip, port, connectTimeoutMs, idleTimeoutMs, connectionLifetimeSecs } = this.config;
+    let id: number;
+    try {
+      id = this.binding.listen(ip, port, 1024, this.reusePort, connectTimeoutMs ?? 0, idleTimeoutMs ?? 0, (connectionLifetimeSecs ?? 0) * 1000);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (router ${this.rt}): ${code}`, { cause: e });
+    }
+    this.listener = id;
+    this.eng.listeners.set(id, { accept: (c) => this.accept(c), acceptError: (n) => this.acceptError(n) });
+    this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
+    this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, false, {
+      active: () => this.live.size,
+      waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
+    });
+    this.registry.onCollect(() => {
+      const b = this.totalBytes();
+      this.metrics.rxBytes.value = b.rx;
+      this.metrics.txBytes.value = b.tx;
+    });
+    this.log.info({ srv: this.srvAddr, dst: this.config.dstName, engine: 'native' }, 'listening');
+  }
+
+  get port(): number {
+    return Number(this.srvAddr.split(':').pop());
+  }
+
+  /** Bytes from/to clients: closed connections plus live ones (counted by the engine). */
+  totalBytes(): { rx: number; tx: number } {
+    const [rx, tx] = this.listener === undefined ? [0, 0] : this.binding.listenerBytes(this.listener);
+    return { rx: this.closedRx + rx, tx: this.closedTx + tx };
+  }
+
+  prepare(): void {
+    this.router.destination(this.config.dstName);
+  }
+
+  private accept(id: number): void {
+    this.metrics.accepts.value++;
+    if (this.live.size >= this.config.maxConcurrency) {
+      this.metrics.rejected.value++;
+      const client = this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
+      this.binding.close(id);
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr }, 'maxConcurrency reached; connection closed');
+      if (this.accessLog.isLevelEnabled('info')) {
+        this.accessLog.info({
+          srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: null, alpn: null,
+          rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null, reason: 'max_concurrency', error: null,
+        }, 'connection closed');
+      }
+      return;
+    }
+    const peer = this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
+    const conn = new NativeConnection(id, this, peer, performance.now());
+    this.live.add(conn);
+    this.eng.conns.set(id, conn);
+    conn.route(this.router.destination(this.config.dstName)); // the pick happens here, synchronously
+  }
+
+  private acceptError(errno: number): void {
+    this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
+  }
+
+  connectionClosed(conn: NativeConnection): void {
+    this.live.delete(conn);
+    this.eng.conns.delete(conn.id);
+    const rx = conn.client.bytesRead, tx = conn.client.bytesWritten;
+    this.closedRx += rx;
+    this.closedTx += tx;
+    const m = this.metrics;
+    if (conn.connectedAt) {
+      m.connectionRxBytes.record(rx);
+      m.connectionTxBytes.record(tx);
+    }
+    if (this.accessLog.isLevelEnabled('info')) {
+      this.accessLog.info({
+        srv: this.srvAddr, client: conn.peer, dst: conn.destination?.name ?? this.config.dstName, endpoint: conn.endpoint?.key ?? null,
+        sni: null, alpn: null, rxBytes: rx, txBytes: tx,
+        connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
+        durationMs: round(conn.closedAt - conn.acceptedAt),
+        reason: conn.reason, error: conn.error ?? null,
+      }, 'connection closed');
+    }
+    if (this.live.size === 0) this.drained?.();
+  }
+
+  stopAccepting(): void {
+    if (this.listener !== undefined) this.binding.listenerClose(this.listener);
+  }
+
+  close(): void {
+    if (this.listener !== undefined) this.eng.listeners.delete(this.listener);
+  }
+
+  /** Waits until every connection has closed, or `deadlineMs` (epoch ms), then cuts the rest. */
+  async drain(deadlineMs: number): Promise<void> {
+    if (this.live.size > 0) {
+      const done = new Promise<void>((resolve) => (this.drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
+      await Promise.race([done, expired]);
+      clearTimeout(timer);
+      this.drained = undefined;
+    }
+    for (const c of [...this.live]) c.finish('shutdown');
+    if (this.live.size > 0) {
+      // The engine closed these first; their records arrive at the end of this loop turn.
+      await new Promise<void>((resolve) => { this.drained = resolve; });
+      this.drained = undefined;
+    }
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,62 @@
+// Which engine runs each server: `native` (the addon moves the bytes) or `node` (net/tls
+// streams). The config's `engine` (auto | native | node, default auto) can be overridden by
+// LINKERD_TCP_ENGINE. auto = native where the addon loaded and the server and its
+// destination are plain TCP; TLS (either side), SNI routing, PROXY headers and spare
+// connections stay on node. `native` that cannot be honoured is a config error.
+import type { Config, RouterConfig, ServerConfig } from '../config/types.ts';
+import { connectorConfigFor } from '../connector/client-config.ts';
+import { LinkerdTcpError } from '../errors.ts';
+import { loadNative, type NativeLoad } from './native-binding.ts';
+
+export type EngineSetting = 'auto' | 'native' | 'node';
+export type EngineKind = 'native' | 'node';
+
+export interface EnginePlan {
+  readonly kind: EngineKind;
+  /** Why this engine, for --check, the startup log and /api/state. */
+  readonly why: string;
+}
+
+/** Why a server must run on the node engine, or undefined when native can carry it. */
+export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig): string | undefined {
+  if (sc.tls) return 'tls';
+  if (sc.proxyProtocol) return 'proxyProtocol';
+  if (sc.dstName.includes('{sni}')) return 'SNI routing';
+  const cc = connectorConfigFor(rc.client, sc.dstName);
+  if (cc.tls) return 'client tls';
+  if (cc.proxyProtocol) return 'client proxyProtocol';
+  if (cc.minConnections > 0) return 'client minConnections';
+  return undefined;
+}
+
+/** The setting in force: LINKERD_TCP_ENGINE when set, else the config's. */
+export function engineSetting(config: Config, env: string | undefined): EngineSetting {
+  if (env === 'node' || env === 'native' || env === 'auto') return env;
+  return config.engine ?? 'auto';
+}
+
+/**
+ * One plan per server, in config order (routers, then their servers); throws a config
+ * error when `native` is asked for and cannot be honoured.
+ */
+export function planEngines(config: Config, opts: { env?: string | undefined; load?: NativeLoad; file?: string } = {}): EnginePlan[] {
+  const env = 'env' in opts ? opts.env : process.env['LINKERD_TCP_ENGINE'];
+  const load = opts.load ?? loadNative();
+  const setting = engineSetting(config, env);
+  const where = env === 'native' ? 'LINKERD_TCP_ENGINE=native' : 'engine: native';
+  const plans: EnginePlan[] = [];
+  const problems: string[] = [];
+  if (setting === 'native' && load.kind !== 'loaded') problems.push(`${where}: the native engine is not available: ${load.reason}`);
+  config.routers.forEach((rc, i) => rc.servers.forEach((sc, j) => {
+    if (setting === 'node') return plans.push({ kind: 'node', why: env === 'node' ? 'LINKERD_TCP_ENGINE=node' : 'engine: node' });
+    const reason = nodeOnlyReason(sc, rc);
+    if (reason) {
+      if (setting === 'native') problems.push(`${where}: routers[${i}].servers[${j}] needs the node engine (${reason}); use engine: auto`);
+      return plans.push({ kind: 'node', why: reason });
+    }
+    if (load.kind !== 'loaded') return plans.push({ kind: 'node', why: 'native engine unavailable' });
+    return plans.push({ kind: 'native', why: setting === 'native' ? where : 'plain TCP' });
+  }));
+  if (problems.length) throw new LinkerdTcpError('CONFIG_INVALID', problems.map((p) => (opts.file ? `${opts.file}: ${p}` : p)).join('\n'));
+  return plans;
+}
