@@ -111,6 +111,11 @@ describe('SNI passthrough', () => {
     const m = await metrics(proxy);
     assert.equal(metric(m, /^l5d:sni:destinations\{[^}]*\} (\d+)/m), 2, m);
     assert.equal(metric(m, /^l5d:sni:evictions\{[^}]*\} (\d+)/m), 2, m);
+    // /api/state (and so the dashboard): the SNI destinations kept, marked, and the bound.
+    const admin = String((await proxy.waitForLog((l) => l.msg === 'admin listening'))['admin']);
+    const state = await deadline(5000, 'state', fetch(`http://${admin}/api/state`).then((r) => r.json())) as { routers: { sniDestinations?: unknown; destinations: { name: string; sni?: boolean }[] }[] };
+    assert.deepEqual(state.routers[0]!.sniDestinations, { count: 2, max: 2 });
+    assert.deepEqual(state.routers[0]!.destinations.filter((d) => d.sni).map((d) => d.name).sort(), ['/svc/sni/a.example.test', '/svc/sni/c.example.test']);
   });
 });
 

@@ -203,7 +203,7 @@ export const DASHBOARD_SCRIPT = `
   function renderDestination(rt, d) {
     var box = el('div', 'dst', null, 'dst-' + rt + '-' + d.name);
     var st = statusOf(d);
-    add(box, add(el('h4'), el('span', 'name', d.name),
+    add(box, add(el('h4'), el('span', 'name', d.name), d.sni ? el('span', 'dim', ' (SNI) ', 'dst-sni-' + rt + '-' + d.name) : null,
       el('span', 'status ' + st[0], st[1], 'dst-status-' + rt + '-' + d.name),
       el('span', 'dim', ' ' + d.available + ' available, ' + d.failed + ' failed, ' + d.retired + ' retired, ' +
         d.open + ' open, ' + d.waiters + ' waiting', 'dst-counts-' + rt + '-' + d.name)));
@@ -246,6 +246,8 @@ export const DASHBOARD_SCRIPT = `
       tile('accepts/s', known ? fmtPerSec(acc) : '\\u2013', 'rt-accepts-rate-' + id, 'rt-accepts-rate-' + id, known ? acc : null),
       tile('rx', known ? fmtRate(rx) : '\\u2013', 'rt-rx-rate-' + id, 'rt-rx-rate-' + id, known ? rx : null),
       tile('tx', known ? fmtRate(tx) : '\\u2013', 'rt-tx-rate-' + id, 'rt-tx-rate-' + id, known ? tx : null)));
+    var sni = rt.sniDestinations;
+    if (sni) card.appendChild(el('p', 'dim', 'SNI destinations: ' + sni.count + ' of ' + sni.max + ' (least recently used closed beyond that)', 'rt-sni-' + id));
     (rt.destinations || []).forEach(function (d) { card.appendChild(renderDestination(id, d)); });
     if (!(rt.destinations || []).length) card.appendChild(el('p', 'dim', 'no destinations yet (created on the first connection)'));
     return card;

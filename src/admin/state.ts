@@ -38,6 +38,8 @@ export interface DestinationView {
 export interface RouterView {
   readonly label: string;
   readonly destinations: ReadonlyMap<string, DestinationView>;
+  /** Destinations named from client SNI (an LRU); the router's SniLru. */
+  readonly sni?: { readonly size: number; readonly capacity: number; has(name: string): boolean };
 }
 export interface ServerView {
   readonly rt: string;
@@ -85,6 +87,8 @@ export interface EndpointJson {
 
 export interface DestinationJson {
   readonly name: string;
+  /** Named from a client's SNI (`dstName: .../{sni}`), one of the router's LRU. */
+  readonly sni?: boolean;
   readonly resolved: boolean; // a usable (bound or neg) resolution has arrived
   readonly resolution: ResolutionStatus; // the last one, which may be a failure on top of a kept set
   readonly waiters: number;
@@ -100,6 +104,8 @@ export interface RouterJson {
   readonly label: string;
   readonly interpreter: { readonly kind: string; readonly namespace: string | null; readonly baseUrl: string | null };
   readonly destinations: readonly DestinationJson[];
+  /** Destinations made from client SNI names now kept, and the bound (maxSniDestinations); only once there are any. */
+  readonly sniDestinations?: { readonly count: number; readonly max: number };
 }
 
 export interface ServerJson {
@@ -182,7 +188,8 @@ function routerJson(r: RouterView, rc: RouterConfig | undefined): RouterJson {
     interpreter: ic?.kind === 'io.l5d.namerd.http'
       ? { kind: ic.kind, namespace: ic.namespace, baseUrl: ic.baseUrl }
       : { kind: ic?.kind ?? 'unknown', namespace: null, baseUrl: null },
-    destinations: [...r.destinations.values()].map(destinationJson),
+    destinations: [...r.destinations.values()].map((d) => (r.sni?.has(d.name) ? { ...destinationJson(d), sni: true } : destinationJson(d))),
+    ...(r.sni && r.sni.size > 0 ? { sniDestinations: { count: r.sni.size, max: r.sni.capacity } } : {}),
   };
 }
 
