@@ -30,6 +30,8 @@ import { type Spare, SparePool } from './pool.ts';
  * connectTimeoutMs ends it sooner when shorter). linkerd-tcp: waited for ever without one.
  */
 export const FIRST_RESOLUTION_WAIT_MS = 10_000;
+/** Endpoints logged one by one per resolution change, each way; the rest as a count. */
+const LOG_EACH_MAX = 10;
 
 export type FailReason = 'no_endpoints' | 'resolution_failed' | 'resolution_timeout' | 'waiters_full';
 
@@ -192,8 +194,16 @@ export class Destination {
         break;
       case 'bound': {
         const now = new Set(this.balancer.endpoints.keys());
-        for (const k of now) if (!before.has(k)) this.log.info({ endpoint: k }, 'endpoint added');
-        for (const k of before) if (!wasRetired.has(k) && (!now.has(k) || this.balancer.endpoints.get(k)?.state.kind === 'retired')) this.log.info({ endpoint: k }, 'endpoint removed');
+        const added: string[] = [];
+        const removed: string[] = [];
+        for (const k of now) if (!before.has(k)) added.push(k);
+        for (const k of before) if (!wasRetired.has(k) && (!now.has(k) || this.balancer.endpoints.get(k)?.state.kind === 'retired')) removed.push(k);
+        // A flapping control plane can swap thousands of endpoints several times a second:
+        // log the first few of each change, then one line with the count.
+        for (const k of added.slice(0, LOG_EACH_MAX)) this.log.info({ endpoint: k }, 'endpoint added');
+        if (added.length > LOG_EACH_MAX) this.log.info({ more: added.length - LOG_EACH_MAX, total: added.length }, 'more endpoints added');
+        for (const k of removed.slice(0, LOG_EACH_MAX)) this.log.info({ endpoint: k }, 'endpoint removed');
+        if (removed.length > LOG_EACH_MAX) this.log.info({ more: removed.length - LOG_EACH_MAX, total: removed.length }, 'more endpoints removed');
         break;
       }
     }
