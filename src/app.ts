@@ -82,7 +82,8 @@ export class App {
   private readonly worker: boolean;
   private readonly workerId: number;
 
-  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; health?: HealthSource } = {}) {
+  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; health?: HealthSource; interpreterFor?: (rc: RouterConfig) => Interpreter } = {}) {
+    this.interpreterFor = opts.interpreterFor;
     this.worker = opts.worker ?? false;
     this.workerId = opts.workerId ?? 0;
     this.config = config;
@@ -91,6 +92,9 @@ export class App {
     // No timer or socket until a destination with `healthCheck` watches an endpoint.
     this.health = opts.health ?? new HealthChecker({ registry: this.registry, log: this.log });
   }
+
+  /** A worker of several: its routers resolve through the primary (cluster/remote-names.ts). */
+  private readonly interpreterFor: ((rc: RouterConfig) => Interpreter) | undefined;
 
   /** Session-ticket keys from the primary of several workers (shared, so sessions resume on any worker). */
   private ticketKeys: Buffer | undefined;
@@ -118,7 +122,7 @@ export class App {
     try {
       this.config.routers.forEach((rc, i) => {
         const router = new Router({
-          label: rc.label, interpreter: createInterpreter(rc, this.config, this.registry, this.log),
+          label: rc.label, interpreter: this.interpreterFor?.(rc) ?? createInterpreter(rc, this.config, this.registry, this.log),
           client: rc.client, registry: this.registry, log: this.log, highWaterMark: this.config.bufferSizeBytes,
           clientTls: tlsByRouter[i]!, health: this.health, maxSniDestinations: rc.maxSniDestinations,
         });

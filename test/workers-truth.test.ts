@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
+import { NamerdDouble } from './support/namerd-double.ts';
 
 async function roundTrip(port: number, msg: string): Promise<string> {
   const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -148,4 +149,49 @@ routers:
     assert.equal(kept.context['workerPid'], workerPids[1]);
     assert.equal(kept.context['signal'], 'SIGKILL');
   });
+});
+
+describe('workers: one resolution per destination', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  for (const watch of [true, false]) {
+    it(`namerd sees one ${watch ? 'watch stream' : 'poll stream'} per destination, not one per worker (also after a worker is replaced)`, { timeout: 60_000 }, async () => {
+      const b = await startBackend(echo);
+      cleanup.push(() => b.close());
+      const nd = await NamerdDouble.start();
+      cleanup.push(() => nd.close());
+      nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: b.port }] });
+      const { proxy: p, ports: [port] } = await startProxy(`
+admin: {port: 0}
+routers:
+- label: nd
+  interpreter: {kind: io.l5d.namerd.http, baseUrl: "${nd.baseUrl}", namespace: default, periodSecs: 1, watch: ${watch}, requestTimeoutMs: 1000}
+  servers:
+  - {port: 0, dstName: /svc/app}
+`, 1, { LINKERD_TCP_WORKERS: '2' });
+      cleanup.push(() => p.stop('SIGKILL'));
+      const listening = await p.waitForCount((l) => l.msg === 'listening', 2);
+      await p.waitForCount((l) => l.msg === 'endpoint added', 2); // both workers have the endpoint
+      for (let i = 0; i < 6; i++) assert.equal(await roundTrip(port!, `m${i}`), `m${i}`);
+      const forApp = (): number => nd.requests.filter((r) => r.path === '/svc/app').length;
+      if (watch) assert.equal(forApp(), 1, JSON.stringify(nd.requests));
+      else {
+        // One poll stream answers every 1 s: four consecutive polls span at least 3 s. Two
+        // streams (one per worker) would put four polls within about 1.5 s.
+        const at: number[] = [];
+        await deadline(15_000, 'four polls', (async () => {
+          while (at.length < 4) if ((await nd.nextRequest()).path === '/svc/app') at.push(performance.now());
+        })());
+        assert.ok(at[3]! - at[0]! >= 2500, `four polls in ${Math.round(at[3]! - at[0]!)} ms`);
+      }
+      process.kill(Number(listening[0]!['pid']), 'SIGKILL');
+      await p.waitForCount((l) => l.msg === 'listening', 3);
+      await p.waitForCount((l) => l.msg === 'endpoint added', 3); // the replacement got the resolution
+      if (watch) assert.equal(forApp(), 1, 'the replacement used the shared watch');
+      assert.equal(await roundTrip(port!, 'after'), 'after');
+    });
+  }
 });

@@ -13,7 +13,9 @@ import type { Logger } from '../log.ts';
 import { Registry } from '../metrics/registry.ts';
 import { HealthChecker } from '../health/checker.ts';
 import { HealthHub } from '../health/hub.ts';
+import { createInterpreter } from '../app.ts';
 import { ClusterView, type WorkerAnswer } from './cluster-view.ts';
+import { NamesHub } from './names-hub.ts';
 import { TicketKeys } from './ticket-keys.ts';
 import { claimPorts } from './ports.ts';
 import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
@@ -87,6 +89,11 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
   // Active health checks run here, once for the proxy; workers watch and get verdicts (src/health/hub.ts).
   const registry = new Registry();
   const health = new HealthHub(new HealthChecker({ registry, log }));
+  // Interpreters run here too, once for the proxy: one namerd stream per destination, whatever the workers.
+  const names = new NamesHub((rt) => {
+    const rc = config.routers.find((r) => r.label === rt);
+    return rc && createInterpreter(rc, config, registry, log);
+  }, (id, m) => { const w = live.get(id); if (w) send(w, m); });
 
   const fork = (): void => {
     const w = cluster.fork({ LINKERD_TCP_WORKER: '1' });
@@ -117,6 +124,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
         if (p) { clearTimeout(p.timer); pending.delete(m.id); p.resolve(m.value); }
       } else if (m.type === 'admin') (m.what === 'shutdown' ? lc.stop('admin') : lc.abort());
       else if (m.type === 'health-watch' || m.type === 'health-unwatch') health.onMessage(w.id, m, (r) => send(w, r));
+      else if (m.type === 'names-watch' || m.type === 'names-unwatch') names.onMessage(w.id, m);
     });
     w.on('online', () => {
       send(w, { type: 'start', config });
@@ -127,6 +135,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
       live.delete(w.id);
       listening.delete(w.id);
       health.dropWorker(w.id);
+      names.dropWorker(w.id);
       for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
       if (lc.stopping) {
         exitCodes.push(code);
@@ -174,5 +183,6 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
   sampler.close();
   tickets.close();
   health.close();
+  await names.close();
   return code;
 }

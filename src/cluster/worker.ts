@@ -9,6 +9,7 @@ import { RemoteHealth } from '../health/remote.ts';
 import { Lifecycle, trapSignals } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { ToPrimary, ToWorker } from './protocol.ts';
+import { RemoteNames } from './remote-names.ts';
 
 /** Sends to the primary; a closed channel (the primary gone) is not an error here. */
 function send(m: ToPrimary): void {
@@ -25,6 +26,8 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
   let app: App | undefined;
   // Health checks run in the primary, once for all workers; this forwards watches and gets verdicts.
   const health = new RemoteHealth(send);
+  // Names resolve in the primary, once for all workers (one namerd stream per destination).
+  const names = new RemoteNames(send);
   const lc = new Lifecycle({
     log, marginMs,
     graceMs: () => (app?.config.admin.graceSecs ?? 10) * 1000,
@@ -37,7 +40,7 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         const a = new App(m.config, log, {
           shutdown: () => send({ type: 'admin', what: 'shutdown' }),
           abort: () => send({ type: 'admin', what: 'abort' }),
-        }, { worker: true, workerId: cluster.worker?.id ?? 0, health });
+        }, { worker: true, workerId: cluster.worker?.id ?? 0, health, interpreterFor: (rc) => names.interpreter(rc.label) });
         app = a;
         a.start().then(() => send({ type: 'listening' }), (e: unknown) => {
           send({ type: 'failed', message: (e as Error).message });
@@ -59,6 +62,9 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         return;
       case 'ticket-keys':
         app?.setTicketKeys(Buffer.from(m.keys));
+        return;
+      case 'resolution':
+        names.deliver(m.rt, m.dst, m.resolution);
         return;
       case 'health':
         health.deliver(m.key, m.healthy);

@@ -1,0 +1,88 @@
+// The primary's side of remote-names.ts: one real interpreter per router, one watch per
+// destination whatever the number of workers asking, and every resolution sent to each
+// worker watching it (the last one at once to a worker that joins). A worker that exits
+// has its watches dropped; a destination nobody watches any more is unwatched.
+import type { Interpreter, Watch } from '../interpreter/interpreter.ts';
+import type { Resolution } from '../naming/resolution.ts';
+import { type NamesToPrimary, type NamesToWorker, namesKey } from './remote-names.ts';
+
+interface Shared {
+  readonly watch: Watch;
+  readonly workers: Set<number>;
+  last: Resolution | undefined;
+}
+
+export class NamesHub {
+  private readonly interpreters = new Map<string, Interpreter>();
+  private readonly shared = new Map<string, Shared>();
+  private readonly make: (rt: string) => Interpreter | undefined;
+  private readonly send: (worker: number, m: NamesToWorker) => void;
+
+  /** `make`: the interpreter of a router label (undefined for an unknown one); `send`: to one worker. */
+  constructor(make: (rt: string) => Interpreter | undefined, send: (worker: number, m: NamesToWorker) => void) {
+    this.make = make;
+    this.send = send;
+  }
+
+  onMessage(worker: number, m: NamesToPrimary): void {
+    const key = namesKey(m.rt, m.dst);
+    switch (m.type) {
+      case 'names-watch': {
+        let s = this.shared.get(key);
+        if (!s) {
+          const interp = this.interpreter(m.rt);
+          if (!interp) return;
+          const { rt, dst } = m;
+          const workers = new Set<number>();
+          const entry: Shared = {
+            workers, last: undefined,
+            watch: interp.watch(dst, (resolution) => {
+              entry.last = resolution;
+              for (const w of [...workers]) this.send(w, { type: 'resolution', rt, dst, resolution });
+            }),
+          };
+          this.shared.set(key, (s = entry));
+        }
+        s.workers.add(worker);
+        if (s.last) this.send(worker, { type: 'resolution', rt: m.rt, dst: m.dst, resolution: s.last });
+        return;
+      }
+      case 'names-unwatch':
+        this.leave(key, worker);
+        return;
+    }
+  }
+
+  /** A worker exited: its watches end (a restarted worker watches again). */
+  dropWorker(worker: number): void {
+    for (const key of [...this.shared.keys()]) this.leave(key, worker);
+  }
+
+  /** Destinations watched now, for tests and state. */
+  get watched(): number {
+    return this.shared.size;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.shared.values()) s.watch.close();
+    this.shared.clear();
+    await Promise.all([...this.interpreters.values()].map((i) => i.close()));
+    this.interpreters.clear();
+  }
+
+  private leave(key: string, worker: number): void {
+    const s = this.shared.get(key);
+    if (!s || !s.workers.delete(worker) || s.workers.size > 0) return;
+    s.watch.close();
+    this.shared.delete(key);
+  }
+
+  private interpreter(rt: string): Interpreter | undefined {
+    let i = this.interpreters.get(rt);
+    if (!i) {
+      i = this.make(rt);
+      if (i) this.interpreters.set(rt, i);
+    }
+    return i;
+  }
+}
