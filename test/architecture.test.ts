@@ -15,7 +15,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'safe-text', 'server'],
   cluster: ['admin', 'app', 'config', 'errors', 'health', 'interpreter', 'lifecycle', 'log', 'metrics', 'naming'],
   app: ['admin', 'config', 'connector', 'engine', 'errors', 'health', 'interpreter', 'log', 'metrics', 'router', 'server'],
-  engine: ['balancer', 'config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router'], // the engine seam: native addon binding, native servers and connections, engine choice
+  engine: ['balancer', 'config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'server', 'wire'], // the engine seam: native addon binding, native servers and connections, engine choice
   admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming', 'safe-text'],
   server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'wire'],
   router: ['balancer', 'config', 'connector', 'health', 'interpreter', 'log', 'metrics', 'naming', 'proxy', 'wire'],

@@ -2,7 +2,8 @@
 // become the access log's `client` (the peer kept as `proxy`), the stream after the header
 // reaches the backend intact, headers from untrusted peers, of the wrong version or
 // missing are refused and counted; a PROXY header before a TLS handshake. Send: v1 and v2
-// headers written to the backend before the first byte, v2 with the SNI as AUTHORITY.
+// headers written to the backend before the first byte, v2 with the SNI as AUTHORITY, on
+// both engines (the native one writes the header through the addon before splicing).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
@@ -101,8 +102,8 @@ describe('PROXY protocol: receive', () => {
 });
 
 describe('PROXY protocol: send', () => {
-  for (const version of ['v1', 'v2'] as const) {
-    it(`${version}: the header reaches the backend before the first byte, with the client's and the listener's addresses`, async () => {
+  for (const engine of ['node', 'native'] as const) for (const version of ['v1', 'v2'] as const) {
+    it(`${version} (${engine} engine): the header reaches the backend before the first byte, with the client's and the listener's addresses`, async () => {
       const be = await recorder();
       const { ports: [port] } = await proxyWith(`
 admin: {port: 0, graceSecs: 1}
@@ -115,7 +116,7 @@ routers:
     kind: io.l5d.static
     configs:
     - {prefix: /svc/db.example.com, proxyProtocol: ${version}}
-`);
+`, 1, engine);
       const s = netConnect(port!, '127.0.0.1');
       cleanup.push(() => s.destroy());
       await once(s, 'connect');

@@ -25,10 +25,10 @@ routers:
     ${extra.includes('maxSniDestinations') ? '' : extra}
 `;
 
-describe('SNI passthrough', () => {
+for (const engine of ['node', 'native'] as const) describe(`SNI passthrough (${engine} engine)`, () => {
   it('one port, two TLS services by name: each handshake reaches the backend holding that name\'s key; bytes intact; SNI, ALPN and dst in the access log', async () => {
     const [rsa, ec] = [await tlsBackend('rsa'), await tlsBackend('ec')];
-    const { proxy, ports: [port] } = await proxyWith(passthrough(`/svc/sni/rsa.test => /$/inet/127.0.0.1/${rsa}; /svc/sni/ec.test => /$/inet/127.0.0.1/${ec};`));
+    const { proxy, ports: [port] } = await proxyWith(passthrough(`/svc/sni/rsa.test => /$/inet/127.0.0.1/${rsa}; /svc/sni/ec.test => /$/inet/127.0.0.1/${ec};`), 1, engine);
     for (const [name, cn] of [['rsa.test', 'rsa'], ['EC.Test', 'ec'], ['rsa.test.', 'rsa']] as const) {
       const c = await tlsClient(port!, name, ['h2', 'http/1.1']);
       assert.equal(c.cn, cn, `${name} answered by ${c.cn}`);
@@ -44,7 +44,7 @@ describe('SNI passthrough', () => {
 
   it('a ClientHello trickled one byte per segment is reassembled, and every byte reaches the backend untouched', async () => {
     const be = await recorder();
-    const { ports: [port] } = await proxyWith(passthrough(`/svc/sni/db.example.com => /$/inet/127.0.0.1/${be.port};`).replace('handshakeTimeoutMs: 400', 'handshakeTimeoutMs: 10000'));
+    const { ports: [port] } = await proxyWith(passthrough(`/svc/sni/db.example.com => /$/inet/127.0.0.1/${be.port};`).replace('handshakeTimeoutMs: 400', 'handshakeTimeoutMs: 10000'), 1, engine);
     const s = netConnect(port!, '127.0.0.1');
     cleanup.push(() => s.destroy());
     s.setNoDelay(true);
@@ -62,7 +62,7 @@ describe('SNI passthrough', () => {
 
   it('failures are closed and counted by cause, logged with the name asked for: no SNI, invalid name, not TLS, timeout, unresolved', async () => {
     const [rsa] = [await tlsBackend('rsa')];
-    const { proxy, ports: [port] } = await proxyWith(passthrough(`/svc/sni/rsa.test => /$/inet/127.0.0.1/${rsa}; /svc/sni/gone.test => ~;`));
+    const { proxy, ports: [port] } = await proxyWith(passthrough(`/svc/sni/rsa.test => /$/inet/127.0.0.1/${rsa}; /svc/sni/gone.test => ~;`), 1, engine);
     await assert.rejects(tlsClient(port!, undefined));
     await assert.rejects(tlsClient(port!, 'under_score.test'));
     await rawClosed(port!, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
@@ -86,7 +86,7 @@ describe('SNI passthrough', () => {
   it('defaultDstName takes what has no usable name, and names that resolve to nothing', async () => {
     const [rsa, ec] = [await tlsBackend('rsa'), await tlsBackend('ec')];
     const { proxy, ports: [port] } = await proxyWith(passthrough(`/svc/sni/ec.test => /$/inet/127.0.0.1/${ec}; /svc/sni/gone.test => ~; /svc/default => /$/inet/127.0.0.1/${rsa};`,
-      'defaultDstName: /svc/default'));
+      'defaultDstName: /svc/default'), 1, engine);
     assert.equal((await tlsClient(port!, undefined)).cn, 'rsa');
     assert.equal((await tlsClient(port!, 'bad!name')).cn, 'rsa');
     assert.equal((await tlsClient(port!, 'gone.test')).cn, 'rsa');
@@ -99,7 +99,7 @@ describe('SNI passthrough', () => {
   it('destinations made from client-chosen names are bounded (LRU) and evictions counted', async () => {
     const be = await recorder();
     const names = ['a.example.test', 'b.example.test', 'c.example.test']; // as long as the fixture's db.example.com
-    const { proxy, ports: [port] } = await proxyWith(passthrough(names.map((n) => `/svc/sni/${n} => /$/inet/127.0.0.1/${be.port};`).join(' '), 'maxSniDestinations: 2'));
+    const { proxy, ports: [port] } = await proxyWith(passthrough(names.map((n) => `/svc/sni/${n} => /$/inet/127.0.0.1/${be.port};`).join(' '), 'maxSniDestinations: 2'), 1, engine);
     let done = 0;
     for (const n of [...names, names[0]!]) {
       const s = netConnect(port!, '127.0.0.1');

@@ -14,6 +14,7 @@ import type { ServerMetrics } from '../metrics/handles.ts';
 import type { CloseReason } from '../router/connection.ts';
 import type { Destination, Grant, Waiter } from '../router/destination.ts';
 import type { NativeBinding } from './native-binding.ts';
+import { nativeProxyHeader } from './native-sni.ts';
 import { errnoName, type NativeConnHandler, R_BACKEND_ERROR, R_CLIENT_ERROR, R_DONE, R_IDLE, R_LIFETIME, R_WAIT_TIMEOUT } from './native-engine.ts';
 
 /** What a native connection needs from its server (src/engine/native-server.ts). */
@@ -21,6 +22,8 @@ export interface NativeServerSide {
   readonly binding: NativeBinding;
   readonly connectTimeoutMs: number | undefined;
   readonly metrics: ServerMetrics;
+  /** `ip:port` the server listens on (the destination address of a PROXY header sent). */
+  readonly srvAddr: string;
   connectionClosed(conn: NativeConnection): void;
 }
 
@@ -43,8 +46,13 @@ export class NativeConnection implements Waiter, NativeConnHandler {
   error: string | undefined;
   /** Client bytes (from, to), known once closed; live ones are the listener's (NativeServer.totalBytes). */
   readonly client = { bytesRead: 0, bytesWritten: 0 };
-  readonly sni = undefined;
-  readonly alpn = undefined;
+  /** `{sni}` servers: the name from the ClientHello (validated) and the ALPN protocols it offered. */
+  sni: string | undefined;
+  alpn: string | undefined;
+  /** While a `{sni}` server reads the ClientHello (src/engine/native-sni.ts). */
+  peekHandler: ((bytes: number, eof: boolean) => void) | undefined;
+  /** `{sni}` servers with defaultDstName: re-routes once when the SNI destination has nothing to offer. */
+  fallback: (() => void) | undefined;
   private phase = WAITING;
 
   constructor(id: number, server: NativeServerSide, peer: string, acceptedAt = performance.now()) {
@@ -80,7 +88,11 @@ export class NativeConnection implements Waiter, NativeConnHandler {
     this.slot = undefined;
     if (g.kind === 'lease') this.dial(g.lease);
     else if (g.kind === 'wait') this.slot = g.slot;
-    else this.finish(g.reason);
+    else if (this.fallback && g.reason !== 'waiters_full') {
+      const f = this.fallback;
+      this.fallback = undefined;
+      f();
+    } else this.finish(g.reason);
   }
 
   private dial(lease: Lease): void {
@@ -99,7 +111,10 @@ export class NativeConnection implements Waiter, NativeConnHandler {
   }
 
   private connect(host: string, port: number): void {
-    const r = this.server.binding.connect(this.id, host, port, this.destination!.connectTimeoutMs ?? 0);
+    const pp = this.destination!.config.proxyProtocol;
+    // A PROXY header (client proxyProtocol) goes to the backend before any forwarded byte.
+    const header = pp ? nativeProxyHeader(pp, this.server.binding.peer(this.id), this.server.srvAddr, this.sni) : undefined;
+    const r = this.server.binding.connect(this.id, host, port, this.destination!.connectTimeoutMs ?? 0, header);
     if (r !== 0 && r !== 2 /* ENOENT: the engine closed it; its record follows */) this.attemptFailed('other', errnoName(r));
   }
 
@@ -131,7 +146,9 @@ export class NativeConnection implements Waiter, NativeConnHandler {
     }
   }
 
-  peeked(): void {}
+  peeked(bytes: number, eof: boolean): void {
+    this.peekHandler?.(bytes, eof);
+  }
 
   /** The engine closed it (record): account with the engine's reason and byte counts. */
   closed(reason: number, errno: number, rx: number, tx: number, at: number): void {

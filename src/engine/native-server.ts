@@ -13,6 +13,7 @@ import type { Router } from '../router/router.ts';
 import type { NativeBinding } from './native-binding.ts';
 import { NativeConnection, type NativeServerSide } from './native-connection.ts';
 import { errnoName, type NativeEngine } from './native-engine.ts';
+import { NativeSni } from './native-sni.ts';
 
 export class NativeServer implements NativeServerSide {
   readonly engine = 'native';
@@ -34,6 +35,8 @@ export class NativeServer implements NativeServerSide {
   private closedRx = 0;
   private closedTx = 0;
   private drained: (() => void) | undefined;
+  /** `{sni}` servers: reads the ClientHello through the engine's peek, then routes (src/engine/native-sni.ts). */
+  private readonly sni: NativeSni<NativeConnection> | undefined;
 
   constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; engine: NativeEngine; reusePort?: boolean }) {
     this.config = opts.config;
@@ -46,6 +49,16 @@ export class NativeServer implements NativeServerSide {
     this.connectTimeoutMs = opts.config.connectTimeoutMs;
     this.log = opts.log.child({ rt: this.rt });
     this.accessLog = this.log.child({ log: 'access' });
+    this.sni = opts.config.dstName.includes('{sni}')
+      ? new NativeSni<NativeConnection>(opts.config, opts.registry, this.binding, {
+        routeTo: (c, dst, sni, fallback) => {
+          if (fallback !== undefined) c.fallback = () => { this.sni!.gate.fallback('unresolved'); c.route(this.router.destination(fallback)); };
+          if (sni) this.router.touchSni(dst);
+          c.route(this.router.destination(dst));
+        },
+        refuse: (c, cause) => c.finish('sni', cause),
+      })
+      : undefined;
   }
 
   async listen(): Promise<void> {
@@ -60,6 +73,7 @@ export class NativeServer implements NativeServerSide {
     this.listener = id;
     this.eng.listeners.set(id, { accept: (c) => this.accept(c), acceptError: (n) => this.acceptError(n) });
     this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
+    this.sni?.gate.bind(this.rt, this.srvAddr);
     this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, false, {
       active: () => this.live.size,
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
@@ -83,6 +97,10 @@ export class NativeServer implements NativeServerSide {
   }
 
   prepare(): void {
+    if (this.sni) {
+      if (this.config.defaultDstName !== undefined) this.router.destination(this.config.defaultDstName);
+      return;
+    }
     this.router.destination(this.config.dstName);
   }
 
@@ -105,6 +123,7 @@ export class NativeServer implements NativeServerSide {
     const conn = new NativeConnection(id, this, peer, performance.now());
     this.live.add(conn);
     this.eng.conns.set(id, conn);
+    if (this.sni) return this.sni.start(conn); // routed once its ClientHello is read
     conn.route(this.router.destination(this.config.dstName)); // the pick happens here, synchronously
   }
 
@@ -126,7 +145,7 @@ export class NativeServer implements NativeServerSide {
     if (this.accessLog.isLevelEnabled('info')) {
       this.accessLog.info({
         srv: this.srvAddr, client: conn.peer, dst: conn.destination?.name ?? this.config.dstName, endpoint: conn.endpoint?.key ?? null,
-        sni: null, alpn: null, rxBytes: rx, txBytes: tx,
+        sni: conn.sni ?? null, alpn: conn.alpn ?? null, rxBytes: rx, txBytes: tx,
         connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
         durationMs: round(conn.closedAt - conn.acceptedAt),
         reason: conn.reason, error: conn.error ?? null,

@@ -1,8 +1,9 @@
 // Which engine runs each server: `native` (the addon moves the bytes) or `node` (net/tls
 // streams). The config's `engine` (auto | native | node, default auto) can be overridden by
 // LINKERD_TCP_ENGINE. auto = native where the addon loaded and the server and its
-// destination are plain TCP; TLS (either side), SNI routing, PROXY headers and spare
-// connections stay on node. `native` that cannot be honoured is a config error.
+// destination are plain TCP (SNI passthrough and PROXY headers sent included); TLS (either
+// side), PROXY headers received and spare connections stay on node. `native` that cannot
+// be honoured is a config error.
 import type { Config, RouterConfig, ServerConfig } from '../config/types.ts';
 import { connectorConfigFor } from '../connector/client-config.ts';
 import { LinkerdTcpError } from '../errors.ts';
@@ -20,12 +21,20 @@ export interface EnginePlan {
 /** Why a server must run on the node engine, or undefined when native can carry it. */
 export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig): string | undefined {
   if (sc.tls) return 'tls';
+  // Receiving: the header must be taken out of the stream, and the engine can only peek.
   if (sc.proxyProtocol) return 'proxyProtocol';
-  if (sc.dstName.includes('{sni}')) return 'SNI routing';
-  const cc = connectorConfigFor(rc.client, sc.dstName);
-  if (cc.tls) return 'client tls';
-  if (cc.proxyProtocol) return 'client proxyProtocol';
-  if (cc.minConnections > 0) return 'client minConnections';
+  // `{sni}`: the destination is known per connection, so every client config that may apply counts.
+  const sni = sc.dstName.includes('{sni}');
+  const names = sni
+    ? [sc.dstName.split('{sni}').join('x'), ...(sc.defaultDstName ? [sc.defaultDstName] : []), ...(rc.client.kind === 'io.l5d.static' ? rc.client.configs.map((c) => c.prefix) : [])]
+    : [sc.dstName];
+  for (const name of names) {
+    const cc = connectorConfigFor(rc.client, name);
+    if (cc.tls) return 'client tls';
+    if (cc.minConnections > 0) return 'client minConnections';
+    // The header names the listener's address, which a wildcard bind does not tell.
+    if (cc.proxyProtocol && (sc.ip === '0.0.0.0' || sc.ip === '::')) return 'client proxyProtocol on a wildcard address';
+  }
   return undefined;
 }
 

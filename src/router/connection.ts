@@ -29,6 +29,7 @@ export type CloseReason =
   | 'resolution_failed' // the name could not be bound (a failed binding, namerd failing before any answer)
   | 'resolution_timeout' // no first resolution within FIRST_RESOLUTION_WAIT_MS
   | 'waiters_full'
+  | 'sni' // native engine: no usable SNI name (the node engine refuses before a Connection exists)
   | 'shutdown';
 
 /** What a connection needs from the server that accepted it. */

@@ -103,6 +103,12 @@ export class Router {
    * A name that is also a server's fixed destination is never tracked or evicted.
    */
   routeSni(conn: Connection, dst: string): void {
+    this.touchSni(dst);
+    this.route(conn, dst);
+  }
+
+  /** The LRU bookkeeping of routeSni, for engines that route by themselves (src/engine/). */
+  touchSni(dst: string): void {
     if (this.sni.has(dst) || !this.destinations.has(dst)) {
       for (const old of this.sni.touch(dst)) {
         const d = this.destinations.get(old);
@@ -114,7 +120,6 @@ export class Router {
         if (this.log.isLevelEnabled('debug')) this.log.debug({ dst: old }, 'SNI destination evicted (least recently used)');
       }
     }
-    this.route(conn, dst);
   }
 
   async close(): Promise<void> {

@@ -22,7 +22,7 @@ export class PrefaceGate {
   readonly spec: PrefaceSpec | undefined;
   readonly sniRouting: boolean;
   readonly prefacing = new Set<Socket>();
-  private readonly config: ServerConfig;
+  readonly config: ServerConfig;
   private readonly registry: Registry;
   private labels: { rt: string; srv_addr: string } = { rt: '', srv_addr: '' };
   private defaulted: Counter | undefined;

@@ -44,9 +44,14 @@ export async function recorder(): Promise<{ port: number; got: Promise<Buffer>[]
   return { port: be.port, got };
 }
 
-export async function proxyWith(yaml: string, n = 1): Promise<{ proxy: Proxy; ports: number[] }> {
-  const p = await startProxy(yaml, n);
+/** Starts the CLI; with `engine`, on that engine (LINKERD_TCP_ENGINE), checked in its startup log. */
+export async function proxyWith(yaml: string, n = 1, engine?: 'node' | 'native'): Promise<{ proxy: Proxy; ports: number[] }> {
+  const p = await startProxy(yaml, n, engine ? { LINKERD_TCP_ENGINE: engine } : {});
   cleanup.push(() => p.proxy.stop());
+  if (engine) {
+    const l = await p.proxy.waitForLog((x) => x.msg === 'engine', 5000, 'the engine log line');
+    if (l['engine'] !== engine) throw new Error(`expected the ${engine} engine, got ${String(l['engine'])} (${String(l['why'])})`);
+  }
   return p;
 }
 
