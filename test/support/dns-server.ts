@@ -16,6 +16,7 @@ const rr = (r: object): Resource => r as unknown as Resource;
 export class DnsServer {
   private readonly srv = new Map<string, Srv[]>();
   private readonly a = new Map<string, string[]>();
+  private readonly queryListeners = new Set<(name: string) => void>();
   private readonly server: ReturnType<typeof dns2.createServer>;
   port = 0;
 
@@ -28,6 +29,7 @@ export class DnsServer {
         const q = request.questions[0];
         if (q) {
           const name = q.name.toLowerCase();
+          for (const l of [...this.queryListeners]) l(name);
           if (q.type === Packet.TYPE.SRV) {
             for (const r of this.srv.get(name) ?? []) response.answers.push(rr({ name: q.name, type: Packet.TYPE.SRV, class: Packet.CLASS.IN, ttl: 1, ...r }));
           } else if (q.type === Packet.TYPE.A) {
@@ -45,6 +47,19 @@ export class DnsServer {
     await d.server.listen({ udp: { port: 0, address: '127.0.0.1' } });
     d.port = d.server.addresses().udp?.port ?? 0;
     return d;
+  }
+
+  /** Resolves when `n` more queries for `name` have arrived (each answered from the records set by then). */
+  queries(name: string, n: number): Promise<void> {
+    let left = n;
+    return new Promise((resolve) => {
+      const l = (q: string): void => {
+        if (q !== name.toLowerCase() || --left > 0) return;
+        this.queryListeners.delete(l);
+        resolve();
+      };
+      this.queryListeners.add(l);
+    });
   }
 
   setSrv(name: string, records: Srv[]): void {

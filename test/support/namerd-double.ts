@@ -26,6 +26,9 @@ export type Answer =
   | { readonly type: 'endless'; readonly chunkBytes: number; readonly everyMs: number } // 200, then a body that never ends (no newline)
   | { readonly type: 'error-line'; readonly message: string }; // watch: plain-text line then EOF
 
+/** The answers that are not a value: what a broken request gets. */
+export type ErrorAnswer = Extract<Answer, { type: 'status' | 'hang' | 'garbage' | 'error-line' | 'endless' }>;
+
 /** A bound tree as namerd's /api/1/bind renders it; a leaf's addresses are those set with setAddr(id). */
 export type Tree =
   | { readonly type: 'leaf'; readonly id: string }
@@ -91,7 +94,7 @@ export interface Recorded {
 export class NamerdDouble {
   readonly requests: Recorded[] = [];
   private readonly answers = new Map<string, Answer>();
-  private readonly trees = new Map<string, Tree | Answer>();
+  private readonly trees = new Map<string, Tree | ErrorAnswer>();
   private readonly streams = new Map<string, Set<ServerResponse>>();
   private readonly server: Server;
   private readonly requestListeners = new Set<(r: Recorded) => void>();
@@ -120,7 +123,7 @@ export class NamerdDouble {
   }
 
   /** Sets the bound tree of `path` in `namespace` (/api/1/bind), or an error answer; bind watchers get it at once. */
-  setTree(namespace: string, path: string, t: Tree | Extract<Answer, { type: 'status' | 'hang' | 'garbage' | 'error-line' | 'endless' }>): void {
+  setTree(namespace: string, path: string, t: Tree | ErrorAnswer): void {
     const key = `bind ${namespace} ${path}`;
     this.trees.set(key, t);
     const a = this.bindAnswer(key);
