@@ -6,6 +6,8 @@ export interface Row {
   name: string;
   thr1?: number; thr4?: number; kaRps?: number; kaP50?: number; kaP99?: number; connRps?: number; tlsRps?: number;
   rssIdleMiB?: number | undefined; rssHeldMiB?: number; kibPerIdleConn?: number; cpuPerReqUs?: number; cpuPerConnUs?: number;
+  /** new TLS connections/s to the backend's TLS port through a plain TCP server and through SNI passthrough */
+  tcpTlsRps?: number; sniPassRps?: number;
 }
 
 const f = (v: number | undefined, d = 2): string => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(d));
@@ -23,6 +25,12 @@ export function table(rows: Row[]): string {
     '| | 1-stream | 4-stream | keep-alive req/s | new conn/s | TLS handshakes/s | keep-alive p99 |',
     '|---|---|---|---|---|---|---|',
     ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.thr1, d.thr1)} | ${ratio(r.thr4, d.thr4)} | ${ratio(r.kaRps, d.kaRps)} | ${ratio(r.connRps, d.connRps)} | ${ratio(r.tlsRps, d.tlsRps)} | ${ratio(r.kaP99, d.kaP99)} |`),
+    '',
+    'SNI passthrough (new TLS connections/s to the backend\'s TLS port; target: passthrough/plain ≥ 0.90):',
+    '',
+    '| | plain TCP server | SNI passthrough | passthrough / plain |',
+    '|---|---|---|---|',
+    ...rows.filter((r) => r.tcpTlsRps !== undefined).map((r) => `| ${r.name} | ${f(r.tcpTlsRps, 0)} | ${f(r.sniPassRps, 0)} | ${ratio(r.sniPassRps, r.tcpTlsRps)} |`),
   ];
   return lines.join('\n');
 }

@@ -26,7 +26,9 @@ function ensureTools(): void {
   execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')} >/dev/null`], { stdio: 'inherit' });
 }
 
-interface Target { name: string; http: number; iperf: number; tls: number; pid: number | undefined }
+interface Target { name: string; http: number; iperf: number; tls: number; pid: number | undefined;
+  /** linkerd-tcp only: nginx's TLS port through a plain TCP server, and through an SNI passthrough server. */
+  tcpTls?: number; sniPass?: number }
 
 const PKI = new URL('../test/fixtures/tls/', import.meta.url).pathname;
 
@@ -83,7 +85,7 @@ http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
 
   // linkerd-tcp, on one process and on every core: access logs off (LOG_LEVEL=warn), as the peers run without logging.
   const l5d = async (name: string, workers: number): Promise<Target> => {
-    const t = { http: await freePort(), iperf: await freePort(), tls: await freePort(), admin: await freePort() };
+    const t = { http: await freePort(), iperf: await freePort(), tls: await freePort(), admin: await freePort(), tcpTls: await freePort(), sniPass: await freePort() };
     writeFileSync(join(dir, `${name}.yml`), `workers: ${workers}
 admin: {port: ${t.admin}}
 routers:
@@ -91,15 +93,18 @@ routers:
   dtab: |
     /svc/http => /$/inet/127.0.0.1/${p.http};
     /svc/iperf => /$/inet/127.0.0.1/${p.iperf};
+    /svc/https => /$/inet/127.0.0.1/${p.tls};
   servers:
   - {port: ${t.http}, dstName: /svc/http}
   - {port: ${t.iperf}, dstName: /svc/iperf}
   - {port: ${t.tls}, dstName: /svc/http, tls: {defaultIdentity: {privateKey: ${key}, certs: [${cert}]}}}
+  - {port: ${t.tcpTls}, dstName: /svc/https}
+  - {port: ${t.sniPass}, dstName: "/svc/sni/{sni}", defaultDstName: /svc/https}
 `);
     const proc = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, `${name}.yml`)], { LOG_LEVEL: 'warn' });
     procs.push(proc);
     await waitForPort(t.admin);
-    return { name, http: t.http, iperf: t.iperf, tls: t.tls, pid: proc.pid };
+    return { name, http: t.http, iperf: t.iperf, tls: t.tls, pid: proc.pid, tcpTls: t.tcpTls, sniPass: t.sniPass };
   };
   const l5dOne = await l5d('linkerd-tcp ×1', 1);
   const l5dAll = await l5d(`linkerd-tcp ×${cpus().length}`, cpus().length);
@@ -176,6 +181,12 @@ stream {
     if (t.pid) r.cpuPerConnUs = ((cpuSecs(t.pid) - cpu0) / nc.requests) * 1e6;
     // A full TLS handshake per request (wrk does not resume sessions), terminated by the proxy.
     r.tlsRps = wrk(t.tls, SECS, 32, true, 'https').rps;
+    // SNI passthrough vs a plain TCP server, both to nginx's TLS port: what reading the
+    // ClientHello adds to a new connection (wrk sends an IP as SNI, so the default takes it).
+    if (t.tcpTls && t.sniPass) {
+      r.tcpTlsRps = wrk(t.tcpTls, SECS, 32, true, 'https').rps;
+      r.sniPassRps = wrk(t.sniPass, SECS, 32, true, 'https').rps;
+    }
     rows.push(r);
   }
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('haproxy', ['-v'], { encoding: 'utf8' }).split('\n')[0]!.split(' - ')[0]}, ${execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim()}`;
