@@ -14,6 +14,7 @@ import type { Interpreter, Watch } from './interpreter.ts';
 import { DnsSrvNamer } from './namers/dnssrv.ts';
 import { FsNamer } from './namers/fs.ts';
 import { InetNamer } from './namers/inet.ts';
+import type { Namer } from './namers/namer.ts';
 
 interface Watched {
   readonly path: Path;
@@ -54,8 +55,9 @@ export function createDefaultInterpreter(opts: {
     setImmediate(evaluateAll);
   };
 
+  // The built-in `/$/…` namer first (it owns every `/$/` path), then the configured `/#/<prefix>` ones.
   const inet = new InetNamer({ onChange: schedule, log, ...(opts.inetRefreshMs ? { refreshMs: opts.inetRefreshMs } : {}) });
-  const configured = opts.namers.map((n) => {
+  const configured: Namer[] = opts.namers.map((n) => {
     switch (n.kind) {
       case 'io.l5d.fs':
         return new FsNamer({ prefix: n.prefix, rootDir: n.rootDir, log, onChange: schedule });
@@ -63,10 +65,9 @@ export function createDefaultInterpreter(opts: {
         return new DnsSrvNamer({ ...n, log, onChange: schedule });
     }
   });
-  // `/$/…` goes to the built-in namers; `/#/<prefix>/…` to the configured namer owning it.
+  const namers: readonly Namer[] = [inet, ...configured];
   const lookupNamer = (path: Path): Activity<NameTree<BoundName>> | null => {
-    if (path[0] === '$') return inet.lookup(path);
-    for (const n of configured) {
+    for (const n of namers) {
       const r = n.lookup(path);
       if (r) return r;
     }
@@ -99,8 +100,7 @@ export function createDefaultInterpreter(opts: {
     async close(): Promise<void> {
       closed = true;
       watched.clear();
-      inet.close();
-      for (const n of configured) n.close();
+      for (const n of namers) n.close();
     },
   };
 }
