@@ -1,0 +1,77 @@
+// Shared pieces of the conformance suite: a proxy started on one engine (checked from its
+// startup log), clients, admin scraping, and cleanup. Each scenario file takes the engine
+// as a parameter, so the same tests run against `native` and `node`.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { after } from 'node:test';
+import { type Backend, deadline, type Proxy, startBackend, startProxy } from '../support/harness.ts';
+
+export type Engine = 'native' | 'node';
+
+export function dial(port: number): Promise<Socket> {
+  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  s.on('error', () => {});
+  return deadline(5000, 'client connect', once(s, 'connect').then(() => s));
+}
+
+/** Everything the socket receives until EOF (or close). */
+export function readAll(s: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return new Promise((resolve) => {
+    const done = (): void => resolve(Buffer.concat(chunks));
+    s.once('end', done);
+    s.once('close', done);
+  });
+}
+
+/** The value of one exact metric line (name plus rendered labels), or undefined. */
+export function metric(text: string, nameAndLabels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '));
+  return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1));
+}
+
+export const accessRecords = (p: Proxy): Record<string, unknown>[] => p.logs.filter((l) => l.msg === 'connection closed' && l['log'] === 'access');
+
+/** A router `t` with one server on /svc/be → `dst`, plus extra YAML under the server and the router. */
+export function config(dst: string, opts: { server?: string; client?: string; top?: string } = {}): string {
+  return `
+admin: {graceSecs: 5, port: 0}
+${opts.top ?? ''}
+routers:
+- label: t
+  dtab: |
+    /svc/be => ${dst};
+  servers:
+  - port: 0
+    dstName: /svc/be${opts.server ?? ''}
+${opts.client ? `  client:\n${opts.client}` : ''}`;
+}
+
+export const inet = (...ports: number[]): string => ports.map((p) => `/$/inet/127.0.0.1/${p}`).join(' & ');
+
+/** Per-describe cleanup plus helpers bound to one engine. */
+export function harness(engine: Engine) {
+  const cleanup: (() => unknown)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+  return {
+    cleanup,
+    async backend(h: (s: Socket) => void): Promise<Backend> {
+      const b = await startBackend(h);
+      cleanup.push(() => b.close());
+      return b;
+    },
+    /** Starts the CLI on `cfg` with LINKERD_TCP_ENGINE=engine and checks that it runs there. */
+    async proxy(cfg: string, env: NodeJS.ProcessEnv = {}): Promise<{ proxy: Proxy; port: number; admin: string }> {
+      const { proxy, ports } = await startProxy(cfg, 1, { LINKERD_TCP_ENGINE: engine, ...env });
+      cleanup.push(() => proxy.stop('SIGKILL'));
+      const e = await proxy.waitForLog((l) => l.msg === 'engine');
+      assert.equal(e['engine'], engine, `the server runs on the ${engine} engine`);
+      const a = await proxy.waitForLog((l) => l.msg === 'admin listening');
+      return { proxy, port: ports[0]!, admin: `http://${String(a['admin'])}` };
+    },
+  };
+}
