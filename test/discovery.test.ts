@@ -95,6 +95,27 @@ routers:
     assert.equal(rec['rxBytes'], 'to Astill to A'.length);
   });
 
+  it('splits a canary written in namerd\'s dtab by weight with mode: bind', async () => {
+    const [a, b] = [await backend(), await backend()];
+    const nd = await namerd();
+    nd.setTree('default', '/svc/app', { type: 'union', union: [{ weight: 9, tree: { type: 'leaf', id: '/#/io.l5d.fs/app' } }, { weight: 1, tree: { type: 'leaf', id: '/#/io.l5d.fs/app-canary' } }] });
+    nd.setAddr('/#/io.l5d.fs/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: a.port }] });
+    nd.setAddr('/#/io.l5d.fs/app-canary', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: b.port }] });
+    const { ports: [port] } = await proxy(namerdConfig(nd.baseUrl, true).replace('requestTimeoutMs: 1000}', 'requestTimeoutMs: 1000, mode: bind}'));
+    const n = 300;
+    for (let i = 0; i < n; i++) {
+      const c = await dial(port!);
+      await ping(c, 'x');
+      const closed = peerClosed(c);
+      c.end();
+      await deadline(3000, 'close', closed);
+    }
+    // 10 % expected; 300 draws: 4–18 % is over 4 standard deviations wide.
+    assert.equal(a.accepted + b.accepted, n);
+    assert.ok(b.accepted >= 0.04 * n && b.accepted <= 0.18 * n, `canary got ${b.accepted} of ${n}`);
+    assert.ok(nd.requests.some((r) => r.api === 'bind') && nd.requests.some((r) => r.api === 'addr'), 'asked bind and addr');
+  });
+
   it('is not ready until the first resolution; keeps serving the last endpoints through a namerd outage', async () => {
     const a = await backend();
     const nd = await namerd();
