@@ -88,6 +88,11 @@ routers:
     assert.equal(metric(before, `l5d:srv:accepts${srv}`), n);
     assert.equal(metric(before, `l5d:balancer:endpoint:available${dst}`), 1, 'one endpoint, however many workers see it');
     assert.equal(metric(before, `l5d:srv:active${srv}`), 0);
+    // Connect latency: exact quantiles over the window, pooled from both workers (not bucket bounds such as 500 or 1000).
+    const lat = ((await (await fetch(`${admin}/api/state`)).json()) as { servers: { connectLatencyUs: { count: number; p50: number; p99: number; samples?: unknown } }[] }).servers[0]!.connectLatencyUs;
+    assert.equal(lat.count, n);
+    assert.ok(lat.p50 > 0 && lat.p50 <= lat.p99 && !Number.isInteger(lat.p50), JSON.stringify(lat));
+    assert.equal(lat.samples, undefined, 'samples stay between the processes');
 
     process.kill(workerPids[0]!, 'SIGKILL');
     await p.waitForLog((l) => l.msg === 'worker exited; restarting');
