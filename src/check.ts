@@ -71,7 +71,7 @@ export async function describeConfig(config: Config, file: string): Promise<stri
   }
   for (const rc of config.routers) {
     const ic = rc.interpreter;
-    lines.push(`router ${rc.label}: interpreter ${ic.kind === 'default' ? 'default (dtab + namers)' : `${ic.kind} ${redactUrl(ic.baseUrl)} namespace ${ic.namespace}${ic.watch ? ' (watch)' : ` every ${ic.periodSecs}s`}`}`);
+    lines.push(`router ${rc.label}: interpreter ${ic.kind === 'default' ? 'default (dtab + namers)' : `${ic.kind} ${redactUrl(ic.baseUrl)} namespace ${ic.namespace} mode ${ic.mode}${ic.watch ? ' (watch)' : ` every ${ic.periodSecs}s`}`}`);
     if (rc.dtab.trim()) lines.push(`  dtab: ${rc.dtab.trim().replace(/\s*\n\s*/g, ' ')}`);
     const resolved = await resolveAll(rc, config);
     for (const s of rc.servers) {
