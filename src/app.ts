@@ -117,7 +117,8 @@ export class App {
     for (const m of tlsByRouter) this.clientTls.push(...m.values());
     this.engines.push(...planEngines(this.config)); // `engine: native` that cannot be honoured fails here
     const native = loadNative();
-    if (native.kind === 'unavailable') this.log.info({ reason: native.reason }, 'native engine unavailable: servers run on the node engine');
+    // Once for the proxy: by the only process, or by the first worker of several.
+    if (native.kind === 'unavailable' && this.workerId <= 1) this.log.info({ reason: native.reason }, 'native engine unavailable: servers run on the node engine');
     let k = 0;
     try {
       this.config.routers.forEach((rc, i) => {

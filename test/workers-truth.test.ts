@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { constants } from 'node:crypto';
+import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
 import { NamerdDouble } from './support/namerd-double.ts';
@@ -33,8 +34,8 @@ const PKI = new URL('./fixtures/tls/', import.meta.url).pathname;
 const CA = readFileSync(join(PKI, 'ca.pem'), 'utf8');
 
 /** One TLS round trip; resolves with whether the session was resumed and the session to reuse next. */
-async function tlsRoundTrip(port: number, session: Buffer | undefined): Promise<{ reused: boolean; session: Buffer | undefined }> {
-  const s: TLSSocket = tlsConnect({ host: '127.0.0.1', port, ca: CA, servername: 'localhost', ...(session ? { session } : {}) });
+async function tlsRoundTrip(port: number, session: Buffer | undefined, opts: ConnectionOptions = {}): Promise<{ reused: boolean; session: Buffer | undefined }> {
+  const s: TLSSocket = tlsConnect({ host: '127.0.0.1', port, ca: CA, servername: 'localhost', ...opts, ...(session ? { session } : {}) });
   s.on('error', () => {});
   let next: Buffer | undefined;
   s.on('session', (b: Buffer) => (next = b)); // TLS 1.3 tickets arrive after the handshake
@@ -134,6 +135,34 @@ routers:
     assert.deepEqual(results, Array(20).fill(true), `${results.filter(Boolean).length} of 20 resumed`);
     assert.ok(!p.logs.some((l) => JSON.stringify(l).includes('ticket')), 'nothing about ticket keys is logged');
   });
+
+  for (const workers of ['2', '1']) {
+    it(`TLS 1.2 sessions resume by session ID (a client without tickets), ${workers} worker(s)`, { timeout: 60_000 }, async () => {
+      const b = await startBackend(echo);
+      cleanup.push(() => b.close());
+      const { proxy: p, ports: [port] } = await startProxy(`
+admin: {port: 0}
+routers:
+- label: t
+  dtab: /svc => /$/inet/127.0.0.1/${b.port};
+  servers:
+  - port: 0
+    dstName: /svc
+    tls:
+      defaultIdentity: {privateKey: ${join(PKI, 'rsa.key')}, certs: [${join(PKI, 'rsa.pem')}, ${join(PKI, 'chain.pem')}]}
+`, 1, { LINKERD_TCP_WORKERS: workers });
+      cleanup.push(() => p.stop('SIGKILL'));
+      await p.waitForCount((l) => l.msg === 'listening', Number(workers));
+      const noTickets: ConnectionOptions = { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET };
+      const first = await tlsRoundTrip(port!, undefined, noTickets);
+      assert.ok(first.session, 'a session');
+      const results: boolean[] = [];
+      for (let i = 0; i < 20; i++) results.push((await tlsRoundTrip(port!, first.session, noTickets)).reused);
+      const closed = await p.waitForCount((l) => l.msg === 'connection closed', 21);
+      assert.equal(new Set(closed.map((l) => l['pid'])).size, Number(workers));
+      assert.deepEqual(results, Array(20).fill(true), `${results.filter(Boolean).length} of 20 resumed`);
+    });
+  }
 
   it('/api/state lists every process of the tree; the primary\'s warnings reach recent errors with one pid key', { timeout: 60_000 }, async () => {
     const { p, admin, raw, workerPids } = await twoWorkers();

@@ -16,6 +16,8 @@ import { HealthHub } from '../health/hub.ts';
 import { createInterpreter } from '../app.ts';
 import { ClusterView, type WorkerAnswer } from './cluster-view.ts';
 import { NamesHub } from './names-hub.ts';
+import { SessionCache } from '../server/session-cache.ts';
+import { answerSessions } from './remote-sessions.ts';
 import { TicketKeys } from './ticket-keys.ts';
 import { claimPorts } from './ports.ts';
 import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
@@ -32,6 +34,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
   const view = new ClusterView(baseLog); // merged metrics and state; the primary's warnings reach the dashboard
   const log = view.log;
   const tickets = new TicketKeys(); // TLS sessions resume on whichever worker accepts
+  const sessions = new SessionCache(); // and so do sessions resumed by ID (TLS 1.2 without tickets)
   const config = await claimPorts(configIn);
   const live = new Map<number, Worker>(); // forked and not yet exited
   const listening = new Set<number>();
@@ -125,6 +128,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
       } else if (m.type === 'admin') (m.what === 'shutdown' ? lc.stop('admin') : lc.abort());
       else if (m.type === 'health-watch' || m.type === 'health-unwatch') health.onMessage(w.id, m, (r) => send(w, r));
       else if (m.type === 'names-watch' || m.type === 'names-unwatch') names.onMessage(w.id, m);
+      else if (m.type === 'session-set' || m.type === 'session-get') answerSessions(sessions, m, (r) => send(w, r));
     });
     w.on('online', () => {
       send(w, { type: 'start', config });

@@ -3,6 +3,7 @@ import type { AppState } from '../admin/state.ts';
 import type { Config } from '../config/types.ts';
 import type { HealthToPrimary, HealthToWorker } from '../health/source.ts';
 import type { NamesToPrimary, NamesToWorker } from './remote-names.ts';
+import type { SessionsToPrimary, SessionsToWorker } from './remote-sessions.ts';
 import type { MetricDump } from '../metrics/registry.ts';
 
 export type ToWorker =
@@ -12,7 +13,8 @@ export type ToWorker =
   | { readonly type: 'ticket-keys'; readonly keys: Uint8Array } // TLS session-ticket keys, shared by every worker; never logged
   | { readonly type: 'reload' } // SIGHUP: re-read TLS keys and certificates
   | HealthToWorker
-  | NamesToWorker; // a health check verdict from the primary's checker
+  | NamesToWorker
+  | SessionsToWorker; // a health check verdict from the primary's checker
 
 export type Answer = MetricDump[] | AppState | boolean;
 
@@ -22,7 +24,8 @@ export type ToPrimary =
   | { readonly type: 'res'; readonly id: number; readonly value: Answer }
   | { readonly type: 'admin'; readonly what: 'shutdown' | 'abort' }
   | HealthToPrimary
-  | NamesToPrimary; // watch/unwatch an endpoint's health (the primary checks once for all workers)
+  | NamesToPrimary
+  | SessionsToPrimary; // watch/unwatch an endpoint's health (the primary checks once for all workers)
 
 /** /api/state's `workers` (several workers only): who is serving, and restarts that failed. */
 export interface WorkersState {

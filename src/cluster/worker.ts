@@ -10,6 +10,7 @@ import { Lifecycle, trapSignals } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { ToPrimary, ToWorker } from './protocol.ts';
 import { RemoteNames } from './remote-names.ts';
+import { RemoteSessions } from './remote-sessions.ts';
 
 /** Sends to the primary; a closed channel (the primary gone) is not an error here. */
 function send(m: ToPrimary): void {
@@ -28,6 +29,8 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
   const health = new RemoteHealth(send);
   // Names resolve in the primary, once for all workers (one namerd stream per destination).
   const names = new RemoteNames(send);
+  // TLS sessions (session-ID resumption) are kept by the primary, for every worker.
+  const sessions = new RemoteSessions(send);
   const lc = new Lifecycle({
     log, marginMs,
     graceMs: () => (app?.config.admin.graceSecs ?? 10) * 1000,
@@ -40,7 +43,7 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         const a = new App(m.config, log, {
           shutdown: () => send({ type: 'admin', what: 'shutdown' }),
           abort: () => send({ type: 'admin', what: 'abort' }),
-        }, { worker: true, workerId: cluster.worker?.id ?? 0, health, interpreterFor: (rc) => names.interpreter(rc.label) });
+        }, { worker: true, workerId: cluster.worker?.id ?? 0, health, interpreterFor: (rc) => names.interpreter(rc.label), sessions });
         app = a;
         a.start().then(() => send({ type: 'listening' }), (e: unknown) => {
           send({ type: 'failed', message: (e as Error).message });
@@ -62,6 +65,9 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         return;
       case 'ticket-keys':
         app?.setTicketKeys(Buffer.from(m.keys));
+        return;
+      case 'session':
+        sessions.answer(m.req, m.data);
         return;
       case 'resolution':
         names.deliver(m.rt, m.dst, m.resolution);

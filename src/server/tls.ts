@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, createServer, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ServerTlsConfig } from '../config/types.ts';
 import { identityFiles, type KeyPair, loadIdentity, loadTrust, POLICY } from '../connector/tls-policy.ts';
+import { SessionCache, type SessionStore } from './session-cache.ts';
 
 export type HandshakeFailure =
   | 'timeout' // no complete ClientHello or handshake within handshakeTimeoutMs
@@ -92,6 +93,8 @@ export class TlsTerminator {
   readonly handshaking = new Set<Socket>();
   /** Session-ticket keys shared by every worker (from the primary); Node's own random ones otherwise. */
   private ticketKeys: Buffer | undefined;
+  /** Session-ID resumption (clients without tickets): this process's cache, or the primary's shared one. */
+  private sessions: SessionStore = new SessionCache();
 
   constructor(config: ServerTlsConfig, where: string, handshakeTimeoutMs: number, events: TlsHandshakeEvents) {
     this.config = config;
@@ -117,6 +120,13 @@ export class TlsTerminator {
         else cb(Object.assign(new Error(`no identity for SNI name "${servername}" and no defaultIdentity`), { code: 'ERR_TLS_UNKNOWN_SNI' }), undefined);
       },
     });
+    this.server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+      this.sessions.set(id, data);
+      done();
+    });
+    this.server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+      this.sessions.get(id, (data) => done(null, data ?? null));
+    });
     this.server.on('secureConnection', (s: TLSSocket) => this.onSecure(s));
     this.server.on('tlsClientError', (err: Error, s: TLSSocket) => this.onFailed(err, s));
   }
@@ -140,6 +150,11 @@ export class TlsTerminator {
     (raw as RawSocket).tlsAcceptedAt = performance.now();
     this.handshaking.add(raw);
     this.server.emit('connection', raw);
+  }
+
+  /** Keeps sessions for ID resumption in `store` from now on (a worker: the primary's shared cache). */
+  setSessionStore(store: SessionStore): void {
+    this.sessions = store;
   }
 
   /** Uses these session-ticket keys (48 bytes) from now on, also across reloads. Never log them. */
