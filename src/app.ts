@@ -16,6 +16,7 @@ import type { HealthSource } from './health/source.ts';
 import { Registry } from './metrics/registry.ts';
 import { Router } from './router/router.ts';
 import { Server } from './server/server.ts';
+import type { SessionStore } from './server/session-cache.ts';
 import { loadNative } from './engine/native-binding.ts';
 import { nativeEngine } from './engine/native-engine.ts';
 import { NativeServer } from './engine/native-server.ts';
@@ -82,8 +83,9 @@ export class App {
   private readonly worker: boolean;
   private readonly workerId: number;
 
-  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; health?: HealthSource; interpreterFor?: (rc: RouterConfig) => Interpreter } = {}) {
+  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; health?: HealthSource; interpreterFor?: (rc: RouterConfig) => Interpreter; sessions?: SessionStore } = {}) {
     this.interpreterFor = opts.interpreterFor;
+    this.sessions = opts.sessions;
     this.worker = opts.worker ?? false;
     this.workerId = opts.workerId ?? 0;
     this.config = config;
@@ -95,6 +97,9 @@ export class App {
 
   /** A worker of several: its routers resolve through the primary (cluster/remote-names.ts). */
   private readonly interpreterFor: ((rc: RouterConfig) => Interpreter) | undefined;
+
+  /** A worker of several: TLS sessions (for session-ID resumption) live in the primary's cache. */
+  private readonly sessions: SessionStore | undefined;
 
   /** Session-ticket keys from the primary of several workers (shared, so sessions resume on any worker). */
   private ticketKeys: Buffer | undefined;
@@ -144,6 +149,8 @@ export class App {
       throw e;
     }
     if (this.ticketKeys) this.setTicketKeys(this.ticketKeys);
+    const sessions = this.sessions;
+    if (sessions) for (const s of this.servers) s.tls?.setSessionStore(sessions);
     try {
       for (const s of this.servers) await s.listen();
       this.servers.forEach((s, n) => this.log.info({ rt: s.rt, srv: s.srvAddr, engine: this.engines[n]!.kind, why: this.engines[n]!.why }, 'engine'));
