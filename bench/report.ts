@@ -8,6 +8,8 @@ export interface Row {
   rssIdleMiB?: number | undefined; rssHeldMiB?: number; kibPerIdleConn?: number; cpuPerReqUs?: number; cpuPerConnUs?: number;
   /** new TLS connections/s to the backend's TLS port through a plain TCP server and through SNI passthrough */
   tcpTlsRps?: number; sniPassRps?: number;
+  /** CPU seconds per GB over the 1-stream runs; p99 of a new connection's request; RSS once every load ran */
+  cpuPerGB?: number; connP99?: number; rssAfterMiB?: number;
 }
 
 const f = (v: number | undefined, d = 2): string => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(d));
@@ -16,15 +18,15 @@ export function table(rows: Row[]): string {
   const d = rows.find((r) => r.name === 'direct')!;
   const ratio = (v: number | undefined, base: number | undefined): string => (v === undefined || !base ? '–' : (v / base).toFixed(2));
   const lines = [
-    '| | 1-stream Gbit/s | 4-stream Gbit/s | keep-alive req/s | p50 ms | p99 ms | new conn/s | TLS handshakes/s | RSS idle MiB | KiB / idle conn | CPU µs / req | CPU µs / conn |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${f(r.thr1)} | ${f(r.thr4)} | ${f(r.kaRps, 0)} | ${f(r.kaP50)} | ${f(r.kaP99)} | ${f(r.connRps, 0)} | ${f(r.tlsRps, 0)} | ${f(r.rssIdleMiB, 1)} | ${f(r.kibPerIdleConn, 1)} | ${f(r.cpuPerReqUs, 1)} | ${f(r.cpuPerConnUs, 1)} |`),
+    '| | 1-stream Gbit/s | 4-stream Gbit/s | keep-alive req/s | p50 ms | p99 ms | new conn/s | close p99 ms | TLS handshakes/s | RSS idle MiB | RSS 5k idle MiB | KiB / idle conn | RSS after load MiB | CPU s / GB | CPU µs / req | CPU µs / conn |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${f(r.thr1)} | ${f(r.thr4)} | ${f(r.kaRps, 0)} | ${f(r.kaP50)} | ${f(r.kaP99)} | ${f(r.connRps, 0)} | ${f(r.connP99)} | ${f(r.tlsRps, 0)} | ${f(r.rssIdleMiB, 1)} | ${f(r.rssHeldMiB, 1)} | ${f(r.kibPerIdleConn, 1)} | ${f(r.rssAfterMiB, 1)} | ${f(r.cpuPerGB, 3)} | ${f(r.cpuPerReqUs, 1)} | ${f(r.cpuPerConnUs, 1)} |`),
     '',
     'Ratios to direct (higher is better; p99 is proxy/direct, lower is better):',
     '',
-    '| | 1-stream | 4-stream | keep-alive req/s | new conn/s | TLS handshakes/s | keep-alive p99 |',
-    '|---|---|---|---|---|---|---|',
-    ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.thr1, d.thr1)} | ${ratio(r.thr4, d.thr4)} | ${ratio(r.kaRps, d.kaRps)} | ${ratio(r.connRps, d.connRps)} | ${ratio(r.tlsRps, d.tlsRps)} | ${ratio(r.kaP99, d.kaP99)} |`),
+    '| | 1-stream | 4-stream | keep-alive req/s | new conn/s | TLS handshakes/s | keep-alive p99 | close p99 |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.thr1, d.thr1)} | ${ratio(r.thr4, d.thr4)} | ${ratio(r.kaRps, d.kaRps)} | ${ratio(r.connRps, d.connRps)} | ${ratio(r.tlsRps, d.tlsRps)} | ${ratio(r.kaP99, d.kaP99)} | ${ratio(r.connP99, d.connP99)} |`),
     '',
     'SNI passthrough (new TLS connections/s to the backend\'s TLS port; target: passthrough/plain ≥ 0.90):',
     '',

@@ -1,5 +1,5 @@
-// `npm run bench`: one run, same backends, five ways in — direct, linkerd-tcp on one
-// process and on every core, HAProxy (mode tcp, leastconn) and nginx stream (least_conn) —
+// `npm run bench`: one run, same backends, seven ways in — direct, linkerd-tcp on one
+// process and on every core on each engine (native, node), HAProxy (mode tcp, leastconn) and nginx stream (least_conn) —
 // and a table of ratios to direct: throughput, requests/s, new connections/s, TLS
 // handshakes/s (terminating with the same ECDSA P-256 certificate), memory and CPU.
 // Loopback only, bounded in time (about four minutes). `--write` records BENCHMARKS.md.
@@ -83,8 +83,9 @@ http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
     iperfd.once('exit', (c) => reject(new Error(`iperf3 -s exited ${c}`)));
   });
 
-  // linkerd-tcp, on one process and on every core: access logs off (LOG_LEVEL=warn), as the peers run without logging.
-  const l5d = async (name: string, workers: number): Promise<Target> => {
+  // linkerd-tcp, on one process and on every core, on each engine (LINKERD_TCP_ENGINE; TLS
+  // servers are always on node): access logs off (LOG_LEVEL=warn), as the peers run without logging.
+  const l5d = async (name: string, workers: number, engine: 'native' | 'node'): Promise<Target> => {
     const t = { http: await freePort(), iperf: await freePort(), tls: await freePort(), admin: await freePort(), tcpTls: await freePort(), sniPass: await freePort() };
     writeFileSync(join(dir, `${name}.yml`), `workers: ${workers}
 admin: {port: ${t.admin}}
@@ -101,13 +102,15 @@ routers:
   - {port: ${t.tcpTls}, dstName: /svc/https}
   - {port: ${t.sniPass}, dstName: "/svc/sni/{sni}", defaultDstName: /svc/https}
 `);
-    const proc = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, `${name}.yml`)], { LOG_LEVEL: 'warn' });
+    const proc = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, `${name}.yml`)], { LOG_LEVEL: 'warn', LINKERD_TCP_ENGINE: engine });
     procs.push(proc);
     await waitForPort(t.admin);
     return { name, http: t.http, iperf: t.iperf, tls: t.tls, pid: proc.pid, tcpTls: t.tcpTls, sniPass: t.sniPass };
   };
-  const l5dOne = await l5d('linkerd-tcp ×1', 1);
-  const l5dAll = await l5d(`linkerd-tcp ×${cpus().length}`, cpus().length);
+  const l5dOne = await l5d('linkerd-tcp native ×1', 1, 'native');
+  const l5dAll = await l5d(`linkerd-tcp native ×${cpus().length}`, cpus().length, 'native');
+  const nodeOne = await l5d('linkerd-tcp node ×1', 1, 'node');
+  const nodeAll = await l5d(`linkerd-tcp node ×${cpus().length}`, cpus().length, 'node');
   writeFileSync(join(dir, 'haproxy.cfg'), `global
   maxconn 9000
 defaults
@@ -148,11 +151,11 @@ stream {
   const ng = start('nginx', ['-p', dir, '-c', join(dir, 'stream.conf')]);
   procs.push(ng);
   await iperfReady;
-  for (const port of [p.http, p.tls, l5dOne.http, l5dOne.tls, l5dAll.http, l5dAll.tls, p.haHttp, p.haTls, p.ngHttp, p.ngTls]) await waitForPort(port);
+  for (const port of [p.http, p.tls, l5dOne.http, l5dOne.tls, l5dAll.http, l5dAll.tls, nodeOne.http, nodeAll.http, p.haHttp, p.haTls, p.ngHttp, p.ngTls]) await waitForPort(port);
 
   const targets: Target[] = [
     { name: 'direct', http: p.http, iperf: p.iperf, tls: p.tls, pid: undefined },
-    l5dOne, l5dAll,
+    l5dOne, l5dAll, nodeOne, nodeAll,
     { name: 'haproxy', http: p.haHttp, iperf: p.haIperf, tls: p.haTls, pid: ha.pid },
     { name: 'nginx', http: p.ngHttp, iperf: p.ngIperf, tls: p.ngTls, pid: ng.pid },
   ];
@@ -169,7 +172,10 @@ stream {
       r.rssHeldMiB = after / 2 ** 20;
       await Promise.all(held.map((s) => { s.destroy(); return once(s, 'close'); }));
     }
+    const cpuT = t.pid ? cpuSecs(t.pid) : 0;
     r.thr1 = (iperf(t.iperf, SECS, 1, false) + iperf(t.iperf, SECS, 1, true)) / 2;
+    // CPU seconds per GB moved, over both 1-stream runs (Gbit/s × seconds × 2 runs / 8 = GB).
+    if (t.pid) r.cpuPerGB = (cpuSecs(t.pid) - cpuT) / ((r.thr1 * SECS * 2) / 8);
     r.thr4 = (iperf(t.iperf, SECS, 4, false) + iperf(t.iperf, SECS, 4, true)) / 2;
     let cpu0 = t.pid ? cpuSecs(t.pid) : 0;
     const ka = wrk(t.http, SECS, 64, false);
@@ -177,7 +183,7 @@ stream {
     if (t.pid) r.cpuPerReqUs = ((cpuSecs(t.pid) - cpu0) / ka.requests) * 1e6;
     cpu0 = t.pid ? cpuSecs(t.pid) : 0;
     const nc = wrk(t.http, SECS, 32, true);
-    r.connRps = nc.rps;
+    r.connRps = nc.rps; r.connP99 = nc.p99ms;
     if (t.pid) r.cpuPerConnUs = ((cpuSecs(t.pid) - cpu0) / nc.requests) * 1e6;
     // A full TLS handshake per request (wrk does not resume sessions), terminated by the proxy.
     r.tlsRps = wrk(t.tls, SECS, 32, true, 'https').rps;
@@ -187,6 +193,7 @@ stream {
       r.tcpTlsRps = wrk(t.tcpTls, SECS, 32, true, 'https').rps;
       r.sniPassRps = wrk(t.sniPass, SECS, 32, true, 'https').rps;
     }
+    if (t.pid) r.rssAfterMiB = rssBytes(t.pid) / 2 ** 20;
     rows.push(r);
   }
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('haproxy', ['-v'], { encoding: 'utf8' }).split('\n')[0]!.split(' - ')[0]}, ${execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim()}`;
