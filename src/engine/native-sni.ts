@@ -3,14 +3,17 @@
 // (MSG_PEEK, so they stay in the socket and splice forwards the ClientHello untouched) and
 // writes a header to the backend before forwarding; nothing is parsed in C.
 // A peek reports whatever is readable, again at once while nothing new arrives, so an
-// incomplete hello is re-peeked after a short, growing pause (1 ms … 32 ms), within
-// handshakeTimeoutMs (one timer per connection, only on `{sni}` servers).
+// incomplete hello is re-peeked after a short, growing pause (1 ms … 32 ms). Reading is
+// bounded by handshakeTimeoutMs through one coarse sweep per server, not a timer each. The
+// first peek asks for 4 KiB (hellos are smaller), a fuller one for up to MAX_INPUT_BYTES.
 import type { ServerConfig } from '../config/types.ts';
 import type { Registry } from '../metrics/registry.ts';
 import { PrefaceGate, type SniFailure } from '../server/preface-gate.ts';
 import { MAX_INPUT_BYTES, parseClientHello } from '../wire/client-hello.ts';
 import { buildProxyV1, buildProxyV2 } from '../wire/proxy-protocol-build.ts';
 import type { NativeBinding } from './native-binding.ts';
+
+const FIRST_PEEK_BYTES = 4096;
 
 /** The slice of a native connection the SNI reader drives. */
 export interface SniConn {
@@ -34,6 +37,9 @@ export class NativeSni<C extends SniConn> {
   private readonly binding: NativeBinding;
   private readonly timeoutMs: number;
   private readonly out: SniRouting<C>;
+  /** Connections still reading their hello, with when they started (performance.now()). */
+  private readonly reading = new Map<C, number>();
+  private sweep: NodeJS.Timeout | undefined;
 
   constructor(config: ServerConfig, registry: Registry, binding: NativeBinding, out: SniRouting<C>) {
     this.gate = new PrefaceGate(config, false, registry);
@@ -44,25 +50,27 @@ export class NativeSni<C extends SniConn> {
 
   /** Reads the hello of a new connection, then routes or refuses it. */
   start(c: C): void {
-    let delay = 1, last = -1;
-    const timer = setTimeout(() => { if (!c.done) this.fail(c, 'timeout'); }, this.timeoutMs);
+    let delay = 1, last = -1, max = FIRST_PEEK_BYTES;
+    this.reading.set(c, performance.now());
+    if (!this.sweep) this.sweep = setInterval(() => this.expire(), Math.max(25, this.timeoutMs / 4)).unref();
     const peek = (): void => {
-      const r = this.binding.peek(c.id, MAX_INPUT_BYTES);
-      if (r !== 0 && !c.done) { clearTimeout(timer); this.fail(c, 'eof'); }
+      const r = this.binding.peek(c.id, max);
+      if (r !== 0 && !c.done) this.fail(c, 'eof');
     };
     c.peekHandler = (bytes, eof) => {
-      if (c.done) return clearTimeout(timer);
+      if (c.done) return void this.reading.delete(c);
       const buf = eof ? undefined : this.binding.peeked(c.id);
-      if (!buf || bytes === 0) { clearTimeout(timer); return this.fail(c, 'eof'); }
+      if (!buf || bytes === 0) return this.fail(c, 'eof');
       const h = parseClientHello(buf);
       if (h.kind === 'need-more') {
-        if (buf.length >= MAX_INPUT_BYTES) { clearTimeout(timer); return this.fail(c, 'too_large'); }
+        if (buf.length >= MAX_INPUT_BYTES) return this.fail(c, 'too_large');
+        if (buf.length >= max) { max = MAX_INPUT_BYTES; return peek(); } // more is there already: look further
         delay = buf.length > last ? 1 : Math.min(delay * 2, 32);
         last = buf.length;
         setTimeout(() => { if (!c.done) peek(); }, delay);
         return;
       }
-      clearTimeout(timer);
+      this.reading.delete(c);
       c.peekHandler = undefined;
       if (h.kind === 'error') return this.fail(c, h.cause);
       c.alpn = h.alpn.length ? h.alpn.join(',') : undefined;
@@ -77,8 +85,22 @@ export class NativeSni<C extends SniConn> {
     peek();
   }
 
+  /** Fails the connections past handshakeTimeoutMs; stops when none is reading. */
+  private expire(): void {
+    const limit = performance.now() - this.timeoutMs;
+    for (const [c, at] of this.reading) {
+      if (c.done) this.reading.delete(c);
+      else if (at <= limit) this.fail(c, 'timeout');
+    }
+    if (this.reading.size === 0) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+    }
+  }
+
   /** No usable name: to defaultDstName when configured (bytes still untouched in the socket), else closed. */
   private fail(c: C, cause: SniFailure): void {
+    this.reading.delete(c);
     c.peekHandler = undefined;
     const to = cause === 'timeout' || cause === 'eof' ? (this.gate.failed('sni', cause), undefined) : this.gate.fallback(cause);
     if (to === undefined) this.out.refuse(c, cause);

@@ -163,8 +163,9 @@ export class Server implements ServerSide {
       return;
     }
     if (this.gate.spec) {
-      // PROXY header and/or ClientHello first; the peer is needed for the trust check and the record.
-      const peer = addrKey(s.remoteAddress ?? '?', s.remotePort ?? 0), at = performance.now();
+      // PROXY header and/or ClientHello first; the peer is needed for the trust check and the records.
+      const peer = this.config.proxyProtocol || this.accessLog.isLevelEnabled('info') ? addrKey(s.remoteAddress ?? '?', s.remotePort ?? 0) : '';
+      const at = performance.now();
       s.on('error', noop); // a reset mid-read ends in 'close', which the reader reports
       this.gate.start(s, (r) => this.prefaced(s, r, peer, at));
       return;

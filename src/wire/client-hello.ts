@@ -88,6 +88,7 @@ function checkHeader(buf: Uint8Array, pos: number, n: number): void {
 }
 
 function concat(parts: readonly Uint8Array[], n: number): Uint8Array {
+  if (parts[0]!.length >= n) return parts[0]!.subarray(0, n); // the common case: one record, no copy
   const out = new Uint8Array(n);
   let o = 0;
   for (const p of parts) {
