@@ -2,9 +2,9 @@
 // them, and closes them in reverse order. Nothing here touches `process`.
 import { createProcessSampler, type ProcessSampler, registerProcessMetrics, watchFdLimit } from './admin/process-metrics.ts';
 import { RecentErrors, teeErrors } from './admin/recent-errors.ts';
-import { type AdminServer, createAdminServer } from './admin/server.ts';
-import { type AppState, collectState } from './admin/state.ts';
-import type { ClientTlsConfig, Config, RouterConfig } from './config/types.ts';
+import { type AdminServer, createAdminServer, type ReloadAnswer } from './admin/server.ts';
+import { type AppState, collectState, type ConfigStateJson } from './admin/state.ts';
+import type { ClientTlsConfig, Config, RouterConfig, ServerConfig } from './config/types.ts';
 import { watchFiles } from './connector/file-watch.ts';
 import { ClientTls } from './connector/tls-client.ts';
 import { createDefaultInterpreter } from './interpreter/default.ts';
@@ -21,6 +21,8 @@ import { loadNative } from './engine/native-binding.ts';
 import { nativeEngine } from './engine/native-engine.ts';
 import { NativeServer } from './engine/native-server.ts';
 import { type EnginePlan, planEngines } from './engine/select.ts';
+import { closeIdleRouters, type LiveTarget, prepareReload, type PreparedReload } from './reload/live.ts';
+import type { ReloadPlan } from './reload/plan.ts';
 
 export type { EnginePlan } from './engine/select.ts';
 
@@ -55,10 +57,15 @@ export function clientTlsContexts(rc: RouterConfig, i: number): Map<ClientTlsCon
 export interface AppHooks {
   shutdown(): void;
   abort(): void;
+  /** POST /reload: re-read the config file and apply it (src/reload/reloader.ts). */
+  reload?(): Promise<ReloadAnswer>;
+  /** /api/state's `config`: the running file's hash, when it was loaded, the last reload. */
+  configInfo?(): ConfigStateJson;
 }
 
 export class App {
-  readonly config: Config;
+  /** The running config; a reload replaces it (src/reload/live.ts). */
+  config: Config;
   readonly registry = new Registry();
   readonly routers: Router[] = [];
   /** Each server on its engine (src/engine/select.ts): `Server` moves bytes in Node, `NativeServer` in the addon. */
@@ -73,7 +80,15 @@ export class App {
   private ready = false;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
-  private readonly clientTls: ClientTls[] = [];
+  /** Each router's TLS origination contexts (a reload replaces routers with theirs). */
+  private readonly clientTlsOf = new Map<Router, ClientTls[]>();
+  private get clientTls(): ClientTls[] {
+    return this.routers.flatMap((r) => this.clientTlsOf.get(r) ?? []);
+  }
+  /** Servers a reload removed or replaced, draining; routers it replaced, closed once unused. */
+  readonly draining = new Set<Server | NativeServer>();
+  readonly retired = new Set<Router>();
+  private retiredSweep: NodeJS.Timeout | undefined;
   private stopWatching: (() => void) | undefined;
   private fdWatch: { close(): void } | undefined;
   /** Active health checks: run here, or (a worker of several) by the primary for every worker. */
@@ -119,30 +134,16 @@ export class App {
   async start(): Promise<void> {
     // TLS material first: a bad key or certificate fails the start before anything listens or resolves.
     const tlsByRouter = this.config.routers.map((rc, i) => clientTlsContexts(rc, i));
-    for (const m of tlsByRouter) this.clientTls.push(...m.values());
     this.engines.push(...planEngines(this.config)); // `engine: native` that cannot be honoured fails here
     const native = loadNative();
     // Once for the proxy: by the only process, or by the first worker of several.
     if (native.kind === 'unavailable' && this.workerId <= 1) this.log.info({ reason: native.reason }, 'native engine unavailable: servers run on the node engine');
-    let k = 0;
+    let k = 0; // servers in config order, as planEngines lists them
     try {
       this.config.routers.forEach((rc, i) => {
-        const router = new Router({
-          label: rc.label, interpreter: this.interpreterFor?.(rc) ?? createInterpreter(rc, this.config, this.registry, this.log),
-          client: rc.client, registry: this.registry, log: this.log, highWaterMark: this.config.bufferSizeBytes,
-          clientTls: tlsByRouter[i]!, health: this.health, maxSniDestinations: rc.maxSniDestinations,
-        });
+        const router = this.makeRouter(rc, i, this.config, tlsByRouter[i]!);
         this.routers.push(router);
-        rc.servers.forEach((sc, j) => {
-          if (this.engines[k++]!.kind === 'native' && native.kind === 'loaded') {
-            this.servers.push(new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding), reusePort: this.worker }));
-            return;
-          }
-          this.servers.push(new Server({
-            config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: this.config.bufferSizeBytes,
-            reusePort: this.worker, where: `routers[${i}].servers[${j}]`,
-          }));
-        });
+        rc.servers.forEach((sc, j) => this.servers.push(this.makeServer(sc, router, i, j, this.engines[k++]!, this.config)));
       });
     } catch (e) {
       await this.close(0); // a server's TLS material was bad: stop the interpreters already started
@@ -163,6 +164,7 @@ export class App {
           state: () => this.state(), ready: () => this.isReady(),
           shutdown: () => this.hooks.shutdown(),
           abort: () => this.hooks.abort(),
+          ...(this.hooks.reload ? { reload: () => this.hooks.reload!() } : {}),
         });
         await this.admin.listen();
       }
@@ -182,6 +184,82 @@ export class App {
       else this.log.info({ openFds, limit }, 'open files back under the limit');
     });
     this.ready = true;
+  }
+
+  /** A router and its TLS origination contexts (built first: bad material throws). */
+  private makeRouter(rc: RouterConfig, i: number, config: Config, tls = clientTlsContexts(rc, i)): Router {
+    const router = new Router({
+      label: rc.label, interpreter: this.interpreterFor?.(rc) ?? createInterpreter(rc, config, this.registry, this.log),
+      client: rc.client, registry: this.registry, log: this.log, highWaterMark: config.bufferSizeBytes,
+      clientTls: tls, health: this.health, maxSniDestinations: rc.maxSniDestinations,
+    });
+    this.clientTlsOf.set(router, [...tls.values()]);
+    return router;
+  }
+
+  /** A server on its engine, not yet listening (bad TLS material throws). */
+  private makeServer(sc: ServerConfig, router: Router, i: number, j: number, engine: EnginePlan, config: Config): Server | NativeServer {
+    const native = engine.kind === 'native' ? loadNative() : undefined;
+    if (native?.kind === 'loaded') {
+      return new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding), reusePort: this.worker });
+    }
+    const s = new Server({
+      config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: config.bufferSizeBytes,
+      reusePort: this.worker, where: `routers[${i}].servers[${j}]`,
+    });
+    if (this.ticketKeys) s.tls?.setTicketKeys(this.ticketKeys);
+    return s;
+  }
+
+  /**
+   * Prepares a reload (src/reload/live.ts): new routers and servers built and bound, nothing
+   * serving changed; `commit()` swaps them in, `abort()` closes them. Rejects (changing
+   * nothing) on bad TLS material or a port that cannot be bound.
+   */
+  prepareReload(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
+    return prepareReload(this.liveTarget(), next, plan);
+  }
+
+  /** Prepare and commit: the single process's reload. */
+  async reload(next: Config, plan: ReloadPlan): Promise<void> {
+    (await this.prepareReload(next, plan)).commit();
+  }
+
+  private liveTarget(): LiveTarget<Router, Server | NativeServer> {
+    const app = this;
+    const engines = new WeakMap<Config, EnginePlan[]>();
+    return {
+      get config(): Config { return app.config; },
+      set config(c: Config) { app.config = c; },
+      routers: this.routers, servers: this.servers, draining: this.draining, retired: this.retired,
+      reusePort: this.worker, log: this.log,
+      makeRouter: (rc, i, next) => this.makeRouter(rc, i, next),
+      makeServer: (sc, router, i, j, next) => {
+        let plans = engines.get(next);
+        if (!plans) engines.set(next, (plans = planEngines(next)));
+        const k = next.routers.slice(0, i).reduce((n, r) => n + r.servers.length, 0) + j;
+        return this.makeServer(sc, router, i, j, plans[k]!, next);
+      },
+      dropRouter: async (r) => {
+        this.clientTlsOf.delete(r);
+        await r.close();
+      },
+      applied: () => {
+        for (const r of this.clientTlsOf.keys()) if (!this.routers.includes(r) && !this.retired.has(r)) this.clientTlsOf.delete(r);
+        this.stopWatching?.();
+        this.stopWatching = undefined;
+        if (!this.closing) this.watchTlsFiles();
+        if (this.retired.size > 0 && !this.retiredSweep) {
+          // Replaced routers close once no connection uses them; checked once a second.
+          this.retiredSweep = setInterval(() => {
+            void closeIdleRouters(this.liveTarget()).then(() => {
+              if (this.retired.size === 0) { clearInterval(this.retiredSweep); this.retiredSweep = undefined; }
+            });
+          }, 1000);
+          this.retiredSweep.unref();
+        }
+      },
+    };
   }
 
   private watchTlsFiles(): void {
@@ -222,16 +300,18 @@ export class App {
   }
 
   state(): AppState {
-    return collectState({
-      routers: this.routers, servers: this.servers, startedAt: this.startedAt,
+    const st = collectState({
+      routers: this.routers, servers: [...this.servers, ...this.draining], startedAt: this.startedAt,
       recentErrors: this.errors.list(), routerConfigs: this.config.routers, ...(this.sampler ? { sampler: this.sampler } : {}),
+      metrics: this.registry.dump(), latencySamples: this.worker, // a worker's samples are pooled by the primary
     });
+    const config = this.hooks.configInfo?.();
+    return config ? { ...st, config } : st;
   }
 
   /**
    * Graceful stop: stop accepting, let open connections finish for up to `graceMs`, cut
    * the rest, then close routers and interpreters. Idempotent.
-      metrics: this.registry.dump(), latencySamples: this.worker, // a worker's samples are pooled by the primary
    */
   close(graceMs: number): Promise<void> {
     this.closing ??= (async () => {
@@ -239,13 +319,15 @@ export class App {
       clearInterval(this.snapshotTimer);
       this.stopWatching?.();
       this.fdWatch?.close();
-      for (const s of this.servers) s.stopAccepting();
-      const open = this.servers.reduce((n, s) => n + s.live.size, 0);
+      clearInterval(this.retiredSweep);
+      const servers = [...this.servers, ...this.draining]; // draining: removed by a reload
+      for (const s of servers) s.stopAccepting();
+      const open = servers.reduce((n, s) => n + s.live.size, 0);
       if (open > 0) this.log.info({ open, graceMs }, 'draining open connections');
       const deadline = Date.now() + graceMs;
-      await Promise.all(this.servers.map((s) => s.drain(deadline)));
-      for (const s of this.servers) s.close();
-      for (const r of [...this.routers].reverse()) await r.close();
+      await Promise.all(servers.map((s) => s.drain(deadline)));
+      for (const s of servers) s.close();
+      for (const r of [...this.routers, ...this.retired].reverse()) await r.close();
       await this.admin?.close(); // last, so /metrics stays up while draining
       this.sampler?.close();
       this.health.close();

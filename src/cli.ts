@@ -11,7 +11,9 @@ import { describeConfig } from './check.ts';
 import { defaultWorkers, readCpuLimit } from './cluster/cpu-quota.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { runWorker } from './cluster/worker.ts';
-import { loadConfig } from './config/load.ts';
+import { planLines, planReload } from './reload/plan.ts';
+import { Reloader } from './reload/reloader.ts';
+import { type LoadedConfig, readConfigFile } from './reload/source.ts';
 import type { Config } from './config/types.ts';
 import { LinkerdTcpError } from './errors.ts';
 import { EXIT, Lifecycle, trapSignals } from './lifecycle.ts';
@@ -27,6 +29,8 @@ FLAGS:
     -h, --help       Prints help information
     -V, --version    Prints version information
         --check      Validates the config, prints routers, servers and destinations, and exits
+        --check --diff OLD NEW
+                     Also prints what a reload from OLD to NEW would change
 
 ARGS:
     <PATH>    Config file path (YAML, or JSON when it starts with '{'); '-' reads stdin
@@ -46,7 +50,8 @@ EXIT CODES:
 SIGNALS:
     SIGINT, SIGTERM  stop accepting, drain for admin.graceSecs, exit 0 (a second one exits now, 1);
                      with workers, to the first process or to the whole process group (Ctrl-C)
-    SIGHUP           reload TLS keys and certificates (they also reload when their files change)
+    SIGHUP           reload the config file (servers, routers, dtabs, namers, client settings;
+                     all or nothing), then TLS keys and certificates; POST /reload does the same
 `;
 
 function version(): string {
@@ -75,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' }, check: { type: 'boolean' } },
+      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' }, check: { type: 'boolean' }, diff: { type: 'boolean' } },
     });
   } catch (e) {
     process.stderr.write(`linkerd-tcp: ${escapeTerminal((e as Error).message)}\n\n${USAGE}`);
@@ -90,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(version() + '\n');
     return 0;
   }
+  if (values.diff) return diff(values.check === true, positionals);
   if (positionals.length !== 1) {
     process.stderr.write(`linkerd-tcp: expected exactly one config path, got ${positionals.length}\n\n${USAGE}`);
     return 2;
@@ -99,9 +105,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`linkerd-tcp: ${escapeTerminal(badLevel)}\n`);
     return 1;
   }
+  let loaded: LoadedConfig;
   let config: Config;
   try {
-    config = loadConfig(positionals[0]!);
+    loaded = readConfigFile(positionals[0]!);
+    config = loaded.config;
     checkEngines(config, positionals[0]!); // `engine: native` without the addon is a config error, before any fork
   } catch (e) {
     return fail(e);
@@ -114,28 +122,64 @@ async function main(argv: string[]): Promise<number> {
   const n = workerCount(config);
   if (n > 1) {
     try {
-      return await runPrimary(config, n, createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS);
+      return await runPrimary(config, n, createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS, loaded);
     } catch (e) {
       return fail(e);
     }
   }
-  return run(config);
+  return run(loaded);
 }
 
-async function run(config: Config): Promise<number> {
-  const log = createLogger(levelFromEnv(process.env));
-  const lc: Lifecycle = new Lifecycle({
-    log, marginMs: HARD_EXIT_MARGIN_MS,
-    graceMs: () => config.admin.graceSecs * 1000,
-    drain: (graceMs) => app.close(graceMs),
-  });
-  const app = new App(config, log, { shutdown: () => lc.stop('admin'), abort: () => lc.abort() });
+/**
+ * `--check --diff OLD NEW`: what a reload from OLD (say, the running file's copy) to NEW
+ * would do, then NEW checked as `--check` does. Exit 1 when NEW (or OLD) is invalid.
+ */
+async function diff(check: boolean, paths: readonly string[]): Promise<number> {
+  if (!check || paths.length !== 2) {
+    process.stderr.write(`linkerd-tcp: --diff goes with --check and two config paths: --check --diff OLD NEW\n\n${USAGE}`);
+    return 2;
+  }
+  let old: LoadedConfig, next: LoadedConfig;
   try {
-    await app.start();
+    old = readConfigFile(paths[0]!);
+    next = readConfigFile(paths[1]!);
+    checkEngines(next.config, paths[1]!);
   } catch (e) {
     return fail(e);
   }
-  trapSignals(lc, () => app.reloadTls('SIGHUP'));
+  const lines = planLines(planReload(old.config, next.config));
+  const head = `a reload from ${paths[0]} (sha256 ${old.hash.slice(0, 12)}) to ${paths[1]} (sha256 ${next.hash.slice(0, 12)}) would:\n`;
+  const body = lines.length ? lines.map((l) => `  - ${l}\n`).join('') : '  - change nothing\n';
+  const report = await describeConfig(next.config, paths[1]!);
+  process.stdout.write(escapeLines(head + body) + '\n' + report);
+  return report.includes('\nerror: ') ? 1 : 0;
+}
+
+async function run(loaded: LoadedConfig): Promise<number> {
+  const config = loaded.config;
+  const log = createLogger(levelFromEnv(process.env));
+  const lc: Lifecycle = new Lifecycle({
+    log, marginMs: HARD_EXIT_MARGIN_MS,
+    graceMs: () => app.config.admin.graceSecs * 1000,
+    drain: (graceMs) => {
+      reloader.close();
+      return app.close(graceMs);
+    },
+  });
+  const app = new App(config, log, {
+    shutdown: () => lc.stop('admin'), abort: () => lc.abort(),
+    reload: () => reloader.reload('POST /reload'), configInfo: () => reloader.info,
+  });
+  // SIGHUP, POST /reload and (watchConfig) a change of the file re-read it; all or nothing.
+  const reloader = new Reloader({ initial: loaded, apply: (next, plan) => app.reload(next, plan), log, registry: app.registry });
+  try {
+    await app.start();
+  } catch (e) {
+    reloader.close();
+    return fail(e);
+  }
+  // SIGHUP: the config first, then every TLS key and certificate again (as before reloads existed).
+  trapSignals(lc, () => void reloader.reload('SIGHUP').then(() => app.reloadTls('SIGHUP')));
   return lc.exitCode;
 }
 

@@ -10,16 +10,17 @@ const SRC = new URL('../src/', import.meta.url).pathname;
 
 const ALLOWED: Record<string, readonly string[]> = {
   main: ['cli'], // checks the Node.js version, then imports the CLI
-  cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log', 'safe-text'],
+  cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log', 'reload', 'safe-text'],
   lifecycle: ['log'],
   check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'safe-text', 'server'],
-  cluster: ['admin', 'app', 'config', 'errors', 'health', 'interpreter', 'lifecycle', 'log', 'metrics', 'naming', 'server'],
-  app: ['admin', 'config', 'connector', 'engine', 'errors', 'health', 'interpreter', 'log', 'metrics', 'router', 'server'],
+  cluster: ['admin', 'app', 'config', 'errors', 'health', 'interpreter', 'lifecycle', 'log', 'metrics', 'naming', 'reload', 'server'],
+  app: ['admin', 'config', 'connector', 'engine', 'errors', 'health', 'interpreter', 'log', 'metrics', 'reload', 'router', 'server'],
   engine: ['balancer', 'config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'server', 'wire'], // the engine seam: native addon binding, native servers and connections, engine choice
   admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming', 'safe-text'],
   server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'wire'],
   router: ['balancer', 'config', 'connector', 'health', 'interpreter', 'log', 'metrics', 'naming', 'proxy', 'wire'],
   health: ['config', 'log', 'metrics'], // active health checks: probe, policy, checker, and the workers' IPC seam
+  reload: ['config', 'connector', 'errors', 'log', 'metrics'], // config reloads: plan (pure), file and hash, the reloader, live apply
   interpreter: ['config', 'errors', 'log', 'metrics', 'naming'],
   connector: ['config', 'errors', 'wire'],
   balancer: ['config', 'naming'],

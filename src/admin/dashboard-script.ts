@@ -109,7 +109,7 @@ export const DASHBOARD_SCRIPT = `
   function fmtPct(n) { return n === null ? '\\u2013' : n.toFixed(1) + '%'; }
   // The whole process tree (with workers: the primary and each worker): tiles for the sums
   // (CPU and memory of every process), then one row per process.
-  function renderProcess(p, list, at) {
+  function renderProcess(p, list, at, cfg) {
     var box = el('div');
     if (!p) return box;
     var procs = list && list.length ? list : [p];
@@ -131,7 +131,8 @@ export const DASHBOARD_SCRIPT = `
       tile('heap used', fmtBytes(heap), 'proc-heap'),
       tile('open fds', fds === null ? 'n/a' : fds, 'proc-fds'),
       tile('event-loop p99', eld === null ? 'n/a' : eld.toFixed(1) + ' ms', 'proc-eld', 'proc-eld', eld, function (v) { return v.toFixed(1) + ' ms'; }),
-      tile('node', p.nodeVersion, 'proc-node')));
+      tile('node', p.nodeVersion, 'proc-node'),
+      cfg ? configTile(cfg) : null));
     if (procs.length < 2) return box;
     var table = el('table', null, null, 'proc-table');
     var head = el('tr');
@@ -187,6 +188,16 @@ export const DASHBOARD_SCRIPT = `
     var text = keys.length ? keys.map(function (k) { return k + ' ' + f[k]; }).join(' \\u00b7 ') : 'none';
     return mark(tile('tls handshake failures', text, 'srv-tls-failures-' + id), keys.length > 0);
   }
+  // The running config: its SHA-256 (short), when it was loaded, and a refused last reload in red.
+  function configTile(cfg) {
+    var last = cfg.lastReload;
+    var t = mark(tile('config', cfg.hash.slice(0, 12) + ' \\u00b7 ' + clock(cfg.loadedAt), 'config-hash'), last && last.result === 'failed');
+    t.setAttribute('title', 'sha256 ' + cfg.hash + '\\nloaded ' + new Date(cfg.loadedAt).toISOString() +
+      (last ? '\\nlast reload (' + last.trigger + '): ' + last.result + (last.error ? ': ' + last.error : '') : '') +
+      (last && last.needsRestart.length ? '\\nneeds a restart: ' + last.needsRestart.join(', ') : ''));
+    return t;
+  }
+
   function mark(node, bad) {
     if (bad) node.className += ' bad';
     return node;
@@ -270,7 +281,7 @@ export const DASHBOARD_SCRIPT = `
     var rs = servers.map(function (s) {
       return rates('srv:' + s.router + ':' + s.srvAddr, st.at, { accepts: num(s.accepts), rx: num(s.rxBytes), tx: num(s.txBytes) });
     });
-    document.getElementById('process').replaceChildren(renderProcess(st.process, st.processes, st.at));
+    document.getElementById('process').replaceChildren(renderProcess(st.process, st.processes, st.at, st.config));
     document.getElementById('servers').replaceChildren.apply(document.getElementById('servers'),
       servers.map(function (s, i) { return renderServer(s, rs[i]); }));
     document.getElementById('routers').replaceChildren.apply(document.getElementById('routers'), routers.map(function (rt) {

@@ -205,6 +205,24 @@ describe('dashboard script', () => {
     assert.equal(p.text('srv-lat-p50-127.0.0.1:7474'), '\u2013');
   });
 
+  it('shows the running config (hash, load time) and an endpoint ejected by its health check', async () => {
+    const p = page([() => {
+      const st = state(1000, 0, 0);
+      const d = st.routers[0]!.destinations[0]!;
+      return {
+        ...st,
+        config: {
+          path: 'c.yml', hash: 'ab'.repeat(32), loadedAt: Date.UTC(2026, 10, 30, 6, 7, 8), watch: false,
+          lastReload: { result: 'failed', trigger: 'SIGHUP', at: 0, hash: 'ab'.repeat(32), changes: [], needsRestart: [], error: 'c.yml: routers[0].x: unknown key' },
+        },
+        routers: [{ ...st.routers[0]!, destinations: [{ ...d, endpoints: [{ ...d.endpoints[0]!, state: 'failed', cause: 'health check', healthy: false }] }] }],
+      };
+    }]);
+    await p.step();
+    assert.equal(p.text('config-hash'), 'abababababab \u00b7 06:07:08');
+    assert.equal(p.text('ep-state-10.0.0.1:80'), 'failed (health check)');
+  });
+
   it('inserts server data as text only', () => {
     assert.doesNotMatch(DASHBOARD_SCRIPT, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
     assert.doesNotMatch(DASHBOARD_SCRIPT, /<\/script/i);

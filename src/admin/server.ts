@@ -62,12 +62,20 @@ export interface AdminOptions {
   shutdown: () => void;
   /** Exit now. Called after the 202 is sent. */
   abort: () => void;
+  /** POST /reload: re-read the config and apply it; answered with the outcome (absent: 404). */
+  reload?: () => Promise<ReloadAnswer>;
   log: Logger;
   /** Shared with collectState so both see one event-loop monitor; one is made here if absent. */
   sampler?: ProcessSampler;
   limits?: Partial<AdminLimits>;
   /** Where LINKERD_TCP_ADMIN_TOKEN is read (tests pass their own); default the process's. */
   env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** What POST /reload answers (src/reload/reloader.ts's ReloadReport): 200 when applied or unchanged, 422 when refused. */
+export interface ReloadAnswer {
+  readonly result: 'ok' | 'unchanged' | 'failed';
+  readonly error: string | null;
 }
 
 type Route = { readonly method: 'GET' | 'POST'; readonly handle: (req: IncomingMessage, res: ServerResponse) => void };
@@ -159,6 +167,27 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     ['/shutdown', { method: 'POST', handle: mutation('shutdown', 'shutting down', opts.shutdown) }],
     ['/abort', { method: 'POST', handle: mutation('abort', 'aborting', opts.abort) }],
   ]);
+  const reload = opts.reload;
+  if (reload) {
+    // The same guard as every mutation; answered with the outcome once the reload is done.
+    routes.set('/reload', {
+      method: 'POST',
+      handle: (req, res) => {
+        const caller = addrKey(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+        const refused = refuseMutation(req, token);
+        if (refused) {
+          log.warn({ caller, origin: req.headers.origin ?? null, why: refused.why }, 'admin: reload refused');
+          return send(res, refused.status, refused.body, TEXT_TYPE, refused.headers);
+        }
+        later(res, bodyComplete(req).then(async (complete) => {
+          if (!complete) return void log.warn({ caller }, 'admin: reload ignored: its request body did not arrive whole');
+          log.info({ caller }, 'admin: reload requested');
+          const r = await reload();
+          send(res, r.result === 'failed' ? 422 : 200, JSON.stringify(r, null, 2) + '\n', 'application/json; charset=utf-8');
+        }));
+      },
+    });
+  }
 
   const server = createServer({
     maxHeaderSize: limits.maxHeaderBytes,

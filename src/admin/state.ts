@@ -149,6 +149,24 @@ export interface AppState {
   readonly routers: readonly RouterJson[];
   readonly servers: readonly ServerJson[];
   readonly recentErrors: readonly RecentError[];
+  /** The running config file: its SHA-256, when it was loaded, and the last reload (src/reload/). */
+  readonly config?: ConfigStateJson;
+}
+
+export interface ConfigStateJson {
+  readonly path: string;
+  readonly hash: string;
+  readonly loadedAt: number; // epoch ms
+  readonly watch: boolean; // watchConfig is on
+  readonly lastReload: {
+    readonly result: 'ok' | 'unchanged' | 'failed';
+    readonly trigger: string;
+    readonly at: number;
+    readonly hash: string;
+    readonly changes: readonly string[];
+    readonly needsRestart: readonly string[];
+    readonly error: string | null;
+  } | null;
 }
 
 export function collectState(input: {

@@ -77,6 +77,44 @@ export class NamesHub {
     this.shared.delete(key);
   }
 
+  /**
+   * A config reload changed or removed router `rt`: its interpreter is made again (`make`
+   * reads the new config) and every destination watched through it moves over. Resolves once
+   * each has a resolution from the new one (at most `waitMs`), so that new connections,
+   * committed after this, see the new dtab.
+   */
+  async replace(rt: string, waitMs = 2000): Promise<void> {
+    const old = this.interpreters.get(rt);
+    this.interpreters.delete(rt);
+    const firsts: Promise<void>[] = [];
+    for (const [key, s] of [...this.shared]) {
+      if (!key.startsWith(namesKey(rt, ''))) continue;
+      const dst = key.slice(namesKey(rt, '').length);
+      s.watch.close();
+      const interp = this.interpreter(rt);
+      if (!interp) {
+        this.shared.delete(key); // the router is gone: its workers' routers are retired too
+        continue;
+      }
+      const got = Promise.withResolvers<void>();
+      const workers = s.workers;
+      const entry: Shared = {
+        workers, last: s.last,
+        watch: interp.watch(dst, (resolution) => {
+          entry.last = resolution;
+          got.resolve();
+          for (const w of [...workers]) this.send(w, { type: 'resolution', rt, dst, resolution });
+        }),
+      };
+      this.shared.set(key, entry);
+      firsts.push(got.promise);
+    }
+    await old?.close();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(firsts), new Promise<void>((r) => { timer = setTimeout(r, waitMs); })]);
+    clearTimeout(timer);
+  }
+
   private interpreter(rt: string): Interpreter | undefined {
     let i = this.interpreters.get(rt);
     if (!i) {

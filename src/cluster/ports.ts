@@ -8,7 +8,8 @@ import type { Config } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import { addrKey } from '../naming/resolution.ts';
 
-async function claim(ip: string, port: number, rt: string): Promise<number> {
+/** Binds `ip:port` alone (no SO_REUSEPORT) and lets go: the port, checked free (a concrete one for 0). */
+export async function claim(ip: string, port: number, rt: string): Promise<number> {
   const probe = createServer();
   probe.listen({ host: ip, port, exclusive: true }); // no reusePort: only a free port binds
   try {

@@ -20,6 +20,10 @@ import { SessionCache } from '../server/session-cache.ts';
 import { answerSessions } from './remote-sessions.ts';
 import { TicketKeys } from './ticket-keys.ts';
 import { claimPorts } from './ports.ts';
+import { pinReloadPorts, ReloadRounds } from './cluster-reload.ts';
+import { effectiveConfig } from '../reload/plan.ts';
+import { Reloader } from '../reload/reloader.ts';
+import type { LoadedConfig } from '../reload/source.ts';
 import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
 
 const ASK_TIMEOUT_MS = 3000;
@@ -30,12 +34,12 @@ const PRIMARY_EXTRA_MARGIN_MS = 1000;
 
 type Pending = { readonly worker: number; readonly resolve: (v: Answer | undefined) => void; readonly timer: NodeJS.Timeout };
 
-export async function runPrimary(configIn: Config, workers: number, baseLog: Logger, marginMs: number): Promise<number> {
+export async function runPrimary(configIn: Config, workers: number, baseLog: Logger, marginMs: number, loaded?: LoadedConfig): Promise<number> {
   const view = new ClusterView(baseLog); // merged metrics and state; the primary's warnings reach the dashboard
   const log = view.log;
   const tickets = new TicketKeys(); // TLS sessions resume on whichever worker accepts
   const sessions = new SessionCache(); // and so do sessions resumed by ID (TLS 1.2 without tickets)
-  const config = await claimPorts(configIn);
+  let config = await claimPorts(configIn); // a reload replaces it: restarted workers start with the new one
   const live = new Map<number, Worker>(); // forked and not yet exited
   const listening = new Set<number>();
   const pending = new Map<number, Pending>();
@@ -98,6 +102,20 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
     return rc && createInterpreter(rc, config, registry, log);
   }, (id, m) => { const w = live.get(id); if (w) send(w, m); });
 
+  // Config reloads (SIGHUP, POST /reload, watchConfig) are decided here and applied by every worker or none.
+  const rounds = new ReloadRounds((id, m) => { const w = live.get(id); return w !== undefined && send(w, m); });
+  const reloader = loaded && new Reloader({
+    initial: loaded, log, registry,
+    apply: async (nextFile, plan) => {
+      const next = effectiveConfig(config, await pinReloadPorts(config, nextFile, plan));
+      await rounds.run([...listening].filter((id) => live.has(id)), next, async () => {
+        config = next;
+        // Naming runs here for the workers: routers whose dtab, interpreter or namers changed get new interpreters.
+        await Promise.all(plan.routers.filter((r) => r.kind !== 'kept').map((r) => names.replace(r.label)));
+      });
+    },
+  });
+
   const fork = (): void => {
     const w = cluster.fork({ LINKERD_TCP_WORKER: '1' });
     live.set(w.id, w);
@@ -129,6 +147,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
       else if (m.type === 'health-watch' || m.type === 'health-unwatch') health.onMessage(w.id, m, (r) => send(w, r));
       else if (m.type === 'names-watch' || m.type === 'names-unwatch') names.onMessage(w.id, m);
       else if (m.type === 'session-set' || m.type === 'session-get') answerSessions(sessions, m, (r) => send(w, r));
+      else if (m.type === 'reload-prepared') rounds.onMessage(w.id, m);
     });
     w.on('online', () => {
       send(w, { type: 'start', config });
@@ -140,6 +159,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
       listening.delete(w.id);
       health.dropWorker(w.id);
       names.dropWorker(w.id);
+      rounds.dropWorker(w.id);
       for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
       if (lc.stopping) {
         exitCodes.push(code);
@@ -161,18 +181,22 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
   const admin = createAdminServer({
     config: config.admin, registry, log, sampler,
     extraMetrics: async () => view.renderMetrics(await askEach('metrics')),
-    state: async () => ({ ...view.state(sampler.sample(), await askEach('state')), workers: workersState() }),
+    state: async () => ({ ...view.state(sampler.sample(), await askEach('state')), workers: workersState(), ...(reloader ? { config: reloader.info } : {}) }),
     // Ready once every worker has started; later, while one is being replaced, the others serve.
     ready: async () => ws.started && listening.size > 0 && (await askAll('ready')).every((r) => r === true),
     shutdown: () => lc.stop('admin'),
     abort: () => lc.abort(),
+    ...(reloader ? { reload: () => reloader.reload('POST /reload') } : {}),
   });
 
   tickets.start((keys) => { for (const w of live.values()) send(w, { type: 'ticket-keys', keys }); });
   for (let i = 0; i < workers; i++) fork();
   trapSignals(lc, () => {
-    log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
-    for (const w of live.values()) send(w, { type: 'reload' });
+    // The config first (all workers or none), then every worker re-reads its TLS keys and certificates.
+    void (reloader?.reload('SIGHUP') ?? Promise.resolve()).then(() => {
+      log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
+      for (const w of live.values()) send(w, { type: 'reload' });
+    });
   });
   try {
     await admin.listen();
@@ -182,6 +206,7 @@ export async function runPrimary(configIn: Config, workers: number, baseLog: Log
     throw e;
   }
   const code = await lc.exitCode;
+  reloader?.close();
   // The admin server must not hold the exit up (a keep-alive scrape, a slow client).
   await Promise.race([admin.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
   sampler.close();

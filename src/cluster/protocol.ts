@@ -2,6 +2,7 @@
 import type { AppState } from '../admin/state.ts';
 import type { Config } from '../config/types.ts';
 import type { HealthToPrimary, HealthToWorker } from '../health/source.ts';
+import type { ReloadToPrimary, ReloadToWorker } from './cluster-reload.ts';
 import type { NamesToPrimary, NamesToWorker } from './remote-names.ts';
 import type { SessionsToPrimary, SessionsToWorker } from './remote-sessions.ts';
 import type { MetricDump } from '../metrics/registry.ts';
@@ -14,7 +15,8 @@ export type ToWorker =
   | { readonly type: 'reload' } // SIGHUP: re-read TLS keys and certificates
   | HealthToWorker
   | NamesToWorker
-  | SessionsToWorker; // a health check verdict from the primary's checker
+  | SessionsToWorker // a health check verdict from the primary's checker
+  | ReloadToWorker; // a config reload: prepare, then commit or abort (cluster-reload.ts)
 
 export type Answer = MetricDump[] | AppState | boolean;
 
@@ -25,7 +27,8 @@ export type ToPrimary =
   | { readonly type: 'admin'; readonly what: 'shutdown' | 'abort' }
   | HealthToPrimary
   | NamesToPrimary
-  | SessionsToPrimary; // watch/unwatch an endpoint's health (the primary checks once for all workers)
+  | SessionsToPrimary // watch/unwatch an endpoint's health (the primary checks once for all workers)
+  | ReloadToPrimary; // this worker prepared a reload (error null) or could not
 
 /** /api/state's `workers` (several workers only): who is serving, and restarts that failed. */
 export interface WorkersState {

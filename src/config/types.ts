@@ -6,6 +6,8 @@ export interface Config {
   readonly bufferSizeBytes: number; // default 16384: socket read buffer (highWaterMark)
   /** new: which engine moves the bytes (src/engine/select.ts); default auto = native where it can. */
   readonly engine?: 'auto' | 'native' | 'node';
+  /** new: re-read and apply the config file when it changes (as SIGHUP and POST /reload do); default false. */
+  readonly watchConfig?: boolean;
   readonly admin: AdminConfig;
   readonly namers: readonly NamerConfig[]; // new (linkerd 1 style), used by `kind: default`
   readonly routers: readonly RouterConfig[];

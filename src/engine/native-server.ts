@@ -26,7 +26,8 @@ export class NativeServer implements NativeServerSide {
   srvAddr = '';
   metrics!: ServerMetrics;
   private readonly eng: NativeEngine;
-  private readonly router: Router;
+  /** Replaced by a config reload that changes the router (same label): new connections only. */
+  private router: Router;
   private readonly registry: Registry;
   private readonly log: Logger;
   private readonly accessLog: Logger;
@@ -93,8 +94,17 @@ export class NativeServer implements NativeServerSide {
   /** Bytes from/to clients: closed connections plus live ones (counted by the engine). */
   totalBytes(): { rx: number; tx: number } {
     const [rx, tx] = this.listener === undefined ? [0, 0] : this.binding.listenerBytes(this.listener);
-    return { rx: this.closedRx + rx, tx: this.closedTx + tx };
+    const c = this.carry?.();
+    return { rx: this.closedRx + rx + (c?.rx ?? 0), tx: this.closedTx + tx + (c?.tx ?? 0) };
   }
+
+  /** A config reload gives this server new connections' router (connections already routed keep theirs). */
+  retarget(router: Router): void {
+    this.router = router;
+  }
+
+  /** The totals of the server this one replaced in a config reload, so the byte counters carry on. */
+  carry: (() => { rx: number; tx: number }) | undefined;
 
   prepare(): void {
     if (this.sni) {

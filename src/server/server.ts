@@ -32,7 +32,8 @@ export class Server implements ServerSide {
   readonly live = new Set<Connection>();
   srvAddr = '';
   metrics!: ServerMetrics;
-  private readonly router: Router;
+  /** Replaced by a config reload that changes the router (same label): new connections only. */
+  private router: Router;
   private readonly registry: Registry;
   private readonly log: Logger;
   private readonly accessLog: Logger;
@@ -127,9 +128,18 @@ export class Server implements ServerSide {
     }
   }
 
+  /** A config reload gives this server new connections' router (connections already routed keep theirs). */
+  retarget(router: Router): void {
+    this.router = router;
+  }
+
+  /** The totals of the server this one replaced in a config reload, so the byte counters carry on. */
+  carry: (() => { rx: number; tx: number }) | undefined;
+
   /** Bytes read from / written to clients: closed connections plus live ones. */
   totalBytes(): { rx: number; tx: number } {
-    let rx = this.closedRx, tx = this.closedTx;
+    const c = this.carry?.();
+    let rx = this.closedRx + (c?.rx ?? 0), tx = this.closedTx + (c?.tx ?? 0);
     for (const c of this.live) { rx += c.client.bytesRead; tx += c.client.bytesWritten; }
     return { rx, tx };
   }

@@ -1,0 +1,88 @@
+// A config reload with several workers, decided by the primary: the new config gets its
+// ports checked and pinned (a kept `port: 0` server keeps its port), then every worker
+// prepares it (TLS loaded, new listeners bound) and answers; only when all are ready is
+// it committed everywhere, else aborted everywhere. So all workers switch, or none does.
+import type { Config } from '../config/types.ts';
+import { LinkerdTcpError } from '../errors.ts';
+import type { ReloadPlan } from '../reload/plan.ts';
+import { claim } from './ports.ts';
+
+/** Primary → worker and back (carried by protocol.ts). */
+export type ReloadToWorker =
+  | { readonly type: 'reload-prepare'; readonly id: number; readonly config: Config }
+  | { readonly type: 'reload-commit'; readonly id: number }
+  | { readonly type: 'reload-abort'; readonly id: number };
+export type ReloadToPrimary = { readonly type: 'reload-prepared'; readonly id: number; readonly error: string | null };
+
+const PREPARE_TIMEOUT_MS = 15_000;
+
+/** `next` with concrete ports: kept and changed `port: 0` servers keep theirs; new ones are claimed (checked free). */
+export async function pinReloadPorts(running: Config, next: Config, plan: ReloadPlan): Promise<Config> {
+  const routers = next.routers.map((r) => ({ ...r, servers: [...r.servers] }));
+  const held = new Set(running.routers.flatMap((r) => r.servers.map((s) => `${s.ip} ${s.port}`)));
+  for (const ch of plan.servers) {
+    if (ch.kind === 'removed') continue;
+    const [i, j] = ch.next!;
+    const sc = routers[i]!.servers[j]!;
+    if (ch.kind !== 'added') {
+      const port = running.routers[ch.old![0]]?.servers[ch.old![1]]?.port;
+      if (sc.port === 0 && port !== undefined) routers[i]!.servers[j] = { ...sc, port };
+      continue;
+    }
+    if (sc.port !== 0 && held.has(`${sc.ip} ${sc.port}`)) continue; // ours already (moved between routers)
+    routers[i]!.servers[j] = { ...sc, port: await claim(sc.ip, sc.port, next.routers[i]!.label) };
+  }
+  return { ...next, routers };
+}
+
+interface Waiting {
+  readonly workers: Set<number>;
+  readonly errors: string[];
+  readonly done: () => void;
+}
+
+/** The primary's side of the prepare / commit exchange. */
+export class ReloadRounds {
+  private nextId = 1;
+  private readonly rounds = new Map<number, Waiting>();
+  private readonly send: (worker: number, m: ReloadToWorker) => boolean;
+
+  constructor(send: (worker: number, m: ReloadToWorker) => boolean) {
+    this.send = send;
+  }
+
+  /** Prepares `config` on every worker, then commits it on all, or aborts it on all and rejects with the workers' errors. */
+  async run(workers: readonly number[], config: Config, beforeCommit: () => Promise<void>): Promise<void> {
+    const id = this.nextId++;
+    const w = Promise.withResolvers<void>();
+    const round: Waiting = { workers: new Set(workers), errors: [], done: w.resolve };
+    this.rounds.set(id, round);
+    for (const worker of workers) if (!this.send(worker, { type: 'reload-prepare', id, config })) round.workers.delete(worker);
+    if (round.workers.size === 0) w.resolve();
+    const timer = setTimeout(() => {
+      round.errors.push(`worker${round.workers.size > 1 ? 's' : ''} ${[...round.workers].join(', ')} did not prepare within ${PREPARE_TIMEOUT_MS / 1000} s`);
+      w.resolve();
+    }, PREPARE_TIMEOUT_MS);
+    await w.promise;
+    clearTimeout(timer);
+    this.rounds.delete(id);
+    if (round.errors.length) {
+      for (const worker of workers) this.send(worker, { type: 'reload-abort', id });
+      throw new LinkerdTcpError('CONFIG_INVALID', [...new Set(round.errors)].join('\n'));
+    }
+    await beforeCommit();
+    for (const worker of workers) this.send(worker, { type: 'reload-commit', id });
+  }
+
+  onMessage(worker: number, m: ReloadToPrimary): void {
+    const round = this.rounds.get(m.id);
+    if (!round || !round.workers.delete(worker)) return;
+    if (m.error !== null) round.errors.push(m.error);
+    if (round.workers.size === 0) round.done();
+  }
+
+  /** A worker exited mid-round: it no longer counts (it restarts with whichever config is committed). */
+  dropWorker(worker: number): void {
+    for (const round of this.rounds.values()) if (round.workers.delete(worker) && round.workers.size === 0) round.done();
+  }
+}
