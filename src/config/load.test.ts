@@ -28,7 +28,7 @@ describe('config: good configs and their defaults', () => {
     const c = parseConfig(MIN, 'c.yml');
     assert.equal(c.workers, undefined);
     assert.equal(c.bufferSizeBytes, 16384);
-    assert.deepEqual(c.admin, { ip: '127.0.0.1', port: 9989, metricsIntervalSecs: 60, graceSecs: 10 });
+    assert.deepEqual(c.admin, { ip: '127.0.0.1', port: 9989, metricsIntervalSecs: 60, graceSecs: 10, allowedHosts: [] });
     const r = c.routers[0]!;
     assert.deepEqual(r.interpreter, { kind: 'default' });
     assert.deepEqual(r.client, { kind: 'io.l5d.global' });
