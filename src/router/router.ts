@@ -110,12 +110,13 @@ export class Router {
   /** The LRU bookkeeping of routeSni, for engines that route by themselves (src/engine/). */
   touchSni(dst: string): void {
     if (this.sni.has(dst) || !this.destinations.has(dst)) {
-      for (const old of this.sni.touch(dst)) {
+      // A destination with connections waiting on it is kept: closing it would strand them.
+      for (const old of this.sni.touch(dst, (n) => (this.destinations.get(n)?.waiting ?? 0) > 0)) {
         const d = this.destinations.get(old);
         this.destinations.delete(old);
         this.sniEvictions.value++;
         if (!d) continue;
-        d.close(); // open connections keep their leases; waiters time out as for any destination
+        d.close(); // open connections keep their leases
         this.registry.removeWhere((_n, l) => l.includes(`dst=${JSON.stringify(old)}`) && l.includes(`rt=${JSON.stringify(this.label)}`));
         if (this.log.isLevelEnabled('debug')) this.log.debug({ dst: old }, 'SNI destination evicted (least recently used)');
       }
