@@ -42,7 +42,7 @@ async function resolveAll(rc: RouterConfig, config: Config): Promise<Map<string,
 }
 
 /** Loads every TLS key and certificate as a start would; one message per bad setting. */
-function tlsProblems(config: Config): string[] {
+export function tlsProblems(config: Config): string[] {
   const out: string[] = [];
   const attempt = (f: () => unknown): void => {
     try {

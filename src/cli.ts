@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { App, checkEngines } from './app.ts';
-import { describeConfig } from './check.ts';
+import { describeConfig, tlsProblems } from './check.ts';
 import { defaultWorkers, readCpuLimit } from './cluster/cpu-quota.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { runWorker } from './cluster/worker.ts';
@@ -122,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
   const n = workerCount(config);
   if (n > 1) {
     try {
-      return await runPrimary(config, n, createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS, loaded);
+      return await runPrimary(config, n, createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS, { loaded, validate: checkProblems(loaded.path) });
     } catch (e) {
       return fail(e);
     }
@@ -155,6 +155,19 @@ async function diff(check: boolean, paths: readonly string[]): Promise<number> {
   return report.includes('\nerror: ') ? 1 : 0;
 }
 
+/** For reloads: what `--check` rejects beyond decoding (TLS material, the engine), one message each. */
+function checkProblems(path: string): (c: Config) => string[] {
+  return (c) => {
+    const out = tlsProblems(c);
+    try {
+      checkEngines(c, path);
+    } catch (e) {
+      out.push((e as Error).message);
+    }
+    return out;
+  };
+}
+
 async function run(loaded: LoadedConfig): Promise<number> {
   const config = loaded.config;
   const log = createLogger(levelFromEnv(process.env));
@@ -171,7 +184,7 @@ async function run(loaded: LoadedConfig): Promise<number> {
     reload: () => reloader.reload('POST /reload'), configInfo: () => reloader.info,
   });
   // SIGHUP, POST /reload and (watchConfig) a change of the file re-read it; all or nothing.
-  const reloader = new Reloader({ initial: loaded, apply: (next, plan) => app.reload(next, plan), log, registry: app.registry });
+  const reloader = new Reloader({ initial: loaded, apply: (next, plan) => app.reload(next, plan), log, registry: app.registry, validate: checkProblems(loaded.path) });
   try {
     await app.start();
   } catch (e) {

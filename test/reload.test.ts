@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { type Backend, deadline, deadPort, echo, peerClosed, Proxy, runCli, startBackend, writeConfig } from './support/harness.ts';
@@ -203,6 +205,25 @@ routers:
     // Fixed: applies.
     writeFileSync(file, good);
     assert.equal((await postReload(admin)).body.result, 'unchanged');
+  });
+
+  it('refuses a config whose unchanged TLS server no longer loads its key (as --check would), even when the change is elsewhere', async () => {
+    const a = await backend();
+    const dir = mkdtempSync(join(tmpdir(), 'l5d-reload-tls-'));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const fixture = (f: string): string => new URL(`./fixtures/tls/${f}`, import.meta.url).pathname;
+    for (const f of ['rsa.key', 'rsa.pem', 'chain.pem']) copyFileSync(fixture(f), join(dir, f));
+    const [port, tlsPort, added] = [await deadPort(), await deadPort(), await deadPort()];
+    const tls = `\n    tls: {defaultIdentity: {privateKey: ${join(dir, 'rsa.key')}, certs: [${join(dir, 'rsa.pem')}, ${join(dir, 'chain.pem')}]}}`;
+    const dtab = `/svc/a => /$/inet/127.0.0.1/${a.port};`;
+    const { file, admin } = await proxy(cfg(dtab, server(port) + server(tlsPort, '/svc/a', tls)), 2);
+    writeFileSync(join(dir, 'rsa.key'), 'not a key\n');
+    writeFileSync(file, cfg(dtab, server(port) + server(tlsPort, '/svc/a', tls) + server(added)));
+    const r = await postReload(admin);
+    assert.equal(r.status, 422);
+    assert.match(r.body.error ?? '', /routers\[0\]\.servers\[1\]\.tls/);
+    assert.equal(await accepts(added), false);
+    assert.equal(await roundTrip(port, 'still'), 'still');
   });
 
   it('reports workers and admin changes as needing a restart and applies the rest', async () => {

@@ -46,7 +46,11 @@ export class Reloader {
   /** The hash last tried by the watcher, so a refused file is not retried until it changes again. */
   private lastSeen: string;
 
-  constructor(opts: { initial: LoadedConfig; apply: ApplyReload; log: Logger; registry?: Registry | undefined }) {
+  /** What `--check` finds wrong beyond decoding (TLS material that does not load, an engine that cannot run). */
+  private readonly validate: (c: Config) => readonly string[];
+
+  constructor(opts: { initial: LoadedConfig; apply: ApplyReload; log: Logger; registry?: Registry | undefined; validate?: (c: Config) => readonly string[] }) {
+    this.validate = opts.validate ?? (() => []);
     this.running = opts.initial;
     this.lastSeen = opts.initial.hash;
     this.apply = opts.apply;
@@ -95,6 +99,9 @@ export class Reloader {
     }
     const plan = planReload(this.running.config, next.config);
     const changes = planLines(plan).filter((l) => !plan.needsRestart.some((k) => l.startsWith(`${k}:`)));
+    // Anything --check rejects refuses the whole file, also in routers and servers that did not change.
+    const problems = this.validate(next.config);
+    if (problems.length) return this.refuse(base, problems.join('\n'), changes, plan.needsRestart);
     if (isEmpty(plan)) {
       this.running = { ...next, config: effectiveConfig(this.running.config, next.config) };
       return this.done({ ...base, result: 'unchanged', hash: next.hash, changes, needsRestart: plan.needsRestart, error: null });
