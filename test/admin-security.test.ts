@@ -10,7 +10,9 @@ import { Writable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { createAdminServer } from '../src/admin/server.ts';
 import type { AppState } from '../src/admin/state.ts';
+import { parseConfig } from '../src/config/load.ts';
 import type { AdminConfig } from '../src/config/types.ts';
+import { LinkerdTcpError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
 import { Registry } from '../src/metrics/registry.ts';
 import { deadline } from './support/harness.ts';
@@ -123,6 +125,26 @@ describe('admin: Host must name this server', () => {
     assert.equal((await raw(port, get('/ping', `[::1]:${port}`), '::1')).status, 200);
     assert.equal((await raw(port, get('/ping', `[0:0:0:0:0:0:0:1]:${port}`), '::1')).status, 200);
     assert.equal((await raw(port, get('/ping', `evil.example:${port}`), '::1')).status, 421);
+  });
+});
+
+describe('admin: config', () => {
+  it('admin.allowedHosts and admin.tokenFile are decoded, each problem named by its key path', () => {
+    const ok = parseConfig('{"admin": {"allowedHosts": ["admin.example.com", "10.0.0.5", "[::1]:9989", "fwd.example."], "tokenFile": "/run/t"}, "routers": [{"label": "r", "dtab": "/svc=>/$/inet/127.0.0.1/1;", "servers": [{"port": 1, "dstName": "/svc/x"}]}]}', 'c.json');
+    assert.deepEqual(ok.admin.allowedHosts, ['admin.example.com', '10.0.0.5', '[::1]:9989', 'fwd.example.']);
+    assert.equal(ok.admin.tokenFile, '/run/t');
+    assert.throws(
+      () => parseConfig('{"admin": {"allowedHosts": ["*.example.com", "ok.example", "user@host", "[nope]", "h:99999", 7], "tokenFile": ""}, "routers": [{"label": "r", "dtab": "/svc=>/$/inet/127.0.0.1/1;", "servers": [{"port": 1, "dstName": "/svc/x"}]}]}', 'c.json'),
+      (e: unknown) => {
+        assert.ok(e instanceof LinkerdTcpError);
+        const lines = e.message.split('\n');
+        for (const i of [0, 2, 3, 4]) assert.ok(lines.some((l) => l.startsWith(`c.json: admin.allowedHosts[${i}]: expected a host name or IP literal`)), `[${i}] in ${e.message}`);
+        assert.ok(lines.some((l) => l.startsWith('c.json: admin.allowedHosts[5]: expected a string')), e.message);
+        assert.ok(lines.some((l) => l.startsWith('c.json: admin.tokenFile: expected a non-empty string')), e.message);
+        assert.ok(!lines.some((l) => l.includes('allowedHosts[1]')), e.message);
+        return true;
+      },
+    );
   });
 });
 
