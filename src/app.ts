@@ -6,6 +6,7 @@ import { type AdminServer, createAdminServer, type ReloadAnswer } from './admin/
 import { type AppState, collectState, type ConfigStateJson } from './admin/state.ts';
 import type { ClientTlsConfig, Config, RouterConfig, ServerConfig } from './config/types.ts';
 import { watchFiles } from './connector/file-watch.ts';
+import { LinkerdTcpError } from './errors.ts';
 import { ClientTls } from './connector/tls-client.ts';
 import { createDefaultInterpreter } from './interpreter/default.ts';
 import type { Interpreter } from './interpreter/interpreter.ts';
@@ -216,8 +217,14 @@ export class App {
    * serving changed; `commit()` swaps them in, `abort()` closes them. Rejects (changing
    * nothing) on bad TLS material or a port that cannot be bound.
    */
-  prepareReload(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
-    return prepareReload(this.liveTarget(), next, plan);
+  async prepareReload(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
+    if (this.closing) throw new LinkerdTcpError('CONFIG_INVALID', 'shutting down: reload refused');
+    const p = await prepareReload(this.liveTarget(), next, plan);
+    return {
+      abort: () => p.abort(),
+      // A shutdown that began while preparing wins: nothing new may start listening after close().
+      commit: () => (this.closing ? void p.abort() : p.commit()),
+    };
   }
 
   /** Prepare and commit: the single process's reload. */
