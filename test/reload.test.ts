@@ -299,6 +299,23 @@ routers:
     assert.equal(a.accepted, aBefore, 'still B: the refused config (back to A) was applied nowhere');
   });
 
+  it('with two workers: a worker restarting during a reload ends up on the new config too', async () => {
+    const a = await backend();
+    const [port, added] = [await deadPort(), await deadPort()];
+    const text = (servers: string): string => cfg(`/svc/a => /$/inet/127.0.0.1/${a.port};`, servers, '\nworkers: 2');
+    const { proxy: p, file, admin } = await proxy(text(server(port)), 1, { LINKERD_TCP_WORKERS: '2' });
+    const first = await p.waitForCount((l) => l.msg === 'listening', 2, 15_000, 'both workers listening');
+    const victim = Number(first[0]!['pid']);
+    process.kill(victim, 'SIGKILL');
+    await p.waitForLog((l) => l.msg === 'worker exited; restarting' && l['workerPid'] === victim);
+    writeFileSync(file, text(server(port) + server(added)));
+    const r = await postReload(admin);
+    assert.equal(r.body.result, 'ok', JSON.stringify(r.body));
+    const onAdded = await p.waitForCount((l) => l.msg === 'listening' && String(l['srv']).endsWith(`:${added}`), 2, 20_000, 'two workers on the added server');
+    assert.equal(new Set(onAdded.map((l) => l['pid'])).size, 2);
+    assert.ok(!onAdded.some((l) => l['pid'] === victim));
+  });
+
   it('--check --diff OLD NEW prints what a reload would do', async () => {
     const dtab = '/svc/a => /$/inet/127.0.0.1/1;';
     const old = writeConfig(cfg(dtab, server(7001) + server(7002)));

@@ -108,6 +108,7 @@ export async function runPrimary(
   }, (id, m) => { const w = live.get(id); if (w) send(w, m); });
 
   // Config reloads (SIGHUP, POST /reload, watchConfig) are decided here and applied by every worker or none.
+  const startedWith = new Map<number, Config>(); // the config each worker was started with
   const rounds = new ReloadRounds((id, m) => { const w = live.get(id); return w !== undefined && send(w, m); });
   const reloader = reload && new Reloader({
     initial: reload.loaded, log, registry, validate: reload.validate,
@@ -128,6 +129,12 @@ export async function runPrimary(
     w.on('message', (m: ToPrimary) => {
       if (m.type === 'listening') {
         listening.add(w.id);
+        // Started before a reload committed (it was not in that round): bring it to the running config.
+        if (startedWith.get(w.id) !== config) {
+          const target = config;
+          startedWith.set(w.id, target);
+          rounds.run([w.id], target, async () => {}).catch((e: unknown) => log.error({ worker: w.id, err: (e as Error).message }, 'a worker started during a reload could not take the new config'));
+        }
         if (ws.consecutiveFailures > 0) log.info({ worker: w.id }, 'worker started again; all workers serving');
         ws.consecutiveFailures = 0;
         ws.lastFailure = null;
@@ -155,6 +162,7 @@ export async function runPrimary(
       else if (m.type === 'reload-prepared') rounds.onMessage(w.id, m);
     });
     w.on('online', () => {
+      startedWith.set(w.id, config);
       send(w, { type: 'start', config });
       send(w, { type: 'ticket-keys', keys: tickets.current });
     });
@@ -163,6 +171,7 @@ export async function runPrimary(
       live.delete(w.id);
       listening.delete(w.id);
       health.dropWorker(w.id);
+      startedWith.delete(w.id);
       names.dropWorker(w.id);
       rounds.dropWorker(w.id);
       for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
