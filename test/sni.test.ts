@@ -99,7 +99,8 @@ for (const engine of ['node', 'native'] as const) describe(`SNI passthrough (${e
   it('destinations made from client-chosen names are bounded (LRU) and evictions counted', async () => {
     const be = await recorder();
     const names = ['a.example.test', 'b.example.test', 'c.example.test']; // as long as the fixture's db.example.com
-    const { proxy, ports: [port] } = await proxyWith(passthrough(names.map((n) => `/svc/sni/${n} => /$/inet/127.0.0.1/${be.port};`).join(' '), 'maxSniDestinations: 2'), 1, engine);
+    // One process: each worker keeps its own LRU.
+    const { proxy, ports: [port] } = await proxyWith(`workers: 1\n${passthrough(names.map((n) => `/svc/sni/${n} => /$/inet/127.0.0.1/${be.port};`).join(' '), 'maxSniDestinations: 2')}`, 1, engine);
     let done = 0;
     for (const n of [...names, names[0]!]) {
       const s = netConnect(port!, '127.0.0.1');
