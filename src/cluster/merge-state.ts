@@ -29,6 +29,12 @@ function mergeEndpoints(all: readonly EndpointJson[]): EndpointJson[] {
   return [...by.values()];
 }
 
+/** SNI destinations: each worker keeps its own LRU; the fullest one is shown (as the l5d:sni:destinations gauge). */
+function mergeSni(rs: readonly RouterJson[]): Pick<RouterJson, 'sniDestinations'> {
+  const all = rs.flatMap((r) => (r.sniDestinations ? [r.sniDestinations] : []));
+  return all.length ? { sniDestinations: { count: Math.max(...all.map((x) => x.count)), max: all[0]!.max } } : {};
+}
+
 function mergeDestinations(all: readonly DestinationJson[]): DestinationJson[] {
   const groups = new Map<string, DestinationJson[]>();
   for (const d of all) groups.set(d.name, [...(groups.get(d.name) ?? []), d]);
@@ -87,7 +93,7 @@ export function mergeStates(
   return {
     at: now(),
     process: primary.process,
-    routers: [...routers.values()].map((rs) => ({ ...rs[0]!, destinations: mergeDestinations(rs.flatMap((r) => r.destinations)) })),
+    routers: [...routers.values()].map((rs) => ({ ...rs[0]!, destinations: mergeDestinations(rs.flatMap((r) => r.destinations)), ...mergeSni(rs) })),
     servers: mergeServers(workers.flatMap((w) => w.servers)),
     processes: [
       { ...primary.process, role: 'primary', worker: null },
