@@ -12,6 +12,9 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:24-slim
 ENV NODE_ENV=production
+# V8's young generation capped at 8 MiB (workers get it anyway; this covers `workers: 1` too): TLS churn
+# otherwise grows it to 128 MiB that stays resident (RELIABILITY.md, "Memory under TLS churn").
+ENV NODE_OPTIONS=--max-semi-space-size=4
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
