@@ -84,8 +84,8 @@ export async function runPrimary(
     log, marginMs: marginMs + PRIMARY_EXTRA_MARGIN_MS,
     graceMs: () => config.admin.graceSecs * 1000,
     drain: async (graceMs) => {
-      log.info({ workers: live.size }, 'draining workers');
       for (const w of live.values()) send(w, { type: 'shutdown', graceMs });
+      log.info({ workers: live.size }, 'draining workers'); // after the sends: they are on their way
       if (live.size === 0) drained.resolve();
       await drained.promise;
       return exitCodes.every((c) => c === 0) ? 0 : 1;

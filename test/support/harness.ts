@@ -38,8 +38,11 @@ export class Proxy {
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly exited: Promise<number | null>;
 
-  /** `nofile`: start under that open-file limit (`ulimit -n`, through sh, same pid). */
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}, opts: { nofile?: number } = {}) {
+  /**
+   * `nofile`: start under that open-file limit (`ulimit -n`, through sh, same pid).
+   * `detached`: in its own process group, so a test can signal the group as Ctrl-C does.
+   */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, opts: { nofile?: number; detached?: boolean } = {}) {
     const [cmd, argv] = opts.nofile === undefined
       ? [process.execPath, [MAIN, ...args]]
       : ['sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, MAIN, ...args]];
@@ -48,6 +51,7 @@ export class Proxy {
       // whole run does: LINKERD_TCP_TEST_WORKERS=2 runs every proxy of the suite with two workers.
       env: { ...process.env, LOG_LEVEL: 'debug', LINKERD_TCP_WORKERS: TEST_WORKERS, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: opts.detached ?? false,
     });
     this.exited = once(this.proc, 'exit').then(([code]) => code as number | null);
     this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
@@ -89,6 +93,13 @@ export class Proxy {
       ports.push(portOf(l));
     }
     return ports;
+  }
+
+  /** Resolves when every process of the proxy (workers too: they share its stdout) has exited. */
+  allGone(ms = 10_000): Promise<void> {
+    const out = this.proc.stdout!;
+    if (out.closed) return Promise.resolve();
+    return deadline(ms, 'every process of the proxy to exit', once(out, 'close').then(() => {}));
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
