@@ -38,7 +38,7 @@ ARGS:
 ENVIRONMENT:
     LOG_LEVEL        trace|debug|info|warn|error|fatal|silent (default info)
     RUST_LOG         linkerd-tcp's form, e.g. linkerd_tcp=info (LOG_LEVEL wins)
-    LINKERD_TCP_WORKERS  processes to run when the config has no \`workers\` (default: the cores)
+    LINKERD_TCP_WORKERS  processes to run when the config has no \`workers\` (default: the cores, capped by the cgroup CPU quota)
 
 EXIT CODES:
     0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
