@@ -109,7 +109,7 @@ export const DASHBOARD_SCRIPT = `
   function fmtPct(n) { return n === null ? '\\u2013' : n.toFixed(1) + '%'; }
   // The whole process tree (with workers: the primary and each worker): tiles for the sums
   // (CPU and memory of every process), then one row per process.
-  function renderProcess(p, list, at, cfg) {
+  function renderProcess(p, list, at, cfg, workers) {
     var box = el('div');
     if (!p) return box;
     var procs = list && list.length ? list : [p];
@@ -133,6 +133,11 @@ export const DASHBOARD_SCRIPT = `
       tile('event-loop p99', eld === null ? 'n/a' : eld.toFixed(1) + ' ms', 'proc-eld', 'proc-eld', eld, function (v) { return v.toFixed(1) + ' ms'; }),
       tile('node', p.nodeVersion, 'proc-node'),
       cfg ? configTile(cfg) : null));
+    // A replacement worker that cannot start (say a TLS file went bad on disk): the others serve.
+    if (workers && workers.degraded) {
+      box.appendChild(el('p', 'status bad', 'workers: ' + workers.listening + ' of ' + workers.configured +
+        ' serving; a replacement cannot start (retrying): ' + (workers.lastFailure || 'unknown'), 'proc-workers-degraded'));
+    }
     if (procs.length < 2) return box;
     var table = el('table', null, null, 'proc-table');
     var head = el('tr');
@@ -281,7 +286,7 @@ export const DASHBOARD_SCRIPT = `
     var rs = servers.map(function (s) {
       return rates('srv:' + s.router + ':' + s.srvAddr, st.at, { accepts: num(s.accepts), rx: num(s.rxBytes), tx: num(s.txBytes) });
     });
-    document.getElementById('process').replaceChildren(renderProcess(st.process, st.processes, st.at, st.config));
+    document.getElementById('process').replaceChildren(renderProcess(st.process, st.processes, st.at, st.config, st.workers));
     document.getElementById('servers').replaceChildren.apply(document.getElementById('servers'),
       servers.map(function (s, i) { return renderServer(s, rs[i]); }));
     document.getElementById('routers').replaceChildren.apply(document.getElementById('routers'), routers.map(function (rt) {
