@@ -170,6 +170,23 @@ routers:
     assert.ok(!p.logs.some((l) => l.msg === 'connection closed' && l['reason'] !== 'done'));
   });
 
+  it('a router renamed: the new one takes over its server\'s address; open connections finish on the old', async () => {
+    const a = await backend();
+    const port = await deadPort();
+    const dtab = `/svc/a => /$/inet/127.0.0.1/${a.port};`;
+    const { proxy: p, file, admin } = await proxy(cfg(dtab, server(port)), 1);
+    const open = await Stream.open(port);
+    await open.round(1024);
+    writeFileSync(file, cfg(dtab, server(port)).replace('label: r', 'label: r2'));
+    const r = await postReload(admin);
+    assert.equal(r.body.result, 'ok', JSON.stringify(r.body));
+    assert.equal(await roundTrip(port, 'renamed'), 'renamed');
+    await open.round(1024);
+    await open.finish();
+    const records = await p.waitForCount((l) => l.msg === 'connection closed', 2);
+    assert.deepEqual(records.map((l) => [l['rt'], l['reason']]).sort(), [['r', 'done'], ['r2', 'done']]);
+  });
+
   it('a broken config is refused whole, with its key paths, and the old one keeps serving', async () => {
     const a = await backend();
     const port = await deadPort();

@@ -63,6 +63,8 @@ interface Built<R, S> {
   readonly server: S;
   readonly old: S | undefined;
   readonly router: R;
+  /** Binds at commit, once the listener it takes the address from has closed (no SO_REUSEPORT). */
+  readonly later: boolean;
 }
 
 /**
@@ -92,16 +94,20 @@ export async function prepareReload<R extends LiveRouter, S extends LiveServer<R
       if (rc.kind !== 'added' && rc.kind !== 'changed') continue;
       routers.set(rc.label, t.makeRouter(next.routers[rc.next!]!, rc.next!, next));
     }
+    // Addresses a removed server gives up in this reload (say its router was renamed): taken over at commit.
+    const freed = new Set(plan.servers.filter((ch) => ch.kind === 'removed').map((ch) => serverAt(t, ch.old!)).filter((s) => s !== undefined).map((s) => `${s.config.ip} ${s.config.port}`));
     for (const ch of plan.servers) {
       if (ch.kind !== 'added' && ch.kind !== 'changed') continue;
       const [i, j] = ch.next!;
+      const sc = next.routers[i]!.servers[j]!;
       const router = routers.get(ch.rt) ?? t.routers.find((r) => r.label === ch.rt)!;
       const old = ch.kind === 'changed' ? serverAt(t, ch.old!) : undefined;
-      built.push({ change: ch, server: t.makeServer(next.routers[i]!.servers[j]!, router, i, j, next), old, router });
+      const later = !t.reusePort && (old !== undefined || (sc.port !== 0 && freed.has(`${sc.ip} ${sc.port}`)));
+      built.push({ change: ch, server: t.makeServer(sc, router, i, j, next), old, router, later });
     }
-    // Bind what is new (and, with SO_REUSEPORT, replacements beside the listeners they replace).
+    // Bind what is new (with SO_REUSEPORT, replacements too: beside the listeners they replace).
     for (const b of built) {
-      if (b.old && !t.reusePort) continue; // the same address: bound at commit, right after the old one closes
+      if (b.later) continue;
       await b.server.listen();
       bound.push(b.server);
     }
@@ -168,17 +174,21 @@ function commit<R extends LiveRouter, S extends LiveServer<R>>(t: LiveTarget<R, 
     if (b) {
       b.server.carry = () => s.totalBytes();
       retire(s);
-      if (!t.reusePort) {
-        // Same address without SO_REUSEPORT: the old listener is closed now, the new one binds at once.
-        b.server.listen().catch((e: unknown) => t.log.error({ rt: s.rt, err: (e as Error).message }, 'config reload: a replaced listener could not bind; the server is down until the next reload'));
-      }
       continue;
     }
     const r = routers.get(s.rt);
-    if (r) s.retarget(r);
+    if (r) {
+      s.retarget(r);
+      s.prepare(); // subscribe its destination on the new router now, as at start
+    }
     keep.push(s);
   }
   for (const b of built) keep.push(b.server);
+  // Same address without SO_REUSEPORT: the old listener closed just above; the new one binds now.
+  for (const b of built) {
+    if (!b.later) continue;
+    b.server.listen().catch((e: unknown) => t.log.error({ rt: b.change.rt, srv: b.change.key, err: (e as Error).message }, 'config reload: a listener taking over an address could not bind; that server is down until the next reload'));
+  }
   // Config order, so /api/state lists servers as the file does.
   const order = new Map(next.routers.flatMap((r) => r.servers).map((sc, n) => [sc, n] as const));
   keep.sort((a, b) => (order.get(a.config) ?? 0) - (order.get(b.config) ?? 0));
