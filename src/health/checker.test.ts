@@ -89,7 +89,8 @@ describe('health checks against real backends', () => {
     const registry = new Registry();
     const checker = new HealthChecker({ registry, log: silentLogger() });
     cleanup.push(() => checker.close());
-    const target = { dst: '/svc/y', host: '127.0.0.1', port: b.port, check: { kind: 'connect', ...timing } as const };
+    // A name with a quote and a backslash: its metrics are found (escaped as rendered) and dropped too.
+    const target = { dst: '/svc/"y\\', host: '127.0.0.1', port: b.port, check: { kind: 'connect', ...timing } as const };
     const first = new Promise<boolean>((r) => checker.watch(target, r));
     assert.equal(await deadline(2000, 'first verdict', first), true);
     const second = await deadline(1000, 'known verdict', new Promise<boolean>((r) => {
@@ -98,6 +99,7 @@ describe('health checks against real backends', () => {
     }));
     assert.equal(second, true);
     assert.equal(checker.size, 1, 'one set of checks for both watchers');
+    assert.match(registry.render(), /l5d:healthcheck:healthy\{dst="\/svc\/\\"y\\\\"/);
     checker.close();
     assert.equal(checker.size, 0);
     assert.doesNotMatch(registry.render(), /l5d:healthcheck:/, 'metrics of unwatched targets are dropped');

@@ -84,7 +84,8 @@ export class HealthChecker implements HealthSource {
     e.removed = true;
     clearTimeout(e.timer);
     this.entries.delete(e.key);
-    const labels = `dst="${e.target.dst}", endpoint="${e.endpoint}"`;
+    const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n'); // as the registry renders labels
+    const labels = `dst="${esc(e.target.dst)}", endpoint="${esc(e.endpoint)}"`;
     if (![...this.entries.values()].some((o) => o.target.dst === e.target.dst && o.endpoint === e.endpoint)) {
       this.registry.removeWhere((name, l) => name.startsWith('l5d:healthcheck:') && l.includes(labels));
     }
