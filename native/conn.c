@@ -2,10 +2,14 @@
  * splice both ways through pooled pipes, half-close (EOF read one way → shutdown(SHUT_WR)
  * the other way while the other direction flows), exact byte counts, a close reason.
  * It never looks at the bytes (except MSG_PEEK on request, handed to JavaScript as is).
- * Ownership: the conn owns cfd from accept and bfd from socket() until conn_close(), which
- * closes the poll handles first (uv_close unregisters the fd) and then the fds; the conn's
- * memory is freed when its embedded handles' close callbacks have run. A backend attempt
- * that fails closes bfd and its poll handle; JavaScript then connects again or closes. */
+ * I/O readiness comes from the engine's own epoll set, level-triggered: each socket is
+ * added once, its interest changed (EPOLL_CTL_MOD) only when it changes, and close()
+ * takes it out; the key carries the slot, its generation and the attempt, so an event of
+ * a closed fd is dropped. A socket both of whose directions are finished leaves the set
+ * (its HUP would otherwise be reported at every turn while the other side drains).
+ * Ownership: the conn owns cfd from accept and bfd from socket() until conn_close(); a
+ * failed attempt closes bfd; the conn's memory is freed when its timer's close callback
+ * has run (so a pointer met later in the same epoll batch is still valid: state CLOSED). */
 #include "engine.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,14 +18,13 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PIPE_CHUNK (1 << 16)
+#define PIPE_CHUNK (1 << 20) /* at most what the pipe holds (pipe-pool.c sizes them) */
 #define PUMP_ROUNDS 16
 
-static void on_client_io(uv_poll_t *h, int status, int events);
-static void on_backend_io(uv_poll_t *h, int status, int events);
 
 static void close_fd(int fd) {
   if (close(fd) != 0 && errno != EINTR) errno = 0; /* nothing left to do about a failed close */
@@ -90,6 +93,7 @@ conn_t *conn_new(engine_t *e, listener_t *l, int cfd) {
   c->idle_ms = l->idle_ms;
   l->conns++;
   e->live++;
+  engine_live_changed(e);
   timers_arm(c);
   return c;
 }
@@ -103,24 +107,45 @@ static void on_handle_closed(uv_handle_t *h) {
   }
 }
 
-static void on_bpoll_closed(uv_handle_t *h) { free(h); }
-
-/* Stops watching and closes the backend socket of this attempt. */
+/* Closes the backend socket of this attempt (close() also takes it out of the epoll set). */
 static void backend_drop(conn_t *c) {
-  if (c->bpoll) {
-    uv_close((uv_handle_t *)c->bpoll, on_bpoll_closed);
-    c->bpoll = NULL;
-  }
   if (c->bfd >= 0) close_fd(c->bfd);
   c->bfd = -1;
   c->bev = 0;
 }
 
 static void dir_release(engine_t *e, dir_t *d) {
-  if (d->pr >= 0) pipe_put(&e->pipes, d->pr, d->pw, d->inpipe == 0);
+  if (d->pr >= 0) pipe_put(&e->pipes, d->pr, d->pw, d->cap, d->inpipe == 0);
   d->pr = d->pw = -1;
   d->inpipe = 0;
 }
+
+/* The epoll key: slot (22 bits), generation (low 24 bits), attempt (8 bits), side (1 bit). */
+static uint64_t key_of(const conn_t *c, int backend) {
+  return ((uint64_t)c->slot << 33) | ((uint64_t)(c->e->gens[c->slot] & 0xffffff) << 9) | ((uint64_t)c->attempt << 1) | (uint64_t)backend;
+}
+
+/* Sets a socket's interest: ADD the first time, MOD when it changes, DEL for WATCH_DONE. */
+#define WATCH_DONE 0x80000000u
+static int watch(conn_t *c, int backend, uint32_t events) {
+  int fd = backend ? c->bfd : c->cfd;
+  uint32_t *cur = backend ? &c->bev : &c->cev;
+  if (*cur == events) return 0;
+  if (*cur == 0 && events == WATCH_DONE) {
+    *cur = WATCH_DONE; /* never added: nothing to remove */
+    return 0;
+  }
+  int op = *cur == 0 ? EPOLL_CTL_ADD : events == WATCH_DONE ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+  if (*cur == WATCH_DONE) return 0; /* finished for good */
+  struct epoll_event ev;
+  ev.events = events == WATCH_DONE ? 0 : events;
+  ev.data.u64 = key_of(c, backend);
+  if (epoll_ctl(c->e->epfd, op, fd, &ev) != 0) return errno;
+  *cur = events;
+  return 0;
+}
+/* Interest values are never 0 once added (0 means "not in the set"): EPOLLERR stands for "nothing". */
+#define NOTHING EPOLLERR
 
 void conn_close(conn_t *c, int reason, int err, int report) {
   if (c->state == S_CLOSED) return;
@@ -130,10 +155,6 @@ void conn_close(conn_t *c, int reason, int err, int report) {
   dir_release(e, &c->up);
   dir_release(e, &c->down);
   backend_drop(c);
-  if (c->cpoll_init) {
-    c->handles_open++;
-    uv_close((uv_handle_t *)&c->cpoll, on_handle_closed);
-  }
   if (c->cfd >= 0) close_fd(c->cfd);
   c->cfd = -1;
   e->conns[c->slot] = NULL;
@@ -142,43 +163,28 @@ void conn_close(conn_t *c, int reason, int err, int report) {
   c->l->rx -= c->up.in;
   c->l->tx -= c->down.out;
   listener_unref(c->l);
+  engine_live_changed(e);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
-static int set_poll(conn_t *c, int client, int events) {
-  uv_poll_t *h = client ? &c->cpoll : c->bpoll;
-  int *cur = client ? &c->cev : &c->bev;
-  if (*cur == events) return 0;
-  *cur = events;
-  if (events == 0) return uv_poll_stop(h);
-  return uv_poll_start(h, events, client ? on_client_io : on_backend_io);
-}
-
-static int ensure_cpoll(conn_t *c) {
-  if (c->cpoll_init) return 0;
-  int r = uv_poll_init(c->e->loop, &c->cpoll, c->cfd);
-  if (r != 0) return r;
-  c->cpoll.data = c;
-  c->cpoll_init = 1;
-  return 0;
-}
 
 static void fail_side(conn_t *c, int client_side, int err) {
   if (err == EMFILE || err == ENFILE || err == ENOMEM) conn_close(c, R_LOCAL, err, 1);
   else conn_close(c, client_side ? R_CLIENT_ERROR : R_BACKEND_ERROR, err, 1);
 }
 
-/* Moves bytes src → dst until a socket would block; returns -1 when the conn closed. */
+/* Moves bytes src → dst until a socket would block; returns -1 when the conn closed.
+ * Leaves d->want_r / d->want_w saying what to wait for. */
 static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
   engine_t *e = c->e;
+  d->want_r = d->want_w = 0;
   for (int round = 0; round < PUMP_ROUNDS; round++) {
     if (d->inpipe > 0) {
       ssize_t n = splice(d->pr, NULL, dst, NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) {
-          d->want_w = 1;
-          d->want_r = 0;
+          d->want_w = 1; /* dst is full: the bytes wait in the pipe (backpressure) */
           return 0;
         }
         fail_side(c, !src_is_client, errno);
@@ -190,32 +196,42 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
       c->last_active = uv_now(e->loop);
       if (d->inpipe > 0) continue;
     }
-    d->want_w = 0;
     if (d->eof) {
       dir_release(e, d);
-      d->want_r = 0;
       if (!d->shut) {
         d->shut = 1;
-        if (shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) {
+        dir_t *other = d == &c->up ? &c->down : &c->up;
+        /* The last direction to finish: close() sends the FIN, no shutdown() needed. */
+        if (!other->shut && shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) {
           fail_side(c, !src_is_client, errno);
           return -1;
         }
       }
       return 0;
     }
+    if (d->short_read) {
+      d->short_read = 0;
+      dir_release(e, d); /* empty: back to the pool while we wait */
+      d->want_r = 1;
+      return 0;
+    }
     if (d->pr < 0) {
-      int r = pipe_get(&e->pipes, &d->pr, &d->pw);
+      int r = pipe_get(&e->pipes, &d->pr, &d->pw, &d->cap);
       if (r != 0) {
         conn_close(c, R_LOCAL, -r, 1);
         return -1;
       }
     }
-    ssize_t n = splice(src, NULL, d->pw, NULL, PIPE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n = splice(src, NULL, d->pw, NULL, d->cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
       d->in += (uint64_t)n;
       d->inpipe = (size_t)n;
       if (src_is_client) c->l->rx += (uint64_t)n;
       c->last_active = uv_now(e->loop);
+      /* Shorter than the pipe's room: most likely all the socket had. Forward it and wait
+       * for readable instead of a read that would only say EAGAIN; polling is
+       * level-triggered, so bytes still there (a pipe out of slots) wake us at once. */
+      if ((size_t)n < d->cap) d->short_read = 1;
       continue;
     }
     if (n == 0) {
@@ -224,7 +240,7 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
-      dir_release(e, d); /* empty: back to the pool while we wait */
+      dir_release(e, d);
       d->want_r = 1;
       return 0;
     }
@@ -252,7 +268,7 @@ static int write_header(conn_t *c) {
   return 0;
 }
 
-/* Runs both directions, then sets the poll masks or finishes the connection. */
+/* Runs both directions, then sets each socket's interest or finishes the connection. */
 static void drive(conn_t *c) {
   int hdr_left = 0;
   if (c->hdr_off < c->hdr_len) {
@@ -265,11 +281,14 @@ static void drive(conn_t *c) {
     conn_close(c, R_DONE, 0, 1);
     return;
   }
-  int cev = (!hdr_left && c->up.want_r ? UV_READABLE : 0) | (c->down.want_w ? UV_WRITABLE : 0);
-  int bev = (c->down.want_r ? UV_READABLE : 0) | (hdr_left || c->up.want_w ? UV_WRITABLE : 0);
-  int r = set_poll(c, 1, cev);
-  if (r == 0) r = set_poll(c, 0, bev);
-  if (r != 0) conn_close(c, R_LOCAL, -r, 1);
+  /* A socket read to EOF whose other direction is shut has nothing more to say (only HUP). */
+  uint32_t cev = c->up.eof && c->down.shut ? WATCH_DONE
+    : (!hdr_left && c->up.want_r ? EPOLLIN : 0) | (c->down.want_w ? EPOLLOUT : 0);
+  uint32_t bev = c->down.eof && c->up.shut ? WATCH_DONE
+    : (c->down.want_r ? EPOLLIN : 0) | (hdr_left || c->up.want_w ? EPOLLOUT : 0);
+  int r = watch(c, 0, cev ? cev : NOTHING);
+  if (r == 0) r = watch(c, 1, bev ? bev : NOTHING);
+  if (r != 0) conn_close(c, R_LOCAL, r, 1);
 }
 
 static int sock_error(int fd) {
@@ -295,87 +314,71 @@ static void connected(conn_t *c) {
   if (c->l->lifetime_ms) c->lifetime_at = now + c->l->lifetime_ms;
   out_record(e, OUT_CONNECTED, c->id, (double)(uv_hrtime() - c->connect_started_ns) / 1000.0, 0, 0, 0);
   timers_arm(c);
-  int r = ensure_cpoll(c);
-  if (r != 0) {
-    conn_close(c, R_LOCAL, -r, 1);
-    return;
-  }
-  drive(c);
+  drive(c); /* reads what is there and sets both sockets' interest */
 }
 
-static void on_backend_io(uv_poll_t *h, int status, int events) {
-  conn_t *c = h->data;
-  (void)events;
-  if (c->state == S_CONNECTING) {
-    int err = sock_error(c->bfd);
-    if (err == 0 && status < 0) err = ECONNRESET;
-    if (err != 0) conn_attempt_failed(c, err);
-    else connected(c);
+static void peek_now(conn_t *c) {
+  ssize_t n = recv(c->cfd, c->peeked, c->peek_max, MSG_PEEK);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return; /* the next EPOLLIN edge */
+    conn_close(c, R_CLIENT_ERROR, errno, 1);
     return;
   }
-  if (c->state != S_OPEN) return;
-  if (status < 0) {
-    /* POLLERR: libuv stopped the handle; the socket's error says what happened. */
-    c->bev = 0;
-    int err = sock_error(c->bfd);
-    fail_side(c, 0, err ? err : ECONNRESET);
-    return;
-  }
-  drive(c);
+  c->peeked_len = (size_t)n;
+  c->state = S_WAITING;
+  if (watch(c, 0, NOTHING) != 0) errno = 0; /* quiet until connected; a failed MOD only costs wakeups */
+  out_record(c->e, OUT_PEEKED, c->id, (double)n, n == 0 ? 1 : 0, 0, 0);
+  timers_arm(c);
 }
 
-static void on_client_io(uv_poll_t *h, int status, int events) {
-  conn_t *c = h->data;
-  (void)events;
-  if (c->state == S_PEEKING) {
-    if (status < 0) {
-      c->cev = 0;
-      int err = sock_error(c->cfd);
-      conn_close(c, R_CLIENT_ERROR, err ? err : ECONNRESET, 1);
+/* One epoll event: find the conn (dropping stale keys) and move what can be moved. */
+void conn_on_event(engine_t *e, uint64_t key, uint32_t events) {
+  uint32_t slot = (uint32_t)(key >> 33), gen = (uint32_t)((key >> 9) & 0xffffff);
+  uint8_t attempt = (uint8_t)((key >> 1) & 0xff);
+  int backend = (int)(key & 1);
+  if (slot >= e->nconns_cap || (e->gens[slot] & 0xffffff) != gen) return;
+  conn_t *c = e->conns[slot];
+  if (!c || c->state == S_CLOSED) return;
+  if (backend && (c->attempt != attempt || c->bfd < 0)) return;
+  if ((events & EPOLLERR) && (c->state == S_OPEN || !backend)) {
+    int err = sock_error(backend ? c->bfd : c->cfd);
+    if (err) {
+      if (c->state == S_OPEN) fail_side(c, !backend, err);
+      else conn_close(c, R_CLIENT_ERROR, err, 1); /* gone while waiting or peeking */
       return;
     }
-    uint8_t *buf = c->peeked ? c->peeked : malloc(c->peek_max);
-    if (!buf) {
-      conn_close(c, R_LOCAL, ENOMEM, 1);
+  }
+  if (backend) {
+    if (c->state == S_CONNECTING) {
+      if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+      int err = events & (EPOLLERR | EPOLLHUP) ? sock_error(c->bfd) : 0;
+      if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
+      if (err != 0) conn_attempt_failed(c, err);
+      else connected(c);
       return;
     }
-    c->peeked = buf;
-    ssize_t n = recv(c->cfd, buf, c->peek_max, MSG_PEEK);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
-      conn_close(c, R_CLIENT_ERROR, errno, 1);
-      return;
-    }
-    c->peeked_len = (size_t)n;
-    c->state = S_WAITING;
-    if (set_poll(c, 1, 0) != 0) errno = 0; /* stopping a started poll handle cannot fail */
-    out_record(c->e, OUT_PEEKED, c->id, (double)n, n == 0 ? 1 : 0, 0, 0);
-    timers_arm(c);
+  } else if (c->state == S_PEEKING) {
+    peek_now(c);
     return;
   }
-  if (c->state != S_OPEN) return;
-  if (status < 0) {
-    c->cev = 0;
-    int err = sock_error(c->cfd);
-    fail_side(c, 1, err ? err : ECONNRESET);
-    return;
-  }
-  drive(c);
+  if (c->state == S_OPEN) drive(c); /* errors surface from splice itself */
+  else if (c->state == S_WAITING && !backend && c->cev != NOTHING && watch(c, 0, NOTHING) != 0) errno = 0;
 }
 
 int conn_peek(conn_t *c, size_t max) {
   if (c->state != S_WAITING || max == 0 || max > 65536) return EINVAL;
-  free(c->peeked);
-  c->peeked = NULL;
+  if (c->peek_max < max || !c->peeked) {
+    uint8_t *buf = realloc(c->peeked, max);
+    if (!buf) return ENOMEM;
+    c->peeked = buf;
+  }
   c->peeked_len = 0;
   c->peek_max = max;
-  int r = ensure_cpoll(c);
-  if (r != 0) return -r;
+  int r = watch(c, 0, EPOLLIN);
+  if (r != 0) return r;
   c->state = S_PEEKING;
-  c->cev = 0;
-  r = set_poll(c, 1, UV_READABLE);
-  if (r != 0) return -r;
   timers_arm(c);
+  peek_now(c); /* whatever is readable now is reported at once, as a level-triggered poll would */
   return 0;
 }
 
@@ -415,6 +418,7 @@ int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, con
     c->hdr_off = 0;
   }
   c->state = S_CONNECTING;
+  c->attempt++;
   c->connect_started_ns = uv_hrtime();
   c->attempt_deadline = timeout_ms ? uv_now(e->loop) + timeout_ms : 0;
   timers_arm(c);
@@ -433,21 +437,7 @@ int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, con
     conn_attempt_failed(c, errno);
     return 0;
   }
-  c->bpoll = malloc(sizeof(uv_poll_t));
-  if (!c->bpoll) {
-    conn_attempt_failed(c, ENOMEM);
-    return 0;
-  }
-  int r = uv_poll_init(e->loop, c->bpoll, fd);
-  if (r != 0) {
-    free(c->bpoll);
-    c->bpoll = NULL;
-    conn_attempt_failed(c, -r);
-    return 0;
-  }
-  c->bpoll->data = c;
-  c->bev = 0;
-  r = set_poll(c, 0, UV_WRITABLE);
-  if (r != 0) conn_attempt_failed(c, -r);
+  int r = watch(c, 1, EPOLLOUT);
+  if (r != 0) conn_attempt_failed(c, r);
   return 0;
 }

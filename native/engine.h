@@ -48,10 +48,12 @@ enum { S_WAITING = 0, S_PEEKING, S_CONNECTING, S_OPEN, S_CLOSED };
 typedef struct dir {
   int pr, pw;          /* the pipe while bytes are in flight, else -1 */
   size_t inpipe;       /* bytes in the pipe */
+  size_t cap;          /* the pipe's capacity: a read shorter than this emptied the socket */
   uint64_t in, out;    /* bytes read from src, written to dst */
   uint8_t eof;         /* src sent FIN */
   uint8_t shut;        /* FIN passed on: shutdown(dst, SHUT_WR) done */
   uint8_t want_r, want_w;
+  uint8_t short_read;  /* the last read took less than the pipe holds: wait for readable */
 } dir_t;
 
 struct conn {
@@ -61,11 +63,9 @@ struct conn {
   double id;
   int state;
   int cfd, bfd;        /* owned; -1 once closed */
-  uv_poll_t cpoll;     /* on cfd (initialised when first needed) */
-  uv_poll_t *bpoll;    /* on bfd, one per attempt (freed in its close callback) */
   uv_timer_t timer;    /* the one deadline of the current phase (timers.c) */
-  uint8_t cpoll_init;
-  int cev, bev;        /* poll masks in force */
+  uint32_t cev, bev;   /* epoll interest of cfd / bfd: 0 = not in the set (close() takes them out) */
+  uint8_t attempt;     /* backend attempt number, in the epoll key: a stale event never reaches a newer fd */
   dir_t up, down;      /* up: client → backend; down: backend → client */
   uint64_t wait_deadline;   /* loop ms by which a backend must be connected, 0 = none */
   uint64_t attempt_deadline;
@@ -95,10 +95,11 @@ struct listener {
 };
 
 typedef struct pipe_pool {
-  int *fds;                 /* pairs: [r0, w0, r1, w1, ...], all empty pipes */
+  int *fds;                 /* triples: [r0, w0, cap0, r1, w1, cap1, ...], all empty pipes */
   size_t n, cap;
   size_t in_use;            /* pipes held by connections */
   size_t created, closed;
+  size_t pipe_size;         /* capacity of new pipes (F_SETPIPE_SZ, else the kernel's default) */
 } pipe_pool_t;
 
 struct engine {
@@ -110,6 +111,9 @@ struct engine {
   size_t nrec;              /* records waiting to be flushed */
   double *pending;          /* overflow while JavaScript reads `records` */
   size_t npending, cap_pending;
+  int epfd;                 /* every connection socket, edge-triggered (conn.c); one uv_poll_t watches it */
+  uv_poll_t ep_poll;
+  uint8_t ep_ref;           /* ep_poll keeps the loop alive while connections live */
   uv_check_t flush_check;
   uv_idle_t flush_idle;     /* keeps the poll phase from blocking while records wait */
   uint8_t flush_armed, flushing;
@@ -123,8 +127,8 @@ struct engine {
 };
 
 /* pipe-pool.c */
-int pipe_get(pipe_pool_t *p, int *r, int *w);        /* 0, or -errno */
-void pipe_put(pipe_pool_t *p, int r, int w, int empty);
+int pipe_get(pipe_pool_t *p, int *r, int *w, size_t *cap); /* 0, or -errno; cap = the pipe's capacity */
+void pipe_put(pipe_pool_t *p, int r, int w, size_t cap, int empty);
 void pipe_pool_destroy(pipe_pool_t *p);
 
 /* timers.c */
@@ -138,6 +142,9 @@ int conn_peek(conn_t *c, size_t max);
 void conn_close(conn_t *c, int reason, int err, int report);
 void conn_attempt_failed(conn_t *c, int err);
 conn_t *conn_find(engine_t *e, double id);
+void conn_on_event(engine_t *e, uint64_t key, uint32_t events); /* one epoll event (napi.c reads the set) */
+void engine_live_changed(engine_t *e);                        /* refs/unrefs the epoll watcher */
+void engine_arm_idle(engine_t *e);                            /* flushes records before the poll phase blocks */
 
 /* listener.c */
 listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err);

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
 
@@ -42,11 +44,44 @@ static void flush(engine_t *e);
 static void on_check(uv_check_t *h) { flush(h->data); }
 static void on_idle(uv_idle_t *h) { flush(h->data); }
 
+/* The idle handle keeps the poll phase from blocking while records wait. */
+void engine_arm_idle(engine_t *e) {
+  if (uv_idle_start(&e->flush_idle, on_idle) != 0) fprintf(stderr, "linkerd-tcp engine: cannot arm the idle handle\n");
+}
+
 static void arm_flush(engine_t *e) {
   if (e->flush_armed) return;
   e->flush_armed = 1;
-  if (uv_check_start(&e->flush_check, on_check) != 0 || uv_idle_start(&e->flush_idle, on_idle) != 0) {
-    fprintf(stderr, "linkerd-tcp engine: cannot arm the outcome flush\n");
+  if (uv_check_start(&e->flush_check, on_check) != 0) fprintf(stderr, "linkerd-tcp engine: cannot arm the outcome flush\n");
+  engine_arm_idle(e);
+}
+
+/* Reads the engine's epoll set and hands each event to its connection. */
+static void on_epoll(uv_poll_t *h, int status, int events) {
+  engine_t *e = h->data;
+  (void)status;
+  (void)events;
+  struct epoll_event evs[256];
+  for (int round = 0; round < 8; round++) {
+    int n = epoll_wait(e->epfd, evs, 256, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fprintf(stderr, "linkerd-tcp engine: epoll_wait: %s\n", strerror(errno));
+      return;
+    }
+    for (int i = 0; i < n; i++) conn_on_event(e, evs[i].data.u64, evs[i].events);
+    if (n < 256) return;
+  }
+}
+
+/* Live connections keep the loop alive, as Node's sockets do; an idle engine does not. */
+void engine_live_changed(engine_t *e) {
+  if (e->live > 0 && !e->ep_ref) {
+    uv_ref((uv_handle_t *)&e->ep_poll);
+    e->ep_ref = 1;
+  } else if (e->live == 0 && e->ep_ref) {
+    uv_unref((uv_handle_t *)&e->ep_poll);
+    e->ep_ref = 0;
   }
 }
 
@@ -356,6 +391,8 @@ static void cleanup(void *arg) {
   for (size_t i = 0; i < e->nconns_cap; i++) if (e->conns[i]) conn_close(e->conns[i], R_DONE, 0, 0);
   for (size_t i = 0; i < e->nlisteners; i++) if (e->listeners[i] && !e->listeners[i]->closing) listener_close(e->listeners[i]);
   pipe_pool_destroy(&e->pipes);
+  uv_close((uv_handle_t *)&e->ep_poll, NULL);
+  if (close(e->epfd) != 0) errno = 0;
   uv_close((uv_handle_t *)&e->flush_check, NULL);
   uv_close((uv_handle_t *)&e->flush_idle, NULL);
 }
@@ -378,6 +415,12 @@ NAPI_MODULE_INIT() {
   e->flush_idle.data = e;
   uv_unref((uv_handle_t *)&e->flush_check);
   uv_unref((uv_handle_t *)&e->flush_idle);
+  e->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (e->epfd < 0) return NULL;
+  if (uv_poll_init(e->loop, &e->ep_poll, e->epfd) != 0) return NULL;
+  e->ep_poll.data = e;
+  if (uv_poll_start(&e->ep_poll, UV_READABLE, on_epoll) != 0) return NULL;
+  uv_unref((uv_handle_t *)&e->ep_poll);
   CHECK(napi_set_instance_data(env, e, finalize, NULL));
   CHECK(napi_add_env_cleanup_hook(env, cleanup, e));
   napi_property_descriptor props[] = {

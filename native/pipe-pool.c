@@ -2,7 +2,8 @@
  * while bytes are in flight and gives it back once it is empty, so idle connections hold
  * no pipe fds. Invariants: every pipe in the pool is empty and non-blocking; a pipe given
  * back non-empty (its connection died with bytes in it) is closed, never pooled; the pool
- * keeps at most POOL_MAX spare pipes and closes the rest. */
+ * keeps at most POOL_MAX spare pipes and closes the rest. New pipes ask for PIPE_SIZE
+ * (fewer splices per byte on bulk streams); each keeps the capacity it actually got. */
 #include "engine.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -10,17 +11,24 @@
 #include <unistd.h>
 
 #define POOL_MAX 256
+#define PIPE_SIZE (256 * 1024)
 
-int pipe_get(pipe_pool_t *p, int *r, int *w) {
+int pipe_get(pipe_pool_t *p, int *r, int *w, size_t *cap) {
   if (p->n > 0) {
     p->n--;
-    *r = p->fds[2 * p->n];
-    *w = p->fds[2 * p->n + 1];
+    *r = p->fds[3 * p->n];
+    *w = p->fds[3 * p->n + 1];
+    *cap = (size_t)p->fds[3 * p->n + 2];
     p->in_use++;
     return 0;
   }
   int fds[2];
   if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -errno;
+  /* A larger pipe may be refused (pipe-max-size, the user's pipe quota): keep what we got. */
+  int size = fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
+  if (size < 0) size = fcntl(fds[1], F_GETPIPE_SZ);
+  p->pipe_size = size > 0 ? (size_t)size : 65536;
+  *cap = p->pipe_size;
   *r = fds[0];
   *w = fds[1];
   p->in_use++;
@@ -35,29 +43,30 @@ static void close_pair(pipe_pool_t *p, int r, int w) {
   p->closed++;
 }
 
-void pipe_put(pipe_pool_t *p, int r, int w, int empty) {
+void pipe_put(pipe_pool_t *p, int r, int w, size_t cap, int empty) {
   p->in_use--;
   if (!empty || p->n >= POOL_MAX) {
     close_pair(p, r, w);
     return;
   }
   if (p->n == p->cap) {
-    size_t cap = p->cap ? p->cap * 2 : 16;
-    int *fds = realloc(p->fds, cap * 2 * sizeof(int));
+    size_t ncap = p->cap ? p->cap * 2 : 16;
+    int *fds = realloc(p->fds, ncap * 3 * sizeof(int));
     if (fds == NULL) {
       close_pair(p, r, w);
       return;
     }
     p->fds = fds;
-    p->cap = cap;
+    p->cap = ncap;
   }
-  p->fds[2 * p->n] = r;
-  p->fds[2 * p->n + 1] = w;
+  p->fds[3 * p->n] = r;
+  p->fds[3 * p->n + 1] = w;
+  p->fds[3 * p->n + 2] = (int)cap;
   p->n++;
 }
 
 void pipe_pool_destroy(pipe_pool_t *p) {
-  for (size_t i = 0; i < p->n; i++) close_pair(p, p->fds[2 * i], p->fds[2 * i + 1]);
+  for (size_t i = 0; i < p->n; i++) close_pair(p, p->fds[3 * i], p->fds[3 * i + 1]);
   p->n = 0;
   free(p->fds);
   p->fds = NULL;
