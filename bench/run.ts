@@ -102,7 +102,7 @@ routers:
   - {port: ${t.tcpTls}, dstName: /svc/https}
   - {port: ${t.sniPass}, dstName: "/svc/sni/{sni}", defaultDstName: /svc/https}
 `);
-    const proc = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, `${name}.yml`)], { LOG_LEVEL: 'warn', LINKERD_TCP_ENGINE: engine });
+    const proc = start(process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, join(dir, `${name}.yml`)], { LOG_LEVEL: 'warn', LINKERD_TCP_ENGINE: engine === 'native' ? 'auto' : 'node' }); // auto: plain TCP on native, TLS on node
     procs.push(proc);
     await waitForPort(t.admin);
     return { name, http: t.http, iperf: t.iperf, tls: t.tls, pid: proc.pid, tcpTls: t.tcpTls, sniPass: t.sniPass };

@@ -106,8 +106,22 @@ export function wrk(port: number, secs: number, conns: number, close: boolean, s
 export function iperf(port: number, secs: number, streams: number, reverse: boolean): number {
   const args = ['-c', '127.0.0.1', '-p', String(port), '-t', String(secs), '-P', String(streams), '-J'];
   if (reverse) args.push('-R');
-  const out = execFileSync('iperf3', args, { encoding: 'utf8', timeout: (secs + 30) * 1000 });
-  const j = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
-  if (j.error) throw new Error(`iperf3: ${j.error}`);
-  return (j.end?.sum_received?.bits_per_second ?? NaN) / 1e9;
+  // iperf3's server takes one test at a time and needs a moment after the last one ends:
+  // "busy" is retried (a bounded number of times), anything else is an error.
+  for (let attempt = 0; ; attempt++) {
+    let out: string;
+    try {
+      out = execFileSync('iperf3', args, { encoding: 'utf8', timeout: (secs + 30) * 1000 });
+    } catch (e) {
+      out = String((e as { stdout?: unknown }).stdout ?? '');
+      if (!out.includes('{')) throw e;
+    }
+    const j = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
+    if (j.error?.includes('busy') && attempt < 20) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+      continue;
+    }
+    if (j.error) throw new Error(`iperf3: ${j.error}`);
+    return (j.end?.sum_received?.bits_per_second ?? NaN) / 1e9;
+  }
 }
