@@ -105,11 +105,11 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
   let token: AdminToken | undefined;
   let policy: HostPolicy | undefined;
   /**
-   * Every mutation's route (a later POST /reload too): refused by the guard (cross-site, no
-   * or wrong token), else acted on only once its whole body has arrived within the limits; a
-   * malformed, cut or oversized body acts on nothing.
+   * The one gate every mutation's route goes through (POST /shutdown, /abort, /reload):
+   * refused by the guard (cross-site, no or wrong token), else `act` runs only once the
+   * whole body has arrived within the limits; a malformed, cut or oversized body acts on nothing.
    */
-  const mutation = (what: string, accepted: string, hook: () => void) => (req: IncomingMessage, res: ServerResponse): void => {
+  const guarded = (what: string, act: (res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse): void => {
     const caller = addrKey(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
     const refused = refuseMutation(req, token);
     if (refused) {
@@ -123,17 +123,21 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
         return;
       }
       log.info({ caller }, `admin: ${what} requested`);
-      // 'close' fires once the response is flushed, or when the caller went away: run the hook either way.
-      res.once('close', () => {
-        try {
-          hook();
-        } catch (e) {
-          log.error({ err: (e as Error).message }, `admin: ${what} hook failed`);
-        }
-      });
-      send(res, 202, accepted, TEXT_TYPE);
+      act(res);
     });
   };
+  /** A mutation answered 202 at once, its hook run once the answer is out. */
+  const mutation = (what: string, accepted: string, hook: () => void) => guarded(what, (res) => {
+    // 'close' fires once the response is flushed, or when the caller went away: run the hook either way.
+    res.once('close', () => {
+      try {
+        hook();
+      } catch (e) {
+        log.error({ err: (e as Error).message }, `admin: ${what} hook failed`);
+      }
+    });
+    send(res, 202, accepted, TEXT_TYPE);
+  });
   let hostWarnedAt = -Infinity;
   /** Answers 400/421 and returns false when Host does not name this server. */
   const hostAllowed = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -169,23 +173,12 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
   ]);
   const reload = opts.reload;
   if (reload) {
-    // The same guard as every mutation; answered with the outcome once the reload is done.
+    // The same gate as every mutation; answered with the outcome once the reload is done.
     routes.set('/reload', {
       method: 'POST',
-      handle: (req, res) => {
-        const caller = addrKey(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
-        const refused = refuseMutation(req, token);
-        if (refused) {
-          log.warn({ caller, origin: req.headers.origin ?? null, why: refused.why }, 'admin: reload refused');
-          return send(res, refused.status, refused.body, TEXT_TYPE, refused.headers);
-        }
-        later(res, bodyComplete(req).then(async (complete) => {
-          if (!complete) return void log.warn({ caller }, 'admin: reload ignored: its request body did not arrive whole');
-          log.info({ caller }, 'admin: reload requested');
-          const r = await reload();
-          send(res, r.result === 'failed' ? 422 : 200, JSON.stringify(r, null, 2) + '\n', 'application/json; charset=utf-8');
-        }));
-      },
+      handle: guarded('reload', (res) => later(res, reload().then((r) => {
+        send(res, r.result === 'failed' ? 422 : 200, JSON.stringify(r, null, 2) + '\n', 'application/json; charset=utf-8');
+      }))),
     });
   }
 
