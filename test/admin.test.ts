@@ -151,7 +151,7 @@ describe('admin server', () => {
       endpoints: [{ key: '127.0.0.1:9', state: 'failed', cause: 'fail-fast', healthy: null, failedUntil: 2, weight: 1, load: 0, open: 0, pending: 0, connects: 4, failures: 5, consecutiveFailures: 5 }],
     });
     assert.deepEqual(s.servers[0], {
-      router: 'x', srvAddr: '127.0.0.1:1', listening: true, dstName: '/svc/web', tls: false, tlsIdentities: [], active: 1, waiters: 0,
+      router: 'x', srvAddr: '127.0.0.1:1', listening: true, dstName: '/svc/web', tls: false, tlsIdentities: [], engine: 'node', active: 1, waiters: 0,
       accepts: 0, closes: 0, failures: 0, rejected: 0, rxBytes: 10, txBytes: 20, connectLatencyUs: { count: 0, p50: 0, p99: 0, windowSecs: 60 }, tlsFailures: {},
     });
     assert.deepEqual(s['recentErrors'], []);
