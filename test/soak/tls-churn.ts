@@ -35,6 +35,8 @@ export interface ChurnResult {
   readonly afterWarmup: ChurnMemory;
   readonly end: ChurnMemory;
   readonly peakRssMiB: number;
+  /** Each measured process's command line (node's flags included), at the end. */
+  readonly commandLines: readonly (readonly string[])[];
 }
 
 const round = (n: number): number => Math.round(n * 10) / 10;
@@ -159,9 +161,11 @@ routers:
     const seconds = (performance.now() - t0) / 1000;
     const end = await sample(proxy, admin, done, workers);
     samples.push(end);
+    const pids = workers > 1 ? childrenOf(proxy.proc.pid!) : [proxy.proc.pid!];
+    const commandLines = pids.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean));
     return {
       connections: done, failed, seconds: round(seconds), samples, start: samples[0]!, afterWarmup: afterWarmup ?? samples[0]!, end,
-      peakRssMiB: Math.max(...samples.map((s) => s.rssMiB)),
+      peakRssMiB: Math.max(...samples.map((s) => s.rssMiB)), commandLines,
     };
   } finally {
     await proxy.stop('SIGKILL');
