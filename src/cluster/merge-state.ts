@@ -93,12 +93,12 @@ export function mergeStates(
   return {
     at: now(),
     process: primary.process,
-    routers: [...routers.values()].map((rs) => ({ ...rs[0]!, destinations: mergeDestinations(rs.flatMap((r) => r.destinations)), ...mergeSni(rs) })),
-    servers: mergeServers(workers.flatMap((w) => w.servers)),
     processes: [
       { ...primary.process, role: 'primary', worker: null },
       ...[...byWorker].sort((a, b) => a.worker - b.worker).map((w) => ({ ...w.state.process, role: 'worker' as const, worker: w.worker })),
     ],
+    routers: [...routers.values()].map((rs) => ({ ...rs[0]!, destinations: mergeDestinations(rs.flatMap((r) => r.destinations)), ...mergeSni(rs) })),
+    servers: mergeServers(workers.flatMap((w) => w.servers)),
     recentErrors: [...primary.recentErrors, ...workers.flatMap((w) => w.recentErrors)].sort((a, b) => a.at - b.at).slice(-50),
   };
 }
