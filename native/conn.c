@@ -361,8 +361,31 @@ void conn_on_event(engine_t *e, uint64_t key, uint32_t events) {
     peek_now(c);
     return;
   }
-  if (c->state == S_OPEN) drive(c); /* errors surface from splice itself */
-  else if (c->state == S_WAITING && !backend && c->cev != NOTHING && watch(c, 0, NOTHING) != 0) errno = 0;
+  if (c->state == S_OPEN) {
+    drive(c); /* errors surface from splice itself */
+    return;
+  }
+  if (backend) return;
+  if (c->state == S_WAITING && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    /* Waiting for a destination (conn_watch_leave): a FIN with nothing unread means the
+     * client has gone; one behind bytes it sent is a request, still to be served. */
+    uint8_t b;
+    ssize_t n = recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) {
+      conn_close(c, R_CLIENT_ERROR, 0, 1);
+      return;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      conn_close(c, R_CLIENT_ERROR, errno, 1);
+      return;
+    }
+  }
+  if (watch(c, 0, NOTHING) != 0) errno = 0; /* quiet until connected (level-triggered would repeat) */
+}
+
+int conn_watch_leave(conn_t *c) {
+  if (c->state != S_WAITING) return EBUSY;
+  return watch(c, 0, EPOLLRDHUP);
 }
 
 int conn_peek(conn_t *c, size_t max) {

@@ -139,6 +139,7 @@ void timers_on_fire(uv_timer_t *t);
 conn_t *conn_new(engine_t *e, listener_t *l, int cfd);
 int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len);
 int conn_peek(conn_t *c, size_t max);
+int conn_watch_leave(conn_t *c); /* while waiting: close (client_error) if the client leaves */
 void conn_close(conn_t *c, int reason, int err, int report);
 void conn_attempt_failed(conn_t *c, int err);
 conn_t *conn_find(engine_t *e, double id);

@@ -356,6 +356,15 @@ static napi_value js_peek(napi_env env, napi_callback_info info) {
   return num(env, conn_peek(c, (size_t)max));
 }
 
+/* watchLeave(id) → 0 or an errno: while it waits for a destination, a client that leaves
+ * (FIN with nothing unread, or an error) closes it with a client_error record. */
+static napi_value js_watch_leave(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  conn_t *c = conn_arg(env, e, argv[0]);
+  if (!c) return num(env, ENOENT);
+  return num(env, conn_watch_leave(c));
+}
+
 /* peeked(id) → a copy of the bytes of the last peek (the client's stream is untouched). */
 static napi_value js_peeked(napi_env env, napi_callback_info info) {
   ARGS(1)
@@ -434,6 +443,7 @@ NAPI_MODULE_INIT() {
     {"peer", NULL, js_peer, NULL, NULL, NULL, napi_default, NULL},
     {"peek", NULL, js_peek, NULL, NULL, NULL, napi_default, NULL},
     {"peeked", NULL, js_peeked, NULL, NULL, NULL, napi_default, NULL},
+    {"watchLeave", NULL, js_watch_leave, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
     {"hrNow", NULL, js_hr_now, NULL, NULL, NULL, napi_default, NULL},
   };

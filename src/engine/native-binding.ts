@@ -21,6 +21,8 @@ export interface NativeBinding {
   peer(connId: number): string | undefined;
   peek(connId: number, maxBytes: number): number;
   peeked(connId: number): Buffer | undefined;
+  /** While it waits for a destination: a client that leaves closes it (a client_error record). 0 or an errno. */
+  watchLeave(connId: number): number;
   /** [live connections, pipes in use, pipes pooled, pipes created, pipes closed] */
   stats(): [number, number, number, number, number];
   hrNow(): number;

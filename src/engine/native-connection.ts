@@ -87,7 +87,10 @@ export class NativeConnection implements Waiter, NativeConnHandler {
     this.slot?.cancel();
     this.slot = undefined;
     if (g.kind === 'lease') this.dial(g.lease);
-    else if (g.kind === 'wait') this.slot = g.slot;
+    else if (g.kind === 'wait') {
+      this.slot = g.slot;
+      this.server.binding.watchLeave(this.id); // a client that leaves meanwhile ends it (client_error)
+    }
     else if (this.fallback && g.reason !== 'waiters_full') {
       const f = this.fallback;
       this.fallback = undefined;
