@@ -37,7 +37,7 @@ enum {
   OUT_CONNECT_FAILED = 2, /* a = errno (ETIMEDOUT for the attempt's timeout) */
   OUT_CLOSED = 3,         /* a = reason, b = errno or 0, c = bytes from client, d = bytes to client */
   OUT_PEEKED = 4,         /* a = bytes peeked, b = 1 when the client already sent EOF */
-  OUT_ACCEPT_ERROR = 5    /* id = listener id, a = errno; accepting pauses briefly */
+  OUT_ACCEPT_ERROR = 5    /* id = listener id, a = errno, b = connections refused (closed at once), or -1: accepting paused 100 ms */
 };
 #define REC_DOUBLES 8
 #define BATCH_RECORDS 1024
@@ -124,6 +124,7 @@ struct engine {
   listener_t **listeners;
   size_t nlisteners;
   pipe_pool_t pipes;
+  int reserve_fd;           /* /dev/null, given up to accept-and-close when out of descriptors (listener.c) */
 };
 
 /* pipe-pool.c */

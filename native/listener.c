@@ -3,11 +3,14 @@
  * connection to JavaScript synchronously (js_accept), which routes it or closes it.
  * Ownership: the listener owns its fd until listener_close(), which unregisters the poll
  * handle before closing the fd; accepted fds belong to their conn from conn_new() on (or
- * are closed here if no conn could be made). EMFILE/ENFILE pause accepting for 100 ms
- * instead of spinning on a readable listener. */
+ * are closed here if no conn could be made). Out of descriptors (EMFILE/ENFILE), the
+ * waiting connections are accepted into the engine's reserve descriptor and closed at
+ * once, as libuv does for Node's servers (clients are refused, not left hanging), and
+ * accepting pauses for 100 ms only if even that fails: never a spin on a readable listener. */
 #include "engine.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -45,6 +48,27 @@ static void on_resume(uv_timer_t *t) {
   if (uv_poll_start(&l->poll, UV_READABLE, on_accept) != 0) l->closing = l->closing; /* closing handle */
 }
 
+/* Closes the connections waiting in the accept queue, using the reserve descriptor as room
+ * to accept them; returns how many. The reserve is reopened afterwards. */
+static int refuse_queued(listener_t *l) {
+  engine_t *e = l->e;
+  if (e->reserve_fd < 0) return -1;
+  if (close(e->reserve_fd) != 0) errno = 0;
+  e->reserve_fd = -1;
+  int n = 0;
+  for (;;) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      break;
+    }
+    if (close(fd) != 0) errno = 0;
+    n++;
+  }
+  e->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* -1 if another fd took the room: pause next time */
+  return n;
+}
+
 static void on_accept(uv_poll_t *h, int status, int events) {
   listener_t *l = h->data;
   engine_t *e = l->e;
@@ -56,7 +80,9 @@ static void on_accept(uv_poll_t *h, int status, int events) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EAGAIN) return;
       int err = errno;
-      out_record(e, OUT_ACCEPT_ERROR, l->id, err, 0, 0, 0);
+      int refused = err == EMFILE || err == ENFILE ? refuse_queued(l) : -1;
+      out_record(e, OUT_ACCEPT_ERROR, l->id, err, refused, 0, 0);
+      if (refused >= 0) return;
       if (uv_poll_stop(&l->poll) == 0 && uv_timer_start(&l->pause, on_resume, PAUSE_MS, 0) != 0) l->closing = 1;
       return;
     }

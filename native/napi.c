@@ -7,6 +7,7 @@
  * from inside a call JavaScript made into the engine. */
 #include "engine.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +425,7 @@ NAPI_MODULE_INIT() {
   e->flush_idle.data = e;
   uv_unref((uv_handle_t *)&e->flush_check);
   uv_unref((uv_handle_t *)&e->flush_idle);
+  e->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   e->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (e->epfd < 0) return NULL;
   if (uv_poll_init(e->loop, &e->ep_poll, e->epfd) != 0) return NULL;

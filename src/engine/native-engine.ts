@@ -16,7 +16,8 @@ export interface NativeConnHandler {
 
 export interface NativeListenerHandler {
   accept(connId: number): void;
-  acceptError(errno: number): void;
+  /** Out of descriptors or another accept failure: `refused` connections were closed at once, or -1 (accepting paused 100 ms). */
+  acceptError(errno: number, refused: number): void;
 }
 
 /** Close reasons from the engine (R_* in native/engine.h). */
@@ -61,7 +62,7 @@ export class NativeEngine {
       const o = i * REC;
       const kind = r[o]!, id = r[o + 1]!, at = r[o + 6]! + this.offset;
       if (kind === OUT_ACCEPT_ERROR) {
-        this.listeners.get(id)?.acceptError(r[o + 2]!);
+        this.listeners.get(id)?.acceptError(r[o + 2]!, r[o + 3]!);
         continue;
       }
       const c = this.conns.get(id);

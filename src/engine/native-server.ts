@@ -72,7 +72,7 @@ export class NativeServer implements NativeServerSide {
       throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (router ${this.rt}): ${code}`, { cause: e });
     }
     this.listener = id;
-    this.eng.listeners.set(id, { accept: (c) => this.accept(c), acceptError: (n) => this.acceptError(n) });
+    this.eng.listeners.set(id, { accept: (c) => this.accept(c), acceptError: (n, refused) => this.acceptError(n, refused) });
     this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
     this.sni?.gate.bind(this.rt, this.srvAddr);
     this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, false, {
@@ -137,8 +137,12 @@ export class NativeServer implements NativeServerSide {
     conn.route(this.router.destination(this.config.dstName)); // the pick happens here, synchronously
   }
 
-  private acceptError(errno: number): void {
-    this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
+  /** Out of descriptors, the engine closes the waiting connections at once (as libuv does for
+   * Node's servers; the open-files warning says why); any other failure pauses accepting. */
+  private acceptError(errno: number, refused: number): void {
+    if (refused >= 0) {
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, err: errnoName(errno), refused }, 'out of descriptors: waiting connections closed');
+    } else this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
   }
 
   connectionClosed(conn: NativeConnection): void {
