@@ -4,11 +4,14 @@
 # Listeners default to 127.0.0.1: set `ip: 0.0.0.0` on servers and admin to reach them from outside the container.
 
 FROM node:24-slim AS build
+# A C compiler for the native engine (native/, built by `npm ci` with npm's node-gyp and the image's Node headers).
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json binding.gyp ./
+COPY native ./native
 COPY src ./src
-# `npm ci` runs `prepare`, which compiles src/ to dist/ with the pinned TypeScript.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+# `npm ci` builds the native engine (install) and runs `prepare`, which compiles src/ to dist/ with the pinned TypeScript.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev && test -f build/Release/linkerd_tcp_engine.node
 
 FROM node:24-slim
 ENV NODE_ENV=production
@@ -18,6 +21,7 @@ ENV NODE_OPTIONS=--max-semi-space-size=4
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/linkerd_tcp_engine.node ./build/Release/
 COPY package.json ./
 COPY bin ./bin
 USER node

@@ -11,6 +11,7 @@ if [ "$(uname -s)" != Linux ]; then
 fi
 nodedir=${npm_config_nodedir:-}
 if [ -z "$nodedir" ] && [ -f /usr/include/node/node_api.h ]; then nodedir=/usr; fi
+if [ -z "$nodedir" ] && [ -f /usr/local/include/node/node_api.h ]; then nodedir=/usr/local; fi # the node images
 if [ -n "${npm_config_node_gyp:-}" ]; then set -- node "$npm_config_node_gyp"; else set -- node-gyp; fi
 if "$@" rebuild ${nodedir:+"--nodedir=$nodedir"} >build-native.log 2>&1; then
   echo "linkerd-tcp: native engine built (build/Release/linkerd_tcp_engine.node)"
