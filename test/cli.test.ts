@@ -51,7 +51,7 @@ describe('cli', () => {
       assert.equal(r.stdout, '');
       assert.equal(r.stderr, [
         `linkerd-tcp: ${file}: routers[0].servers[0].port: expected an integer 0–65535, got "abc"`,
-        `${file}: routers[0].servers[1].bogus: unknown key (expected one of: ip, port, dstName, connectTimeoutMs, connectionLifetimeSecs, idleTimeoutMs, maxConcurrency, tls)`,
+        `${file}: routers[0].servers[1].bogus: unknown key (expected one of: ip, port, dstName, connectTimeoutMs, connectionLifetimeSecs, idleTimeoutMs, maxConcurrency, tls, handshakeTimeoutMs, defaultDstName, proxyProtocol)`,
         `${file}: routers[0].servers[1].dstName: expected a path starting with '/', got "svc"`,
         '',
       ].join('\n'));
