@@ -333,6 +333,22 @@ routers:
     assert.ok(!onAdded.some((l) => l['pid'] === victim));
   });
 
+  it('with two workers: a reload asked before the workers listen answers ok only once every worker runs it', async () => {
+    const a = await backend();
+    const [port, added] = [await deadPort(), await deadPort()];
+    const text = (servers: string): string => cfg(`/svc/a => /$/inet/127.0.0.1/${a.port};`, servers, '\nworkers: 2');
+    const file = writeConfig(text(server(port)));
+    const p = new Proxy([file], { LINKERD_TCP_WORKERS: '2' });
+    cleanup.push(() => p.stop('SIGKILL'));
+    const admin = await adminOf(p); // the supervisor's admin listens while its workers still start
+    writeFileSync(file, text(server(port) + server(added)));
+    const r = await postReload(admin);
+    assert.equal(r.body.result, 'ok', JSON.stringify(r.body));
+    assert.equal(await roundTrip(added, 'at once'), 'at once');
+    const onAdded = await p.waitForCount((l) => l.msg === 'listening' && String(l['srv']).endsWith(`:${added}`), 2, 2000, 'both workers on the added server');
+    assert.equal(new Set(onAdded.map((l) => l['pid'])).size, 2, 'both workers listen on the added server');
+  });
+
   it('--check --diff OLD NEW prints what a reload would do', async () => {
     const dtab = '/svc/a => /$/inet/127.0.0.1/1;';
     const old = writeConfig(cfg(dtab, server(7001) + server(7002)));

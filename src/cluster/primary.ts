@@ -30,6 +30,8 @@ import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
 const ASK_TIMEOUT_MS = 3000;
 const RESTART_DELAY_MS = 500;
 const RESTART_DELAY_MAX_MS = 30_000;
+/** How long a reload waits for workers still starting before it goes ahead with those listening. */
+const SETTLE_TIMEOUT_MS = 10_000;
 /** The primary's hard exit comes this long after a worker's own, so workers get theirs first. */
 const PRIMARY_EXTRA_MARGIN_MS = 1000;
 
@@ -109,10 +111,21 @@ export async function runPrimary(
 
   // Config reloads (SIGHUP, POST /reload, watchConfig) are decided here and applied by every worker or none.
   const startedWith = new Map<number, Config>(); // the config each worker was started with
+  // Workers forked and not yet listening (at start, or replacements): a reload waits for them, bounded,
+  // so its answer holds for every worker (else it would answer ok and apply nothing until they listen).
+  const onSettled = new Set<() => void>();
+  const settled = (): boolean => [...live.keys()].every((id) => listening.has(id));
+  const checkSettled = (): void => { if (settled()) for (const f of onSettled) f(); };
+  const whenSettled = (ms: number): Promise<void> => settled() ? Promise.resolve() : new Promise((resolve) => {
+    const done = (): void => { clearTimeout(timer); onSettled.delete(done); resolve(); };
+    const timer = setTimeout(done, ms);
+    onSettled.add(done);
+  });
   const rounds = new ReloadRounds((id, m) => { const w = live.get(id); return w !== undefined && send(w, m); });
   const reloader = reload && new Reloader({
     initial: reload.loaded, log, registry, validate: reload.validate,
     apply: async (nextFile, plan) => {
+      await whenSettled(SETTLE_TIMEOUT_MS);
       const next = effectiveConfig(config, await pinReloadPorts(config, nextFile, plan));
       await rounds.run([...listening].filter((id) => live.has(id)), next, async () => {
         config = next;
@@ -139,6 +152,7 @@ export async function runPrimary(
         ws.consecutiveFailures = 0;
         ws.lastFailure = null;
         if (listening.size === workers) ws.started = true;
+        checkSettled();
       } else if (m.type === 'failed') {
         ws.failedStarts++;
         if (!ws.started) {
@@ -174,6 +188,7 @@ export async function runPrimary(
       startedWith.delete(w.id);
       names.dropWorker(w.id);
       rounds.dropWorker(w.id);
+      checkSettled();
       for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
       if (lc.stopping) {
         exitCodes.push(code);
