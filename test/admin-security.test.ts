@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { createAdminServer } from '../src/admin/server.ts';
 import type { AppState } from '../src/admin/state.ts';
@@ -16,19 +15,9 @@ import { LinkerdTcpError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
 import { Registry } from '../src/metrics/registry.ts';
 import { deadline } from './support/harness.ts';
+import { logSink } from './support/log-sink.ts';
 
 const TOKEN = 'correct-horse-battery-staple-42';
-
-function logSink(): { lines: Record<string, unknown>[]; stream: Writable } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { lines, stream };
-}
 
 const STATE: AppState = {
   at: 0, recentErrors: [], servers: [],

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { type AdminLimits, createAdminServer } from '../src/admin/server.ts';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from '../src/admin/dashboard.ts';
@@ -17,6 +16,7 @@ import { createLogger } from '../src/log.ts';
 import { serverMetrics } from '../src/metrics/handles.ts';
 import { Registry } from '../src/metrics/registry.ts';
 import { deadline } from './support/harness.ts';
+import { logSink } from './support/log-sink.ts';
 
 interface Reply { status: number; headers: IncomingHttpHeaders; body: string }
 
@@ -30,17 +30,6 @@ function http(port: number, method: string, path: string, headers: Record<string
     req.on('error', reject);
     req.end();
   }));
-}
-
-function logSink(): { lines: Record<string, unknown>[]; stream: Writable } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { lines, stream };
 }
 
 /** A fake app: one router with one destination and endpoint, one server whose counters tests bump. */

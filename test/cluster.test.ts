@@ -1,21 +1,9 @@
 // Several worker processes (`workers: 2`): both serve the same port, the admin server sums
 // their metrics and state, a worker that dies is restarted, and SIGTERM drains them all.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { deadline, echo, peerClosed, startBackend, startProxy } from './support/harness.ts';
-
-async function roundTrip(port: number, msg: string): Promise<string> {
-  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  s.on('error', () => {});
-  await deadline(5000, 'connect', once(s, 'connect'));
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
-  s.end(msg);
-  await deadline(5000, 'round trip', peerClosed(s));
-  return Buffer.concat(chunks).toString();
-}
+import { deadline, echo, startBackend, startProxy } from './support/harness.ts';
+import { roundTrip } from './support/client.ts';
 
 describe('workers', () => {
   const cleanup: (() => Promise<unknown>)[] = [];

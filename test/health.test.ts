@@ -2,10 +2,10 @@
 // listening leaves rotation on the checks alone (no client sees it fail) and comes back;
 // wrong answers; flapping; no checks when none is configured; one checker for several workers.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { type Backend, deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
+import { type Backend, deadline, echo, type Proxy, startBackend, startProxy } from './support/harness.ts';
+import { roundTrip } from './support/client.ts';
 
 type Mode = 'ok' | 'silent' | 'wrong';
 const CHECK = 'hc\n';
@@ -17,17 +17,6 @@ interface ModalBackend {
   checks: number;
   clients: number;
   onCheck: (() => void) | undefined;
-}
-
-async function roundTrip(port: number, msg: string): Promise<string> {
-  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  s.on('error', () => {});
-  await deadline(5000, 'client connect', once(s, 'connect'));
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
-  s.end(msg);
-  await deadline(5000, 'round trip', peerClosed(s));
-  return Buffer.concat(chunks).toString();
 }
 
 const adminOf = async (p: Proxy): Promise<string> => String((await p.waitForLog((l) => l.msg === 'admin listening'))['admin']);

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { type Backend, peerClosed, deadline, echo, type Proxy, startBackend, startProxy, TEST_WORKERS } from './support/harness.ts';
+import { metric } from './support/client.ts';
 
 function dial(port: number): Promise<Socket> {
   const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -16,12 +17,6 @@ function dial(port: number): Promise<Socket> {
 async function adminUrl(p: Proxy): Promise<string> {
   const l = await p.waitForLog((x) => x.msg === 'admin listening');
   return `http://${String(l['admin'])}`;
-}
-
-/** The value of one exact metric line (name plus rendered labels), or undefined. */
-function metric(text: string, nameAndLabels: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '));
-  return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1));
 }
 
 describe('observability end to end', () => {

@@ -10,18 +10,13 @@ import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type Backend, deadPort, deadline, echo, peerClosed, type Proxy, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
+import { metric } from './support/client.ts';
 
 const PKI = new URL('./fixtures/tls/', import.meta.url).pathname;
 const id = (name: string): string => `{privateKey: ${join(PKI, name + '.key')}, certs: [${join(PKI, name + '.pem')}, ${join(PKI, 'chain.pem')}]}`;
 
 async function adminUrl(p: Proxy): Promise<string> {
   return `http://${String((await p.waitForLog((x) => x.msg === 'admin listening'))['admin'])}`;
-}
-
-/** The value of one exact metric line (name plus rendered labels), or undefined. */
-function metric(text: string, nameAndLabels: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '));
-  return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1));
 }
 
 interface RecentError { msg: string; level: string; context: Record<string, unknown> }

@@ -5,30 +5,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { constants } from 'node:crypto';
 import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
-import { deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
+import { deadline, echo, type Proxy, startBackend, startProxy } from './support/harness.ts';
 import { NamerdDouble } from './support/namerd-double.ts';
-
-async function roundTrip(port: number, msg: string): Promise<string> {
-  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  s.on('error', () => {});
-  await deadline(5000, 'connect', once(s, 'connect'));
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
-  s.end(msg);
-  await deadline(5000, 'round trip', peerClosed(s));
-  return Buffer.concat(chunks).toString();
-}
-
-/** The value of one exact metric line (name plus rendered labels), or undefined. */
-function metric(text: string, nameAndLabels: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '));
-  return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1));
-}
+import { metric, roundTrip } from './support/client.ts';
 
 const PKI = new URL('./fixtures/tls/', import.meta.url).pathname;
 const CA = readFileSync(join(PKI, 'ca.pem'), 'utf8');
