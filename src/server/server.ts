@@ -16,6 +16,7 @@ import type { Router } from '../router/router.ts';
 import type { Origin } from '../connector/proxy-header.ts';
 import { type DstDecision, originKey, originOf, PrefaceGate } from './preface-gate.ts';
 import type { PrefaceFailure, PrefaceRead } from './preface.ts';
+import { recordClosed } from './closed-record.ts';
 import { type HandshakeFailure, TlsTerminator } from './tls.ts';
 
 /** A raw socket whose PROXY header was read before its TLS handshake. */
@@ -287,25 +288,10 @@ export class Server implements ServerSide {
 
   connectionClosed(conn: Connection): void {
     this.live.delete(conn);
-    const rx = conn.client.bytesRead, tx = conn.client.bytesWritten;
+    const sink = { metrics: this.metrics, accessLog: this.accessLog, srvAddr: this.srvAddr, dstName: this.config.dstName };
+    const [rx, tx] = recordClosed(sink, conn, this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : undefined);
     this.closedRx += rx;
     this.closedTx += tx;
-    const m = this.metrics;
-    if (conn.connectedAt) {
-      m.connectionRxBytes.record(rx);
-      m.connectionTxBytes.record(tx);
-    }
-    if (this.accessLog.isLevelEnabled('info')) {
-      this.accessLog.info({
-        srv: this.srvAddr, client: conn.peer, ...(this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : {}),
-        dst: conn.destination?.name ?? this.config.dstName, endpoint: conn.endpoint?.key ?? null,
-        sni: conn.sni ?? null, alpn: conn.alpn ?? null,
-        rxBytes: rx, txBytes: tx,
-        connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
-        durationMs: round(conn.closedAt - conn.acceptedAt),
-        reason: conn.reason, error: conn.error ?? null,
-      }, 'connection closed');
-    }
     this.maybeDrained();
   }
 
@@ -338,6 +324,3 @@ export class Server implements ServerSide {
 }
 
 function noop(): void {}
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
-}

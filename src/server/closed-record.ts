@@ -1,0 +1,59 @@
+// What a closed connection leaves behind on its server: its byte counts in the connection
+// histograms (only once it reached a backend) and one access-log record. One writer for both
+// engines' servers (server.ts here; src/engine/native-server.ts can adopt it), so the records
+// carry the same fields in the same order whichever engine moved the bytes.
+import type { Logger } from '../log.ts';
+import type { ServerMetrics } from '../metrics/handles.ts';
+
+/** The fields of a finished connection the record needs (router/connection.ts and the native one). */
+export interface ClosedConnection {
+  readonly client: { readonly bytesRead: number; readonly bytesWritten: number };
+  readonly peer: string;
+  readonly destination: { readonly name: string } | undefined;
+  readonly endpoint: { readonly key: string } | undefined;
+  readonly sni: string | undefined;
+  readonly alpn: string | undefined;
+  readonly acceptedAt: number;
+  /** 0 when no backend was ever reached. */
+  readonly connectedAt: number;
+  readonly closedAt: number;
+  readonly reason: string | undefined;
+  readonly error: string | undefined;
+}
+
+export interface ClosedRecordSink {
+  readonly metrics: ServerMetrics;
+  readonly accessLog: Logger;
+  readonly srvAddr: string;
+  /** The configured dstName, for a connection that never had a destination. */
+  readonly dstName: string;
+}
+
+/**
+ * Records `conn` and returns its client-side byte counts `[rx, tx]` for the server's totals.
+ * `proxy` is the access log's `proxy` field on servers that accept PROXY headers (omitted elsewhere).
+ */
+export function recordClosed(sink: ClosedRecordSink, conn: ClosedConnection, proxy?: { readonly proxy: string | null }): [number, number] {
+  const rx = conn.client.bytesRead, tx = conn.client.bytesWritten;
+  if (conn.connectedAt) {
+    sink.metrics.connectionRxBytes.record(rx);
+    sink.metrics.connectionTxBytes.record(tx);
+  }
+  if (sink.accessLog.isLevelEnabled('info')) {
+    sink.accessLog.info({
+      srv: sink.srvAddr, client: conn.peer, ...proxy,
+      dst: conn.destination?.name ?? sink.dstName, endpoint: conn.endpoint?.key ?? null,
+      sni: conn.sni ?? null, alpn: conn.alpn ?? null,
+      rxBytes: rx, txBytes: tx,
+      connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
+      durationMs: round(conn.closedAt - conn.acceptedAt),
+      reason: conn.reason, error: conn.error ?? null,
+    }, 'connection closed');
+  }
+  return [rx, tx];
+}
+
+/** Milliseconds to two decimals, as every access-log duration is written. */
+export function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
