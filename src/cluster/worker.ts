@@ -6,10 +6,10 @@
 import cluster from 'node:cluster';
 import { App } from '../app.ts';
 import { RemoteHealth } from '../health/remote.ts';
-import type { PreparedReload } from '../reload/live.ts';
 import { planReload } from '../reload/plan.ts';
 import { Lifecycle, trapSignals } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
+import { PreparedRounds } from './prepared-rounds.ts';
 import type { ToPrimary, ToWorker } from './protocol.ts';
 import { RemoteNames } from './remote-names.ts';
 import { RemoteSessions } from './remote-sessions.ts';
@@ -34,7 +34,7 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
   // TLS sessions (session-ID resumption) are kept by the primary, for every worker.
   const sessions = new RemoteSessions(send);
   /** Config reloads prepared and waiting for the primary's commit or abort, by round. */
-  const prepared = new Map<number, PreparedReload>();
+  const prepared = new PreparedRounds();
   const lc = new Lifecycle({
     log, marginMs,
     graceMs: () => (app?.config.admin.graceSecs ?? 10) * 1000,
@@ -83,19 +83,15 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         // The primary decided the reload; prepare it here (bind, load TLS) and say so, then wait for commit or abort.
         const a = app;
         if (!a) return void send({ type: 'reload-prepared', id: m.id, error: null }); // not started: it starts with the committed config
-        a.prepareReload(m.config, planReload(a.config, m.config)).then((p) => {
-          prepared.set(m.id, p);
-          send({ type: 'reload-prepared', id: m.id, error: null });
-        }, (e: unknown) => send({ type: 'reload-prepared', id: m.id, error: (e as Error).message }));
+        void prepared.prepare(m.id, a.prepareReload(m.config, planReload(a.config, m.config)))
+          .then((error) => send({ type: 'reload-prepared', id: m.id, error }));
         return;
       }
       case 'reload-commit':
-        prepared.get(m.id)?.commit();
-        prepared.delete(m.id);
+        prepared.commit(m.id);
         return;
       case 'reload-abort':
-        void prepared.get(m.id)?.abort();
-        prepared.delete(m.id);
+        void prepared.abort(m.id);
         return;
     }
   });
