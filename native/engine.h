@@ -36,11 +36,12 @@ enum {
   OUT_CONNECTED = 1,      /* a = connect latency in microseconds */
   OUT_CONNECT_FAILED = 2, /* a = errno (ETIMEDOUT for the attempt's timeout) */
   OUT_CLOSED = 3,         /* a = reason, b = errno or 0, c = bytes from client, d = bytes to client */
-  OUT_PEEKED = 4,         /* a = bytes peeked, b = 1 when the client already sent EOF */
+  OUT_PEEKED = 4,         /* a = bytes peeked, b = 1 when the client sent EOF before peek_min bytes */
   OUT_ACCEPT_ERROR = 5    /* id = listener id, a = errno, b = connections refused (closed at once), or -1: accepting paused 100 ms */
 };
 #define REC_DOUBLES 8
 #define BATCH_RECORDS 1024
+#define PEEK_MAX 65552 /* a whole PROXY v2 header: 16 bytes + a 16-bit length */
 
 enum { S_WAITING = 0, S_PEEKING, S_CONNECTING, S_OPEN, S_CLOSED };
 
@@ -76,6 +77,8 @@ struct conn {
   uint8_t *hdr;             /* bytes to write to the backend before forwarding (owned) */
   size_t hdr_len, hdr_off;
   size_t peek_max;
+  size_t peek_min;          /* report a peek once this many bytes are readable (or EOF) */
+  uint8_t lowat;            /* SO_RCVLOWAT raised on cfd for peek_min: put back to 1 when reported */
   uint8_t *peeked;          /* last MSG_PEEK result (owned) */
   size_t peeked_len;
   int handles_open;         /* embedded handles not yet closed; freed at 0 */
@@ -139,7 +142,8 @@ void timers_on_fire(uv_timer_t *t);
 /* conn.c */
 conn_t *conn_new(engine_t *e, listener_t *l, int cfd);
 int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len);
-int conn_peek(conn_t *c, size_t max);
+int conn_peek(conn_t *c, size_t max, size_t min); /* min > 1: wait (SO_RCVLOWAT) until that many are readable */
+int conn_drop(conn_t *c, size_t n);             /* consumes n bytes JavaScript parsed as a header; 0 or an errno */
 int conn_watch_leave(conn_t *c); /* while waiting: close (client_error) if the client leaves */
 void conn_close(conn_t *c, int reason, int err, int report);
 void conn_attempt_failed(conn_t *c, int err);

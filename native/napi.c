@@ -347,14 +347,31 @@ static napi_value js_peer(napi_env env, napi_callback_info info) {
   return s;
 }
 
-/* peek(id, maxBytes) → 0 or an errno; an OUT_PEEKED record follows once bytes (or EOF) arrive. */
+/* peek(id, maxBytes, minBytes?) → 0 or an errno; an OUT_PEEKED record follows once minBytes
+ * (default 1) are readable, or at EOF. */
 static napi_value js_peek(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  engine_t *e = engine_of(env);
+  if (!e || argc < 2) { napi_throw_type_error(env, NULL, "linkerd-tcp engine: peek(id, maxBytes, minBytes?)"); return NULL; }
+  conn_t *c = conn_arg(env, e, argv[0]);
+  double max, min = 1;
+  if (!c) return num(env, ENOENT);
+  if (arg_double(env, argv[1], &max) != 0 || !(max >= 1 && max <= PEEK_MAX)) return num(env, EINVAL);
+  if (argc >= 3 && (arg_double(env, argv[2], &min) != 0 || !(min >= 1 && min <= max))) return num(env, EINVAL);
+  return num(env, conn_peek(c, (size_t)max, (size_t)min));
+}
+
+/* drop(id, bytes) → 0 or an errno: consumes the first `bytes` of what the client sent (a
+ * header parsed in JavaScript from a peek; ENOENT, EINVAL, or the recv's errno). */
+static napi_value js_drop(napi_env env, napi_callback_info info) {
   ARGS(2)
   conn_t *c = conn_arg(env, e, argv[0]);
-  double max;
+  double n;
   if (!c) return num(env, ENOENT);
-  if (arg_double(env, argv[1], &max) != 0 || max < 1) return num(env, EINVAL);
-  return num(env, conn_peek(c, (size_t)max));
+  if (arg_double(env, argv[1], &n) != 0 || !(n >= 1 && n <= PEEK_MAX)) return num(env, EINVAL);
+  return num(env, conn_drop(c, (size_t)n));
 }
 
 /* watchLeave(id) → 0 or an errno: while it waits for a destination, a client that leaves
@@ -445,6 +462,7 @@ NAPI_MODULE_INIT() {
     {"peer", NULL, js_peer, NULL, NULL, NULL, napi_default, NULL},
     {"peek", NULL, js_peek, NULL, NULL, NULL, napi_default, NULL},
     {"peeked", NULL, js_peeked, NULL, NULL, NULL, napi_default, NULL},
+    {"drop", NULL, js_drop, NULL, NULL, NULL, napi_default, NULL},
     {"watchLeave", NULL, js_watch_leave, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
     {"hrNow", NULL, js_hr_now, NULL, NULL, NULL, napi_default, NULL},

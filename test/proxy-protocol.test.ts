@@ -36,10 +36,10 @@ async function firstRecord(be: { got: Promise<Buffer>[] }): Promise<Buffer> {
 }
 
 describe('PROXY protocol: receive', () => {
-  for (const [version, header] of [['v1', buildProxyV1(FROM)], ['v2', buildProxyV2(FROM, { authority: 'x.test' })]] as const) {
-    it(`${version} from a trusted peer: the original client in the access log, the proxy peer beside it, the stream intact`, async () => {
+  for (const engine of ['node', 'native'] as const) for (const [version, header] of [['v1', buildProxyV1(FROM)], ['v2', buildProxyV2(FROM, { authority: 'x.test' })]] as const) {
+    it(`${version} from a trusted peer (${engine} engine): the original client in the access log, the proxy peer beside it, the stream intact`, async () => {
       const be = await recorder();
-      const { proxy, ports: [port] } = await proxyWith(receiving(be.port, '{accept: any, trustedCidrs: [127.0.0.0/8]}'));
+      const { proxy, ports: [port] } = await proxyWith(receiving(be.port, '{accept: any, trustedCidrs: [127.0.0.0/8]}'), 1, engine);
       const s = netConnect(port!, '127.0.0.1');
       cleanup.push(() => s.destroy());
       await once(s, 'connect');
@@ -56,12 +56,12 @@ describe('PROXY protocol: receive', () => {
     });
   }
 
-  it('refused and counted: an untrusted peer, a missing header, the wrong version, a header that never completes', async () => {
+  for (const engine of ['node', 'native'] as const) it(`refused and counted (${engine} engine): an untrusted peer, a missing header, the wrong version, a header that never completes`, async () => {
     const be = await recorder();
-    const untrusted = await proxyWith(receiving(be.port, '{accept: any, trustedCidrs: [10.0.0.0/8, "::1/128"]}'));
+    const untrusted = await proxyWith(receiving(be.port, '{accept: any, trustedCidrs: [10.0.0.0/8, "::1/128"]}'), 1, engine);
     await rawClosed(untrusted.ports[0]!, buildProxyV1(FROM));
     await untrusted.proxy.waitForLog(closedWith('proxy_protocol', 'untrusted'));
-    const only2 = await proxyWith(receiving(be.port, '{accept: v2, trustedCidrs: [127.0.0.1]}'));
+    const only2 = await proxyWith(receiving(be.port, '{accept: v2, trustedCidrs: [127.0.0.1]}'), 1, engine);
     const port = only2.ports[0]!;
     await rawClosed(port, buildProxyV1(FROM));
     await rawClosed(port, Buffer.from('GET / HTTP/1.0\r\n\r\n'));
@@ -73,7 +73,7 @@ describe('PROXY protocol: receive', () => {
     assert.equal(be.got.length, 0, 'nothing reached the backend');
   });
 
-  it('a PROXY header before a TLS handshake (termination), and before a ClientHello (SNI passthrough)', async () => {
+  it('a PROXY header before a TLS handshake (termination)', async () => {
     const be = await recorder();
     const id = `{privateKey: ${join(PKI, 'rsa.key')}, certs: [${join(PKI, 'rsa.pem')}, ${join(PKI, 'chain.pem')}]}`;
     const { proxy, ports: [port] } = await proxyWith(receiving(be.port, '{accept: v2, trustedCidrs: [127.0.0.0/8]}', `tls: {defaultIdentity: ${id}}`));
@@ -89,11 +89,22 @@ describe('PROXY protocol: receive', () => {
     const rec = await proxy.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'done');
     assert.equal(rec['client'], '203.0.113.7:4242');
 
+  });
+
+  for (const engine of ['node', 'native'] as const) it(`a PROXY header before a ClientHello (SNI passthrough, ${engine} engine), each sent in pieces`, async () => {
     const be2 = await recorder();
-    const pass = await proxyWith(receiving(be2.port, '{accept: v1, trustedCidrs: [127.0.0.0/8]}').replace('dstName: /svc/be', 'dstName: /svc/{sni}').replace('/svc/be =>', '/svc/db.example.com =>'));
+    const pass = await proxyWith(receiving(be2.port, '{accept: any, trustedCidrs: [127.0.0.0/8]}').replace('dstName: /svc/be', 'dstName: /svc/{sni}').replace('/svc/be =>', '/svc/db.example.com =>'), 1, engine);
     const s = netConnect(pass.ports[0]!, '127.0.0.1');
     cleanup.push(() => s.destroy());
-    s.end(Buffer.concat([buildProxyV1(FROM), HELLO]));
+    s.setNoDelay(true);
+    await once(s, 'connect');
+    // Split inside the v2 header, then inside the hello: the reader must wait for the rest.
+    const bytes = Buffer.concat([buildProxyV2(FROM), HELLO]);
+    for (const [a, b] of [[0, 10], [10, 40], [40, 60], [60, bytes.length]] as const) {
+      s.write(bytes.subarray(a, b));
+      await new Promise((r) => setTimeout(r, 30)); // paces the client so the pieces arrive apart (nothing waits on a state)
+    }
+    s.end();
     assert.equal((await firstRecord(be2)).toString('hex'), HELLO.toString('hex'), 'the hello, without the PROXY header, untouched');
     const r2 = await pass.proxy.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'done');
     assert.equal(r2['client'], '203.0.113.7:4242');

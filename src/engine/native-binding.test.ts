@@ -182,6 +182,33 @@ describe('native addon', { skip: load.kind !== 'loaded' ? 'addon not built' : fa
     assert.equal(closed.rx, 11);
   });
 
+  it('reports a peek once minBytes are readable (readiness, not a re-peek), then drops exactly the bytes asked', async () => {
+    const got: Buffer[] = [];
+    const be = await backend((s) => { s.on('data', (d: Buffer) => got.push(d)); s.on('end', () => s.end()); });
+    const peeks: number[] = [];
+    let id = -1, peeked: () => void = () => {}, closed: (rx: number) => void = () => {};
+    const firstPeek = new Promise<void>((r) => (peeked = r)), closedRx = new Promise<number>((r) => (closed = r));
+    const port = listen((connId) => {
+      id = connId;
+      eng.conns.set(connId, { connected: () => {}, connectFailed: () => {}, closed: (_r, _e, rx) => closed(rx), peeked: (n) => { peeks.push(n); peeked(); } });
+      assert.equal(b.peek(connId, 64, 12), 0);
+    });
+    const c = connect(port, '127.0.0.1');
+    c.setNoDelay(true);
+    cleanup.push(() => c.destroy());
+    await once(c, 'connect');
+    c.write('HEADER'); // 6 bytes: fewer than the 12 asked for
+    await new Promise((r) => setTimeout(r, 50)); // paces the client: the rest arrives apart
+    c.end('-LEN|body');
+    await deadline(5000, 'the peek record', firstPeek);
+    assert.deepEqual(peeks, [15], 'one record, once 12 or more bytes were there');
+    assert.equal(b.drop(id, 0), 22 /* EINVAL */);
+    assert.equal(b.drop(id, 11), 0);
+    assert.equal(b.connect(id, '127.0.0.1', be.port, 0), 0);
+    assert.equal(await deadline(5000, 'closed', closedRx), 15, 'dropped bytes count as read from the client');
+    assert.equal(Buffer.concat(got).toString(), 'body');
+  });
+
   it('leaves no connection or pipe behind', async () => {
     await new Promise((r) => setImmediate(r));
     const [live, inUse] = b.stats();

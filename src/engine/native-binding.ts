@@ -19,7 +19,10 @@ export interface NativeBinding {
   /** [bytes from client, bytes to client], or undefined when the engine already closed it (a record follows). */
   close(connId: number): [number, number] | undefined;
   peer(connId: number): string | undefined;
-  peek(connId: number, maxBytes: number): number;
+  /** 0 or an errno; an OUT_PEEKED record follows once `minBytes` (default 1) are readable, or at EOF. */
+  peek(connId: number, maxBytes: number, minBytes?: number): number;
+  /** Consumes the first `bytes` the client sent (a header parsed from a peek): 0 or an errno. */
+  drop(connId: number, bytes: number): number;
   peeked(connId: number): Buffer | undefined;
   /** While it waits for a destination: a client that leaves closes it (a client_error record). 0 or an errno. */
   watchLeave(connId: number): number;

@@ -10,11 +10,12 @@ import type { Endpoint } from '../balancer/endpoint.ts';
 import type { Lease, Outcome } from '../balancer/lease.ts';
 import type { Slot } from '../balancer/wait-queue.ts';
 import type { ConnectFailureCause } from '../connector/dial.ts';
+import type { Origin } from '../connector/proxy-header.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 import type { CloseReason } from '../router/connection.ts';
 import type { Destination, Grant, Waiter } from '../router/destination.ts';
 import type { NativeBinding } from './native-binding.ts';
-import { nativeProxyHeader } from './native-sni.ts';
+import { nativeProxyHeader } from './native-preface.ts';
 import { errnoName, type NativeConnHandler, R_BACKEND_ERROR, R_CLIENT_ERROR, R_DONE, R_IDLE, R_LIFETIME, R_WAIT_TIMEOUT } from './native-engine.ts';
 
 /** What a native connection needs from its server (src/engine/native-server.ts). */
@@ -33,7 +34,10 @@ const ECONNREFUSED = 111, ETIMEDOUT = 110, EMFILE = 24, ENFILE = 23;
 export class NativeConnection implements Waiter, NativeConnHandler {
   readonly id: number;
   readonly server: NativeServerSide;
-  readonly peer: string;
+  /** The client for the access log: the socket's peer, or the source of a PROXY header received. */
+  peer: string;
+  /** Addresses from a PROXY header received (server proxyProtocol), with the proxy peer. */
+  origin: Origin | undefined;
   readonly acceptedAt: number;
   readonly deadlineAt: number;
   destination: Destination | undefined;
@@ -49,7 +53,7 @@ export class NativeConnection implements Waiter, NativeConnHandler {
   /** `{sni}` servers: the name from the ClientHello (validated) and the ALPN protocols it offered. */
   sni: string | undefined;
   alpn: string | undefined;
-  /** While a `{sni}` server reads the ClientHello (src/engine/native-sni.ts). */
+  /** While the server reads a PROXY header or ClientHello (src/engine/native-preface.ts). */
   peekHandler: ((bytes: number, eof: boolean) => void) | undefined;
   /** `{sni}` servers with defaultDstName: re-routes once when the SNI destination has nothing to offer. */
   fallback: (() => void) | undefined;
@@ -116,7 +120,7 @@ export class NativeConnection implements Waiter, NativeConnHandler {
   private connect(host: string, port: number): void {
     const pp = this.destination!.config.proxyProtocol;
     // A PROXY header (client proxyProtocol) goes to the backend before any forwarded byte.
-    const header = pp ? nativeProxyHeader(pp, this.server.binding.peer(this.id), this.server.srvAddr, this.sni) : undefined;
+    const header = pp ? nativeProxyHeader(pp, this.origin, this.origin ? undefined : this.server.binding.peer(this.id), this.server.srvAddr, this.sni) : undefined;
     const r = this.server.binding.connect(this.id, host, port, this.destination!.connectTimeoutMs ?? 0, header);
     if (r !== 0 && r !== 2 /* ENOENT: the engine closed it; its record follows */) this.attemptFailed('other', errnoName(r));
   }

@@ -13,7 +13,7 @@ import type { Router } from '../router/router.ts';
 import type { NativeBinding } from './native-binding.ts';
 import { NativeConnection, type NativeServerSide } from './native-connection.ts';
 import { errnoName, type NativeEngine } from './native-engine.ts';
-import { NativeSni } from './native-sni.ts';
+import { NativePreface } from './native-preface.ts';
 
 export class NativeServer implements NativeServerSide {
   readonly engine = 'native';
@@ -36,8 +36,8 @@ export class NativeServer implements NativeServerSide {
   private closedRx = 0;
   private closedTx = 0;
   private drained: (() => void) | undefined;
-  /** `{sni}` servers: reads the ClientHello through the engine's peek, then routes (src/engine/native-sni.ts). */
-  private readonly sni: NativeSni<NativeConnection> | undefined;
+  /** `{sni}` or proxyProtocol servers: reads the PROXY header and/or ClientHello through the engine's peek, then routes (src/engine/native-preface.ts). */
+  private readonly preface: NativePreface<NativeConnection> | undefined;
 
   constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; engine: NativeEngine; reusePort?: boolean }) {
     this.config = opts.config;
@@ -50,14 +50,14 @@ export class NativeServer implements NativeServerSide {
     this.connectTimeoutMs = opts.config.connectTimeoutMs;
     this.log = opts.log.child({ rt: this.rt });
     this.accessLog = this.log.child({ log: 'access' });
-    this.sni = opts.config.dstName.includes('{sni}')
-      ? new NativeSni<NativeConnection>(opts.config, opts.registry, this.binding, {
+    this.preface = opts.config.dstName.includes('{sni}') || opts.config.proxyProtocol
+      ? new NativePreface<NativeConnection>(opts.config, opts.registry, this.binding, {
         routeTo: (c, dst, sni, fallback) => {
-          if (fallback !== undefined) c.fallback = () => { this.sni!.gate.fallback('unresolved'); c.route(this.router.destination(fallback)); };
+          if (fallback !== undefined) c.fallback = () => { this.preface!.gate.fallback('unresolved'); c.route(this.router.destination(fallback)); };
           if (sni) this.router.touchSni(dst);
           c.route(this.router.destination(dst));
         },
-        refuse: (c, cause) => c.finish('sni', cause),
+        refuse: (c, reason, cause) => c.finish(reason, cause),
       })
       : undefined;
   }
@@ -74,7 +74,7 @@ export class NativeServer implements NativeServerSide {
     this.listener = id;
     this.eng.listeners.set(id, { accept: (c) => this.accept(c), acceptError: (n, refused) => this.acceptError(n, refused) });
     this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
-    this.sni?.gate.bind(this.rt, this.srvAddr);
+    this.preface?.bind(this.rt, this.srvAddr);
     this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, false, {
       active: () => this.live.size,
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
@@ -107,7 +107,7 @@ export class NativeServer implements NativeServerSide {
   carry: (() => { rx: number; tx: number }) | undefined;
 
   prepare(): void {
-    if (this.sni) {
+    if (this.preface?.gate.sniRouting) {
       if (this.config.defaultDstName !== undefined) this.router.destination(this.config.defaultDstName);
       return;
     }
@@ -129,11 +129,13 @@ export class NativeServer implements NativeServerSide {
       }
       return;
     }
-    const peer = this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
-    const conn = new NativeConnection(id, this, peer, performance.now());
+    // The peer: for the access log, and for the PROXY header's trust check.
+    const peer = this.config.proxyProtocol || this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
+    const at = performance.now();
+    const conn = new NativeConnection(id, this, peer, at);
     this.live.add(conn);
     this.eng.conns.set(id, conn);
-    if (this.sni) return this.sni.start(conn); // routed once its ClientHello is read
+    if (this.preface) return this.preface.start(conn, at); // routed once its PROXY header / ClientHello is read
     conn.route(this.router.destination(this.config.dstName)); // the pick happens here, synchronously
   }
 
@@ -158,7 +160,8 @@ export class NativeServer implements NativeServerSide {
     }
     if (this.accessLog.isLevelEnabled('info')) {
       this.accessLog.info({
-        srv: this.srvAddr, client: conn.peer, dst: conn.destination?.name ?? this.config.dstName, endpoint: conn.endpoint?.key ?? null,
+        srv: this.srvAddr, client: conn.peer, ...(this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : {}),
+        dst: conn.destination?.name ?? this.config.dstName, endpoint: conn.endpoint?.key ?? null,
         sni: conn.sni ?? null, alpn: conn.alpn ?? null, rxBytes: rx, txBytes: tx,
         connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
         durationMs: round(conn.closedAt - conn.acceptedAt),

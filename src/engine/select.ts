@@ -1,8 +1,8 @@
 // Which engine runs each server: `native` (the addon moves the bytes) or `node` (net/tls
 // streams). The config's `engine` (auto | native | node, default auto) can be overridden by
 // LINKERD_TCP_ENGINE. auto = native where the addon loaded and the server and its
-// destination are plain TCP (SNI passthrough and PROXY headers sent included); TLS (either
-// side), PROXY headers received and spare connections stay on node. `native` that cannot
+// destination are plain TCP (SNI passthrough and PROXY headers sent and received included);
+// TLS (either side) and spare connections stay on node. `native` that cannot
 // be honoured is a config error.
 import type { Config, RouterConfig, ServerConfig } from '../config/types.ts';
 import { connectorConfigFor } from '../connector/client-config.ts';
@@ -21,8 +21,6 @@ export interface EnginePlan {
 /** Why a server must run on the node engine, or undefined when native can carry it. */
 export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig): string | undefined {
   if (sc.tls) return 'tls';
-  // Receiving: the header must be taken out of the stream, and the engine can only peek.
-  if (sc.proxyProtocol) return 'proxyProtocol';
   // `{sni}`: the destination is known per connection, so every client config that may apply counts.
   const sni = sc.dstName.includes('{sni}');
   const names = sni

@@ -30,6 +30,7 @@ export type CloseReason =
   | 'resolution_timeout' // no first resolution within FIRST_RESOLUTION_WAIT_MS
   | 'waiters_full'
   | 'sni' // native engine: no usable SNI name (the node engine refuses before a Connection exists)
+  | 'proxy_protocol' // native engine: no acceptable PROXY header (likewise)
   | 'shutdown';
 
 /** What a connection needs from the server that accepted it. */
