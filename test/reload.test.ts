@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { type Backend, deadline, deadPort, echo, peerClosed, Proxy, runCli, startBackend, writeConfig } from './support/harness.ts';
+import { roundTrip } from './support/client.ts';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -53,15 +54,6 @@ class Stream {
     await deadline(10_000, 'close', peerClosed(this.s));
     assert.equal(sha(Buffer.concat(this.got)), sha(Buffer.concat(this.sent)), 'echoed bytes differ');
   }
-}
-
-async function roundTrip(port: number, msg: string): Promise<string> {
-  const s = await dial(port);
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
-  s.end(msg);
-  await deadline(5000, 'round trip', peerClosed(s));
-  return Buffer.concat(chunks).toString();
 }
 
 /** Whether something accepts on 127.0.0.1:port (resolves false on ECONNREFUSED). */
