@@ -5,7 +5,7 @@
 import type { Config } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import type { ReloadPlan } from '../reload/plan.ts';
-import { claim } from './ports.ts';
+import { claimAll } from './ports.ts';
 
 /** Primary → worker and back (carried by protocol.ts). */
 export type ReloadToWorker =
@@ -20,6 +20,7 @@ const PREPARE_TIMEOUT_MS = 15_000;
 export async function pinReloadPorts(running: Config, next: Config, plan: ReloadPlan): Promise<Config> {
   const routers = next.routers.map((r) => ({ ...r, servers: [...r.servers] }));
   const held = new Set(running.routers.flatMap((r) => r.servers.map((s) => `${s.ip} ${s.port}`)));
+  const added: [number, number][] = [];
   for (const ch of plan.servers) {
     if (ch.kind === 'removed') continue;
     const [i, j] = ch.next!;
@@ -30,8 +31,11 @@ export async function pinReloadPorts(running: Config, next: Config, plan: Reload
       continue;
     }
     if (sc.port !== 0 && held.has(`${sc.ip} ${sc.port}`)) continue; // ours already (moved between routers)
-    routers[i]!.servers[j] = { ...sc, port: await claim(sc.ip, sc.port, next.routers[i]!.label) };
+    added.push([i, j]);
   }
+  // All at once, so two added `port: 0` servers never get the same port.
+  const ports = await claimAll(added.map(([i, j]) => ({ ...routers[i]!.servers[j]!, rt: next.routers[i]!.label })));
+  added.forEach(([i, j], n) => { routers[i]!.servers[j] = { ...routers[i]!.servers[j]!, port: ports[n]! }; });
   return { ...next, routers };
 }
 
