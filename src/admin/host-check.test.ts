@@ -54,6 +54,12 @@ describe('canonicalIp and isLoopback', () => {
     assert.equal(canonicalIp('::FFFF:7F00:1'), '127.0.0.1');
     assert.equal(canonicalIp('10.0.0.1'), '10.0.0.1');
   });
+  it('takes an IPv6 zone id off (admin.ip may carry one; no Host field does)', () => {
+    assert.equal(canonicalIp('FE80::1%lo'), 'fe80::1');
+    assert.ok(!isLoopback('fe80::1%eth0'));
+    const policy = hostPolicy(['fe80::1%lo'], [], 9989);
+    assert.equal(checkHost(['[fe80::1]:9989'], '1.1', policy).kind, 'ok');
+  });
   it('knows loopback', () => {
     for (const ip of ['127.0.0.1', '127.9.9.9', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopback(ip), ip);
     for (const ip of ['0.0.0.0', '::', '10.0.0.1', '::ffff:10.0.0.1']) assert.ok(!isLoopback(ip), ip);

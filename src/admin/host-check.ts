@@ -31,10 +31,10 @@ export type HostVerdict =
 
 const HOST = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{0,5}))?$/;
 
-/** Canonical text of an IP literal: IPv6 compressed and lowercased, IPv4-mapped as IPv4. */
+/** Canonical text of an IP literal: IPv6 compressed and lowercased, IPv4-mapped as IPv4, any zone id (`%lo`) dropped. */
 export function canonicalIp(ip: string): string {
   if (isIPv4(ip)) return ip;
-  const v6 = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  const v6 = new URL(`http://[${ip.replace(/%.*$/, '')}]/`).hostname.slice(1, -1); // URL throws on a zone id
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
   if (!mapped) return v6;
   const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
