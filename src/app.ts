@@ -153,6 +153,8 @@ export class App {
     if (this.ticketKeys) this.setTicketKeys(this.ticketKeys);
     const sessions = this.sessions;
     if (sessions) for (const s of this.servers) s.tls?.setSessionStore(sessions);
+    // Watched before any listener binds: once a server logs `listening`, a replaced certificate is seen.
+    this.watchTlsFiles();
     try {
       for (const s of this.servers) await s.listen();
       this.servers.forEach((s, n) => this.log.info({ rt: s.rt, srv: s.srvAddr, engine: this.engines[n]!.kind, why: this.engines[n]!.why }, 'engine'));
@@ -177,7 +179,6 @@ export class App {
     this.snapshotTimer.unref();
     // Subscribe each server's destination now, so /ready reflects the first resolutions.
     for (const s of this.servers) s.prepare();
-    this.watchTlsFiles();
     // Exported from the start (0), so a dashboard or alert sees the series before the first reload.
     for (const result of ['ok', 'failed']) this.registry.counter('l5d:tls:reloads', { result });
     this.fdWatch = watchFdLimit((state, openFds, limit) => {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect, type ConnectionOptions, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { deadline, echo, type LogLine, type Proxy, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
+import { deadline, echo, type LogLine, type Proxy, runCli, startBackend, startProxy, TEST_WORKERS, writeConfig } from './support/harness.ts';
 
 const PKI = new URL('./fixtures/tls/', import.meta.url).pathname;
 const pem = (f: string): string => readFileSync(join(PKI, f), 'utf8');
@@ -390,31 +390,37 @@ describe('TLS material', () => {
     cleanup.push(() => proxy.stop());
     const open = await handshake(port!, { checkServerIdentity: () => undefined });
     assert.equal(open.subject, 'rsa');
-    const reloads = (): number => proxy.logs.filter((l: LogLine) => l.msg === 'tls reloaded').length;
+    // Each worker reloads its files on its own and logs it: wait until every one has (any may accept the next handshake).
+    const fromAll = (msg: string, from: number): Promise<LogLine[]> => {
+      const since = (l: LogLine): boolean => l.msg === msg && proxy.logs.indexOf(l) >= from;
+      const pids = (): number => new Set(proxy.logs.filter(since).map((l) => l['pid'])).size;
+      return proxy.waitForCount((l) => since(l) && pids() >= Number(TEST_WORKERS), 1, 10_000, `'${msg}' from every worker`);
+    };
+    await proxy.waitForCount((l) => l.msg === 'listening', Number(TEST_WORKERS), 10_000, 'every worker listening');
 
     // 1. Files replaced: the key first (a mismatch, refused), then the certificate (now they match).
     writeFileSync(join(dir, 'cert.tmp'), pem('ec.pem') + pem('chain.pem'));
     put('ec.key', 'key.pem');
     renameSync(join(dir, 'cert.tmp'), join(dir, 'cert.pem'));
-    await proxy.waitForCount((l) => l.msg === 'tls reloaded', 1, 10_000);
+    await fromAll('tls reloaded', 0);
     const after1 = await handshake(port!, { checkServerIdentity: () => undefined });
     assert.equal(after1.subject, 'ec');
     after1.socket.destroy();
 
     // 2. A broken file: the old identity stays, the failure is logged with the file's key path.
     writeFileSync(join(dir, 'cert.pem'), 'not a certificate');
-    const failed = await proxy.waitForLog((l) => l.msg === 'tls reload failed; keeping the previous keys and certificates', 10_000);
-    assert.match(String(failed['err']), /defaultIdentity\.certs\[0\]: .*cert\.pem holds no PEM certificate/);
+    const [failed] = await fromAll('tls reload failed; keeping the previous keys and certificates', proxy.logs.length);
+    assert.match(String(failed!['err']), /defaultIdentity\.certs\[0\]: .*cert\.pem holds no PEM certificate/);
     const still = await handshake(port!, { checkServerIdentity: () => undefined });
     assert.equal(still.subject, 'ec');
     still.socket.destroy();
 
     // 3. SIGHUP after a fix that the watcher is not told about (same content as before the break → rsa again).
-    const before = reloads();
+    const before = proxy.logs.length;
     writeFileSync(join(dir, 'cert.pem'), pem('rsa.pem') + pem('chain.pem'));
     put('rsa.key', 'key.pem');
     proxy.proc.kill('SIGHUP');
-    await proxy.waitForCount((l) => l.msg === 'tls reloaded', before + 1, 10_000);
+    await fromAll('tls reloaded', before);
     const after3 = await handshake(port!, { checkServerIdentity: () => undefined });
     assert.equal(after3.subject, 'rsa');
     after3.socket.destroy();
