@@ -162,7 +162,7 @@ routers:
 - label: flood
   dtab: /svc/be => /$/inet/127.0.0.1/${be.port};
   servers: [{port: 0, dstName: /svc/be}]
-`);
+`, 1, { LINKERD_TCP_WORKERS: '1' }); // one process: prlimit and /proc/PID/fd watch one pid (the fd limit is per process)
     cleanup.push(() => proxy.stop('SIGKILL'));
     const pid = proxy.proc.pid!;
     const fds = (): number => readdirSync(`/proc/${pid}/fd`).length;

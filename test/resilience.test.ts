@@ -6,7 +6,10 @@ import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { type Backend, peerClosed, deadPort, deadline, echo, startBackend, startBlackhole, startProxy } from './support/harness.ts';
+import { type Backend, peerClosed, deadPort, deadline, echo, startBackend, startBlackhole, startProxy, TEST_WORKERS } from './support/harness.ts';
+
+// Pools and fail-fast state are kept per worker (README): with N workers, N pools and N ejections.
+const WORKERS = Number(TEST_WORKERS);
 
 function dial(port: number): Promise<Socket> {
   const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -159,7 +162,7 @@ routers:
     };
     const pooled = await proxy(`/svc/x => /$/inet/127.0.0.1/${b.port};`, '', '\n    minConnections: 2');
     await deadline(3000, 'pool filled and greeted', new Promise<void>((resolve) => {
-      const check = () => (greeted.size >= 2 ? resolve() : greetedEvent.addEventListener('greeted', check, { once: true }));
+      const check = () => (greeted.size >= 2 * WORKERS ? resolve() : greetedEvent.addEventListener('greeted', check, { once: true }));
       check();
     }));
     const fast = await ttfb(pooled.ports[0]!);
@@ -170,7 +173,7 @@ routers:
     // The pool refills after a spare is used.
     await pooled.proxy.waitForLog((l) => l.msg === 'connection closed');
     await deadline(3000, 'refill', new Promise<void>((resolve) => {
-      const check = () => (b.accepted >= 3 ? resolve() : greetedEvent.addEventListener('greeted', check, { once: true }));
+      const check = () => (b.accepted >= 2 * WORKERS + 1 ? resolve() : greetedEvent.addEventListener('greeted', check, { once: true }));
       check();
     }));
   });
@@ -183,7 +186,7 @@ routers:
     });
     const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${b.port};`, '', '\n    minConnections: 2');
     await deadline(5000, 'replacements', (async () => {
-      while (b.accepted < 4) await once(b.server, 'connection');
+      while (b.accepted < 2 * WORKERS + 2) await once(b.server, 'connection');
     })());
     for (let i = 0; i < 3; i++) assert.equal(await roundTrip(port!, `r${i}`), `r${i}`);
     assert.ok(!p.logs.some((l) => l.msg === 'connection closed' && l['reason'] !== 'done'));
@@ -239,9 +242,10 @@ routers:
     const { proxy: p, ports: [port] } = await proxy(
       `/svc/x => /$/inet/127.0.0.1/${port0} & /$/inet/127.0.0.1/${live.port};`, '',
       '\n    failFast: {maxConsecutiveFailures: 1, failurePenaltySecs: 1}');
-    // Traffic until the dead endpoint has been tried and ejected (retry hides it from clients).
+    // Traffic until the dead endpoint has been tried and ejected by every worker (retry hides it from clients).
+    const ejectedBy = (): number => new Set(p.logs.filter((l) => l.msg === 'endpoint ejected').map((l) => l['pid'])).size;
     await deadline(5000, 'ejection', (async () => {
-      while (!p.logs.some((l) => l.msg === 'endpoint ejected')) assert.equal(await roundTrip(port!, 'e'), 'e');
+      while (ejectedBy() < WORKERS) assert.equal(await roundTrip(port!, 'e'), 'e');
     })());
     const back = await startBackend(echo, { port: port0 }); // the endpoint comes back
     cleanup.push(() => back.close());
@@ -256,12 +260,17 @@ routers:
     const dead = await deadPort();
     const live = await backend(echo);
     const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${dead} & /$/inet/127.0.0.1/${live.port};`);
-    for (let i = 0; i < 60; i++) assert.equal(await roundTrip(port!, `m${i}`), `m${i}`);
-    await p.waitForLog((l) => l.msg === 'endpoint ejected' && l['endpoint'] === `127.0.0.1:${dead}`, 2000);
+    // Traffic until every worker has ejected the dead endpoint, then more: it is not tried again.
+    const ejectedBy = (): number => new Set(p.logs.filter((l) => l.msg === 'endpoint ejected' && l['endpoint'] === `127.0.0.1:${dead}`).map((l) => l['pid'])).size;
+    let sent = 0;
+    await deadline(20_000, 'ejection by every worker', (async () => {
+      for (; ejectedBy() < WORKERS; sent++) assert.equal(await roundTrip(port!, `m${sent}`), `m${sent}`);
+    })());
+    for (let i = 0; i < 20; i++, sent++) assert.equal(await roundTrip(port!, `m${sent}`), `m${sent}`);
     const l = await p.waitForLog((x) => x.msg === 'admin listening');
     const text = await (await fetch(`http://${String(l['admin'])}/metrics`)).text();
     const refused = text.split('\n').find((x) => x.startsWith('l5d:balancer:connection:failure{cause="refused"'));
-    assert.equal(Number(refused?.split(' ').pop()), 5, 'tried exactly 5 times in 60 connections');
+    assert.equal(Number(refused?.split(' ').pop()), 5 * WORKERS, `tried exactly 5 times (per worker) in ${sent} connections`);
     // linkerd-tcp's route and dispatcher timings are exported too (stats: per metricsIntervalSecs).
     assert.match(text, /^l5d:route_error\{rt="r"\} 0$/m);
     assert.match(text, /^l5d:route_time_us_count\{rt="r"\} \d+$/m);
@@ -271,12 +280,21 @@ routers:
   it('leaves no socket behind: the proxy holds as many fds after a burst as before', async () => {
     const b = await backend(echo);
     const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${b.port};`, '\n    idleTimeoutMs: 60000');
-    const fds = (): number => readdirSync(`/proc/${p.proc.pid}/fd`).length;
-    await roundTrip(port!, 'warm');
-    await p.waitForCount((l) => l.msg === 'connection closed', 1);
+    // Every process of the proxy: the supervisor and each worker (their pids are on their log lines),
+    // each warmed by a connection of its own first.
+    const pids = new Set([p.proc.pid!, ...(await p.waitForCount((l) => l.msg === 'listening', WORKERS)).map((l) => Number(l['pid']))]);
+    const fds = (): number => [...pids].reduce((n, pid) => n + readdirSync(`/proc/${pid}/fd`).length, 0);
+    const closedBy = (): number => new Set(p.logs.filter((l) => l.msg === 'connection closed').map((l) => l['pid'])).size;
+    let warm = 0;
+    await deadline(10_000, 'every worker warmed', (async () => {
+      for (; closedBy() < WORKERS || warm === 0; warm++) {
+        await roundTrip(port!, 'warm');
+        await p.waitForCount((l) => l.msg === 'connection closed', warm + 1);
+      }
+    })());
     const before = fds();
     await Promise.all(Array.from({ length: 200 }, (_, i) => roundTrip(port!, `burst ${i}`)));
-    await p.waitForCount((l) => l.msg === 'connection closed', 201);
+    await p.waitForCount((l) => l.msg === 'connection closed', warm + 200);
     assert.equal(fds(), before);
   });
 });
