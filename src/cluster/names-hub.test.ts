@@ -39,3 +39,31 @@ it('workers share one watch per destination; a joining worker gets the last reso
   w2.close(); // after the hub dropped it: harmless
   await hub.close();
 });
+
+it('a worker joining after a failure gets the last good resolution first, then the failure: it keeps the endpoints the others keep', async () => {
+  let push: (r: Resolution) => void = () => {};
+  const real: Interpreter = { watch: (_dst, cb) => { push = cb; return { close: () => {} }; }, close: async () => {} };
+  const workers = new Map<number, RemoteNames>();
+  const hub = new NamesHub(() => real, (id, m: NamesToWorker) => workers.get(id)!.deliver(m.rt, m.dst, m.resolution));
+  const worker = (id: number): RemoteNames => {
+    const w = new RemoteNames((m: NamesToPrimary) => hub.onMessage(id, m));
+    workers.set(id, w);
+    return w;
+  };
+  const bound: Resolution = { kind: 'bound', endpoints: [{ host: '127.0.0.1', port: 1, weight: 1 }] };
+  const failed: Resolution = { kind: 'failed', reason: 'namerd request failed: ECONNREFUSED' };
+  const w1 = worker(1).interpreter('r');
+  w1.watch('/svc/a', () => {});
+  push(bound);
+  push(failed); // namerd went away
+  const got2: Resolution[] = [];
+  worker(2).interpreter('r').watch('/svc/a', (r) => got2.push(r)); // a worker that starts (or restarts) now
+  await Promise.resolve();
+  assert.deepEqual(got2, [bound, failed]);
+  // And a second router of the same worker watching the same destination later, likewise.
+  const again: Resolution[] = [];
+  w1.watch('/svc/a', (r) => again.push(r));
+  await Promise.resolve();
+  assert.deepEqual(again, [bound, failed]);
+  await hub.close();
+});

@@ -1,15 +1,18 @@
 // The primary's side of remote-names.ts: one real interpreter per router, one watch per
 // destination whatever the number of workers asking, and every resolution sent to each
-// worker watching it (the last one at once to a worker that joins). A worker that exits
+// worker watching it (the last one at once to a worker that joins: after a failure, the last
+// good one first, so it keeps what the others keep). A worker that exits
 // has its watches dropped; a destination nobody watches any more is unwatched.
 import type { Interpreter, Watch } from '../interpreter/interpreter.ts';
 import type { Resolution } from '../naming/resolution.ts';
-import { type NamesToPrimary, type NamesToWorker, namesKey } from './remote-names.ts';
+import { type NamesToPrimary, type NamesToWorker, namesKey, replay } from './remote-names.ts';
 
 interface Shared {
   readonly watch: Watch;
   readonly workers: Set<number>;
   last: Resolution | undefined;
+  /** The last resolution that was not a failure: consumers keep its endpoints through failures. */
+  good: Resolution | undefined;
 }
 
 export class NamesHub {
@@ -35,16 +38,17 @@ export class NamesHub {
           const { rt, dst } = m;
           const workers = new Set<number>();
           const entry: Shared = {
-            workers, last: undefined,
+            workers, last: undefined, good: undefined,
             watch: interp.watch(dst, (resolution) => {
               entry.last = resolution;
+              if (resolution.kind !== 'failed') entry.good = resolution;
               for (const w of [...workers]) this.send(w, { type: 'resolution', rt, dst, resolution });
             }),
           };
           this.shared.set(key, (s = entry));
         }
         s.workers.add(worker);
-        if (s.last) this.send(worker, { type: 'resolution', rt: m.rt, dst: m.dst, resolution: s.last });
+        for (const resolution of replay(s.good, s.last)) this.send(worker, { type: 'resolution', rt: m.rt, dst: m.dst, resolution });
         return;
       }
       case 'names-unwatch':
@@ -99,9 +103,10 @@ export class NamesHub {
       const got = Promise.withResolvers<void>();
       const workers = s.workers;
       const entry: Shared = {
-        workers, last: s.last,
+        workers, last: s.last, good: s.good,
         watch: interp.watch(dst, (resolution) => {
           entry.last = resolution;
+          if (resolution.kind !== 'failed') entry.good = resolution;
           got.resolve();
           for (const w of [...workers]) this.send(w, { type: 'resolution', rt, dst, resolution });
         }),

@@ -14,9 +14,19 @@ export type NamesToWorker = { readonly type: 'resolution'; readonly rt: string; 
 /** The key of one router's destination (router labels and paths contain no newline). */
 export const namesKey = (rt: string, dst: string): string => `${rt}\n${dst}`;
 
+/**
+ * What a newcomer is sent to reach the state of those that saw every resolution: after a
+ * failure, the last good one first (consumers keep its endpoints through failures), then it.
+ */
+export function replay(good: Resolution | undefined, last: Resolution | undefined): Resolution[] {
+  if (last === undefined) return [];
+  return last.kind === 'failed' && good !== undefined ? [good, last] : [last];
+}
+
 interface Watched {
   readonly listeners: Set<(r: Resolution) => void>;
   last: Resolution | undefined;
+  good: Resolution | undefined; // the last that was not a failure
 }
 
 export class RemoteNames {
@@ -48,6 +58,7 @@ export class RemoteNames {
     const w = this.watched.get(namesKey(rt, dst));
     if (!w) return; // unwatched meanwhile
     w.last = r;
+    if (r.kind !== 'failed') w.good = r;
     for (const l of [...w.listeners]) l(r);
   }
 
@@ -55,16 +66,16 @@ export class RemoteNames {
     const key = namesKey(rt, dst);
     let w = this.watched.get(key);
     if (!w) {
-      this.watched.set(key, (w = { listeners: new Set(), last: undefined }));
+      this.watched.set(key, (w = { listeners: new Set(), last: undefined, good: undefined }));
       this.send({ type: 'names-watch', rt, dst });
     }
     const entry = w;
     let closed = false;
     const listener = (r: Resolution): void => { if (!closed) onResolution(r); };
     entry.listeners.add(listener);
-    const known = entry.last;
-    // Never from inside watch() (the Interpreter contract): the known resolution comes next tick.
-    if (known !== undefined) queueMicrotask(() => listener(known));
+    const known = replay(entry.good, entry.last);
+    // Never from inside watch() (the Interpreter contract): the known resolutions come next tick.
+    if (known.length) queueMicrotask(() => { for (const r of known) listener(r); });
     return {
       close: () => {
         if (closed) return;
