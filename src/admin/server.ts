@@ -82,6 +82,8 @@ type Route = { readonly method: 'GET' | 'POST'; readonly handle: (req: IncomingM
 
 const PROM_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
+/** /metrics and /api/state answers being gathered at once, all clients together. */
+const MAX_GATHERING = 64;
 
 export function createAdminServer(opts: AdminOptions): AdminServer {
   const limits: AdminLimits = { ...DEFAULT_ADMIN_LIMITS, ...opts.limits };
@@ -96,10 +98,23 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
       else res.destroy();
     });
   };
+  // Answers gathered asynchronously (with workers, asked over IPC) put no bytes on the socket
+  // until they are ready, so Node's pipelining backpressure never engages: a client pipelining
+  // thousands of /metrics and reading none would have them all in flight at once (the supervisor
+  // grew 143 MiB). Past MAX_GATHERING at once, the answer is an immediate 503.
+  let gathering = 0;
+  const gathered = (res: ServerResponse, work: () => Promise<void>): void => {
+    if (gathering >= MAX_GATHERING) return send(res, 503, 'admin busy: too many answers being gathered', TEXT_TYPE, { 'Retry-After': '1' });
+    gathering++;
+    later(res, work().finally(() => gathering--));
+  };
+  // Scrapes that arrive while the workers' metrics are being gathered share that answer.
+  let extraInFlight: Promise<string> | undefined;
   const metrics = (_req: IncomingMessage, res: ServerResponse): void => {
     const own = opts.registry.render();
-    if (!opts.extraMetrics) return send(res, 200, own, PROM_TYPE);
-    later(res, opts.extraMetrics().then((extra) => send(res, 200, extra + own, PROM_TYPE)));
+    const extra = opts.extraMetrics;
+    if (!extra) return send(res, 200, own, PROM_TYPE);
+    gathered(res, () => (extraInFlight ??= extra().finally(() => { extraInFlight = undefined; })).then((more) => send(res, 200, more + own, PROM_TYPE)));
   };
   const ping = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, 'pong', TEXT_TYPE);
   let token: AdminToken | undefined;
@@ -161,7 +176,7 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     ['/ping', { method: 'GET', handle: ping }],
     ['/admin/ping', { method: 'GET', handle: ping }],
     ['/ready', { method: 'GET', handle: (_q, res) => later(res, Promise.resolve(opts.ready()).then((ok) => (ok ? send(res, 200, 'ready', TEXT_TYPE) : send(res, 503, 'not ready', TEXT_TYPE)))) }],
-    ['/api/state', { method: 'GET', handle: (_q, res) => later(res, Promise.resolve().then(() => opts.state()).then((st) => send(res, 200, JSON.stringify(redacted(st)), 'application/json; charset=utf-8'))) }],
+    ['/api/state', { method: 'GET', handle: (_q, res) => gathered(res, () => Promise.resolve().then(() => opts.state()).then((st) => send(res, 200, JSON.stringify(redacted(st)), 'application/json; charset=utf-8'))) }],
     ['/', {
       method: 'GET',
       handle: (_q, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8', {
