@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { deadPort, deadline, echo, peerClosed, startBackend, startBlackhole } from '../support/harness.ts';
+import { deadPort, deadline, echo, peerClosed, startBackend, startBlackhole, TEST_WORKERS } from '../support/harness.ts';
 import { rss } from './bytes.ts';
 import { accessRecords, config, dial, type Engine, harness, inet, metric } from './support.ts';
 
@@ -28,11 +28,14 @@ export function controlSuite(engine: Engine): void {
       const dead = await deadPort();
       const live = await h.backend(echo);
       const { proxy: p, port, admin } = await h.proxy(config(inet(dead, live.port), { client: '    failFast: {maxConsecutiveFailures: 1, failurePenaltySecs: 1}' }));
+      // Fail-fast state is per worker (README): with N workers, each ejects it after its own refusal.
+      const workers = Number(TEST_WORKERS);
+      const ejectedBy = (): number => new Set(p.logs.filter((l) => l.msg === 'endpoint ejected').map((l) => l['pid'])).size;
       await deadline(10_000, 'ejection', (async () => {
-        while (!p.logs.some((l) => l.msg === 'endpoint ejected')) assert.equal(await roundTrip(port, 'e'), 'e');
+        while (ejectedBy() < workers) assert.equal(await roundTrip(port, 'e'), 'e');
       })());
       const text = await (await fetch(`${admin}/metrics`)).text();
-      assert.equal(metric(text, 'l5d:balancer:connection:failure{cause="refused", dst="/svc/be", rt="t"}'), 1);
+      assert.equal(metric(text, 'l5d:balancer:connection:failure{cause="refused", dst="/svc/be", rt="t"}'), workers);
       assert.ok(accessRecords(p).every((r) => r['reason'] === 'done' && r['endpoint'] === `127.0.0.1:${live.port}`));
       const back = await startBackend(echo, { port: dead });
       h.cleanup.push(() => back.close());

@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { deadline, echo, peerClosed, startBackend, startProxy } from '../support/harness.ts';
+import { deadline, echo, peerClosed, startBackend, startProxy, TEST_WORKERS } from '../support/harness.ts';
 import { NamerdDouble } from '../support/namerd-double.ts';
 
 /** Stops the proxy and removes the temp dir its config was written to (its last argument). */
@@ -148,7 +148,9 @@ routers:
 
     const t0 = performance.now();
     proxy.proc.kill('SIGTERM');
-    await proxy.waitForLog((l) => l.msg === 'shutting down');
+    // With workers, the supervisor logs it, then each worker as it closes its listeners.
+    const workers = Number(TEST_WORKERS);
+    await proxy.waitForCount((l) => l.msg === 'shutting down', workers > 1 ? workers + 1 : 1);
     assert.equal(await tryConnect(port!), 'ECONNREFUSED', 'a new connection after SIGTERM');
     signalled();
     const ok = await deadline(GRACE_SECS * 1000 + 10_000, 'the 30 streams', Promise.all(streams));
