@@ -108,12 +108,23 @@ routers:
     const hole = await startBlackhole();
     cleanup.push(async () => hole.close());
     const { proxy: p, ports: [port] } = await proxy(`/svc/x => /$/inet/127.0.0.1/${hole.port};`, '', '\n    maxWaiters: 1\n    connectTimeoutMs: 5000');
-    const first = await dial(port!);
-    await p.waitForLog((l) => l.msg === 'connecting'); // the first is now a pending connect
-    const second = await dial(port!);
-    await deadline(3000, 'second refused', peerClosed(second));
+    // Each worker holds its own waiters: dial until one is refused; a worker gets a second one
+    // within WORKERS + 1 connections (one process: the first is a pending connect, the second refused).
+    const held: Socket[] = [];
+    let pending = 0;
+    for (let i = 0; i <= WORKERS; i++) {
+      const s = await dial(port!);
+      held.push(s);
+      const outcome = await deadline(3000, `connection ${i} pending or refused`, Promise.race([
+        peerClosed(s).then(() => 'refused' as const),
+        p.waitForCount((l) => l.msg === 'connecting', pending + 1, 3000).then(() => 'pending' as const, () => 'neither' as const),
+      ]));
+      if (outcome === 'refused') break;
+      pending++;
+    }
+    assert.ok(pending >= 1 && pending <= WORKERS, `${pending} pending connects before a refusal`);
     await p.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'waiters_full');
-    first.destroy();
+    for (const s of held) s.destroy();
   });
 
   it('closes a connection idle for idleTimeoutMs, and keeps a busy one', async () => {
