@@ -3,7 +3,7 @@
  * Everything runs on the environment's own libuv loop: no threads, no locks. Files by job:
  *   listener.c  listen/accept;           conn.c  connect, splice both ways, close;
  *   pipe-pool.c pooled kernel pipes;     timers.c  connect/idle/lifetime deadlines;
- *   napi.c      the JavaScript API, the accept call and the outcome batch.
+ *   napi.c      the JavaScript API and the outcome batch (accepts included).
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe only while bytes are in it. */
 #ifndef LINKERD_TCP_ENGINE_H
@@ -37,7 +37,8 @@ enum {
   OUT_CONNECT_FAILED = 2, /* a = errno (ETIMEDOUT for the attempt's timeout) */
   OUT_CLOSED = 3,         /* a = reason, b = errno or 0, c = bytes from client, d = bytes to client */
   OUT_PEEKED = 4,         /* a = bytes peeked, b = 1 when the client sent EOF before peek_min bytes */
-  OUT_ACCEPT_ERROR = 5    /* id = listener id, a = errno, b = connections refused (closed at once), or -1: accepting paused 100 ms */
+  OUT_ACCEPT_ERROR = 5,   /* id = listener id, a = errno, b = connections refused (closed at once), or -1: accepting paused 100 ms */
+  OUT_ACCEPTED = 6        /* a new connection, waiting for a destination: a = listener id */
 };
 #define REC_DOUBLES 8
 #define BATCH_RECORDS 1024
@@ -108,7 +109,7 @@ typedef struct pipe_pool {
 struct engine {
   napi_env env;
   uv_loop_t *loop;
-  napi_ref on_accept, on_batch, records_ref;
+  napi_ref on_batch, records_ref;
   napi_async_context actx;
   double *records;          /* the shared Float64Array's memory */
   size_t nrec;              /* records waiting to be flushed */
@@ -160,6 +161,5 @@ int listener_port(listener_t *l);
 
 /* napi.c: outcome records and calls into JavaScript */
 void out_record(engine_t *e, int kind, double id, double a, double b, double c, double d);
-void js_accept(engine_t *e, listener_t *l, conn_t *c);
 
 #endif

@@ -1,6 +1,7 @@
 /* A listening socket on the loop: bind (SO_REUSEPORT when worker processes share the port;
- * the primary checked that the port was free first), accept in bursts, and hand each new
- * connection to JavaScript synchronously (js_accept), which routes it or closes it.
+ * the primary checked that the port was free first; TCP_NODELAY, which accepted sockets
+ * inherit), accept in bursts, and report each new connection as an OUT_ACCEPTED record of
+ * the loop turn's batch (napi.c), on which JavaScript routes it or closes it.
  * Ownership: the listener owns its fd until listener_close(), which unregisters the poll
  * handle before closing the fd; accepted fds belong to their conn from conn_new() on (or
  * are closed here if no conn could be made). Out of descriptors (EMFILE/ENFILE), the
@@ -86,18 +87,15 @@ static void on_accept(uv_poll_t *h, int status, int events) {
       if (uv_poll_stop(&l->poll) == 0 && uv_timer_start(&l->pause, on_resume, PAUSE_MS, 0) != 0) l->closing = 1;
       return;
     }
-    int one = 1;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
-      if (close(fd) != 0) errno = 0;
-      continue;
-    }
+    /* TCP_NODELAY comes from the listener (Linux copies it to accepted sockets). */
     conn_t *c = conn_new(e, l, fd);
     if (!c) {
       if (close(fd) != 0) errno = 0;
       out_record(e, OUT_ACCEPT_ERROR, l->id, ENOMEM, 0, 0, 0);
       continue;
     }
-    js_accept(e, l, c);
+    /* JavaScript hears of it in the loop turn's batch, with the other records: no call per accept. */
+    out_record(e, OUT_ACCEPTED, c->id, l->id, 0, 0, 0);
   }
 }
 
@@ -126,6 +124,7 @@ listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, 
   }
   int one = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 || /* inherited by accepted sockets */
       (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
       bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, backlog) != 0) {
     *err = errno;

@@ -136,19 +136,6 @@ static void flush(engine_t *e) {
   if (uv_check_stop(&e->flush_check) != 0 || uv_idle_stop(&e->flush_idle) != 0) return;
 }
 
-void js_accept(engine_t *e, listener_t *l, conn_t *c) {
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(e->env, &scope) != napi_ok) {
-    conn_close(c, R_LOCAL, ENOMEM, 0);
-    return;
-  }
-  napi_value argv[2];
-  if (napi_create_uint32(e->env, l->id, &argv[0]) == napi_ok && napi_create_double(e->env, c->id, &argv[1]) == napi_ok) {
-    call_js(e, e->on_accept, 2, argv);
-  } else conn_close(c, R_LOCAL, ENOMEM, 0);
-  if (napi_close_handle_scope(e->env, scope) != napi_ok) fprintf(stderr, "linkerd-tcp engine: handle scope\n");
-}
-
 /* ---- argument helpers ---- */
 
 static napi_value throw_errno(napi_env env, int err, const char *what) {
@@ -210,12 +197,12 @@ static listener_t *listener_arg(napi_env env, engine_t *e, napi_value v) {
 
 /* ---- the API ---- */
 
-/* init(onAccept(listenerId, connId), onBatch(count)) → { records: Float64Array, hrNow } */
+/* init(onBatch(count)) → { records: Float64Array, hrNow }. Accepts arrive as records too
+ * (OUT_ACCEPTED): one call into JavaScript per loop turn, not one per connection. */
 static napi_value js_init(napi_env env, napi_callback_info info) {
-  ARGS(2)
-  if (e->on_accept) { napi_throw_error(env, NULL, "linkerd-tcp engine: already initialised"); return NULL; }
-  CHECK(napi_create_reference(env, argv[0], 1, &e->on_accept));
-  CHECK(napi_create_reference(env, argv[1], 1, &e->on_batch));
+  ARGS(1)
+  if (e->on_batch) { napi_throw_error(env, NULL, "linkerd-tcp engine: already initialised"); return NULL; }
+  CHECK(napi_create_reference(env, argv[0], 1, &e->on_batch));
   napi_value ab, arr, out, name;
   void *data;
   CHECK(napi_create_arraybuffer(env, BATCH_RECORDS * REC_DOUBLES * sizeof(double), &data, &ab));
@@ -289,7 +276,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   engine_t *e = engine_of(env);
-  char host[64];
+  char host[256]; /* a name (not an address) comes back as EINVAL: JavaScript resolves it */
   double port, timeout;
   if (!e || argc < 4 || arg_string(env, argv[1], host, sizeof(host)) || arg_double(env, argv[2], &port) || arg_double(env, argv[3], &timeout)) {
     napi_throw_type_error(env, NULL, "linkerd-tcp engine: connect(id, host, port, timeoutMs, header?)");

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 /** The addon's functions (native/napi.c). Ids are numbers; errors come back as errno values. */
 export interface NativeBinding {
-  init(onAccept: (listenerId: number, connId: number) => void, onBatch: (count: number) => void): { records: Float64Array; hrNow: number };
+  /** `onBatch(count)`: `count` outcome records (native/engine.h), new connections included, are in `records`. */
+  init(onBatch: (count: number) => void): { records: Float64Array; hrNow: number };
   listen(host: string, port: number, backlog: number, reusePort: boolean, connectTimeoutMs: number, idleMs: number, lifetimeMs: number): number;
   listenerPort(listenerId: number): number | undefined;
   listenerClose(listenerId: number): void;

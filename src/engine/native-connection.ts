@@ -3,7 +3,6 @@
 // engine's outcome records into the node engine's accounting (src/router/connection.ts):
 // the same lease outcomes, metrics, retries on another endpoint and close reasons.
 // `finish` is idempotent; a connection the engine closed first ends with the engine's record.
-import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../balancer/endpoint.ts';
@@ -29,7 +28,7 @@ export interface NativeServerSide {
 }
 
 const WAITING = 0, CONNECTING = 1, OPEN = 2, DONE = 3;
-const ECONNREFUSED = 111, ETIMEDOUT = 110, EMFILE = 24, ENFILE = 23;
+const ECONNREFUSED = 111, ETIMEDOUT = 110, EMFILE = 24, ENFILE = 23, EINVAL = 22;
 
 export class NativeConnection implements Waiter, NativeConnHandler {
   readonly id: number;
@@ -107,22 +106,25 @@ export class NativeConnection implements Waiter, NativeConnHandler {
     this.lease = lease;
     this.attempts++;
     const ep = lease.endpoint;
-    if (isIP(ep.host) !== 0) this.connect(ep.host, ep.port);
-    else {
+    // An address (the usual case) connects at once; the addon says EINVAL for anything else.
+    if (this.connect(ep.host, ep.port) === EINVAL) {
       // A name from a namer that did not resolve it: look it up, as net.connect would.
       lookup(ep.host).then(
-        (a) => { if (this.lease === lease && this.phase === CONNECTING) this.connect(a.address, ep.port); },
+        (a) => { if (this.lease === lease && this.phase === CONNECTING) { if (this.connect(a.address, ep.port) === EINVAL) this.attemptFailed('other', 'EINVAL'); } },
         () => { if (this.lease === lease && this.phase === CONNECTING) this.attemptFailed('other', 'ENOTFOUND'); },
       );
     }
   }
 
-  private connect(host: string, port: number): void {
+  /** Starts an attempt; EINVAL (host is not an IP address) is left to the caller, before anything started. */
+  private connect(host: string, port: number): number {
     const pp = this.destination!.config.proxyProtocol;
     // A PROXY header (client proxyProtocol) goes to the backend before any forwarded byte.
     const header = pp ? nativeProxyHeader(pp, this.origin, this.origin ? undefined : this.server.binding.peer(this.id), this.server.srvAddr, this.sni) : undefined;
     const r = this.server.binding.connect(this.id, host, port, this.destination!.connectTimeoutMs ?? 0, header);
+    if (r === EINVAL) return r;
     if (r !== 0 && r !== 2 /* ENOENT: the engine closed it; its record follows */) this.attemptFailed('other', errnoName(r));
+    return 0;
   }
 
   connected(latencyUs: number, at: number): void {

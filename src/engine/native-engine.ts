@@ -1,6 +1,6 @@
-// The native engine's one instance per process: initialises the addon with two entry
-// points (a synchronous accept per connection, and the outcome batch once per loop turn)
-// and dispatches them by id to listeners and connections. Times in records are the
+// The native engine's one instance per process: initialises the addon with its one entry
+// point, the outcome batch once per loop turn (new connections included: no call into
+// JavaScript per accept), and dispatches the records by id to listeners and connections. Times in records are the
 // addon's monotonic clock, converted here to performance.now()'s.
 import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -23,7 +23,7 @@ export interface NativeListenerHandler {
 /** Close reasons from the engine (R_* in native/engine.h). */
 export const R_DONE = 0, R_CLIENT_ERROR = 1, R_BACKEND_ERROR = 2, R_LIFETIME = 3, R_IDLE = 4, R_WAIT_TIMEOUT = 5, R_LOCAL = 6;
 
-const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_PEEKED = 4, OUT_ACCEPT_ERROR = 5;
+const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_PEEKED = 4, OUT_ACCEPT_ERROR = 5, OUT_ACCEPTED = 6;
 const REC = 8;
 
 const errnoNames = new Map<number, string>();
@@ -34,10 +34,37 @@ export function errnoName(n: number): string {
   return errnoNames.get(n) ?? `errno ${n}`;
 }
 
+/** Slots in a connection id: its low 22 bits (native/conn.c), above them a generation. */
+const SLOTS = 0x400000;
+
+/** Connections by id, in an array indexed by the id's slot: no hashing of (large) ids per record. */
+export class ConnTable {
+  private readonly ids: number[] = [];
+  private readonly handlers: (NativeConnHandler | undefined)[] = [];
+  get(id: number): NativeConnHandler | undefined {
+    const s = id % SLOTS;
+    return this.ids[s] === id ? this.handlers[s] : undefined;
+  }
+  set(id: number, h: NativeConnHandler): void {
+    const s = id % SLOTS;
+    // Slots are handed out lowest first, so the arrays grow without holes.
+    while (this.ids.length < s) { this.ids.push(-1); this.handlers.push(undefined); }
+    this.ids[s] = id;
+    this.handlers[s] = h;
+  }
+  delete(id: number): void {
+    const s = id % SLOTS;
+    if (this.ids[s] === id) {
+      this.ids[s] = -1;
+      this.handlers[s] = undefined;
+    }
+  }
+}
+
 export class NativeEngine {
   readonly binding: NativeBinding;
   readonly listeners = new Map<number, NativeListenerHandler>();
-  readonly conns = new Map<number, NativeConnHandler>();
+  readonly conns = new ConnTable();
   private readonly records: Float64Array;
   /** performance.now() − addon clock (ms). */
   private readonly offset: number;
@@ -45,7 +72,7 @@ export class NativeEngine {
   constructor(binding: NativeBinding) {
     this.binding = binding;
     const before = performance.now();
-    const r = binding.init((l, c) => this.accept(l, c), (n) => this.batch(n));
+    const r = binding.init((n) => this.batch(n));
     this.offset = (before + performance.now()) / 2 - r.hrNow;
     this.records = r.records;
   }
@@ -61,6 +88,10 @@ export class NativeEngine {
     for (let i = 0; i < n; i++) {
       const o = i * REC;
       const kind = r[o]!, id = r[o + 1]!, at = r[o + 6]! + this.offset;
+      if (kind === OUT_ACCEPTED) {
+        this.accept(r[o + 2]!, id);
+        continue;
+      }
       if (kind === OUT_ACCEPT_ERROR) {
         this.listeners.get(id)?.acceptError(r[o + 2]!, r[o + 3]!);
         continue;

@@ -1,6 +1,6 @@
 // A server (one listener) on the native engine: the addon listens and accepts; each accept
-// is a synchronous call here that applies maxConcurrency, creates a NativeConnection and
-// routes it (the balancer's pick happens inside the call). Same metrics, access-log
+// (a record of the loop turn's batch) comes here, which applies maxConcurrency, creates a
+// NativeConnection and routes it (the balancer's pick happens inside the call). Same metrics, access-log
 // records, live set and drain as src/server/server.ts's Server, which App uses alike.
 import { performance } from 'node:perf_hooks';
 import type { ServerConfig } from '../config/types.ts';
