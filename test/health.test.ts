@@ -69,6 +69,9 @@ routers:
   const unhealthy = (port: number) => (l: Record<string, unknown>) => l.msg === 'endpoint unhealthy: health check failed' && l['endpoint'] === `127.0.0.1:${port}`;
   const healthy = (port: number) => (l: Record<string, unknown>) => l.msg === 'endpoint healthy: health check passed' && l['endpoint'] === `127.0.0.1:${port}`;
   const firstPass = (port: number) => (l: Record<string, unknown>) => l.msg === 'health check: first pass' && l['endpoint'] === `127.0.0.1:${port}`;
+  // With workers, the supervisor checks and logs the verdict, then sends it to each worker; a
+  // scrape asks every worker over the same ordered channel, so once answered all have the verdict.
+  const verdictDelivered = async (p: Proxy): Promise<void> => void (await fetch(`http://${await adminOf(p)}/metrics`)).text();
 
   it('a dead-but-listening backend leaves rotation within unhealthyThreshold × intervalMs + timeoutMs, before any client sees it fail, and comes back', async () => {
     const a = await backend();
@@ -82,6 +85,7 @@ routers:
     // Bound: unhealthyThreshold × intervalMs + timeoutMs = 850 ms, plus log delivery on a busy machine.
     assert.ok(tookMs <= 2 * 300 + 250 + 300, `left rotation after ${Math.round(tookMs)}ms (bound 850 ms + log delivery)`);
     assert.equal(line['result'], 'timeout');
+    await verdictDelivered(p);
     const clientsBefore = bad.clients;
     for (let i = 0; i < 30; i++) assert.equal(await roundTrip(port!, `client ${i}`), `client ${i}`);
     assert.equal(bad.clients, clientsBefore, 'no new client connection reached the unhealthy endpoint');
@@ -111,6 +115,7 @@ routers:
     const { proxy: p, ports: [port] } = await proxy([a.b.port, bad.b.port], HC());
     const line = await p.waitForLog(unhealthy(bad.b.port), 5000);
     assert.equal(line['result'], 'mismatch');
+    await verdictDelivered(p);
     for (let i = 0; i < 20; i++) assert.equal(await roundTrip(port!, `c${i}`), `c${i}`);
     assert.equal(bad.clients, 0);
   });
