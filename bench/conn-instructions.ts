@@ -3,11 +3,10 @@
 // process, logs off, under valgrind; WARM connections, then the counters are zeroed, N
 // connections (16 at a time, each writes 16 bytes, reads them back and closes), a dump.
 // Prints total Ir / N, the main thread's share and the JavaScript under napi_make_callback.
-// MODE=strace counts syscalls instead (strace -f -c over WARM + N connections).
 //   node bench/conn-instructions.ts [N=20000]      (WARM=3000, ROOT=checkout to measure)
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,6 @@ import { freePort } from './tools.ts';
 
 const N = Number(process.argv[2] ?? 20_000), WARM = Number(process.env['WARM'] ?? 3000), CONC = 16;
 const ROOT = process.env['ROOT'] ?? new URL('..', import.meta.url).pathname;
-const strace = process.env['MODE'] === 'strace';
 const dir = mkdtempSync(join(tmpdir(), 'conn-instructions-'));
 let ok = 0;
 
@@ -24,9 +22,8 @@ await once(be, 'listening');
 const port = await freePort();
 const cfg = join(dir, 'proxy.yml');
 writeFileSync(cfg, `admin: {port: 0}\nrouters:\n- label: r\n  dtab: /svc/be => /$/inet/127.0.0.1/${(be.address() as AddressInfo).port};\n  servers:\n  - {port: ${port}, dstName: /svc/be}\n`);
-const out = join(dir, strace ? 'strace' : 'callgrind.out');
-const tool = strace ? ['strace', '-f', '-c', '-o', out] : ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}`];
-const proxy = spawn(tool[0]!, [...tool.slice(1), process.execPath, join(ROOT, 'src/main.ts'), cfg], {
+const out = join(dir, 'callgrind.out');
+const proxy = spawn('valgrind', ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, process.execPath, join(ROOT, 'src/main.ts'), cfg], {
   env: { ...process.env, LOG_LEVEL: 'warn', LINKERD_TCP_ENGINE: 'native', LINKERD_TCP_WORKERS: '1' }, stdio: ['ignore', 'inherit', 'ignore'],
 });
 
@@ -51,23 +48,17 @@ async function run(n: number): Promise<void> {
 }
 
 await run(WARM);
-if (!strace) execFileSync('callgrind_control', ['-z', String(proxy.pid)]);
+execFileSync('callgrind_control', ['-z', String(proxy.pid)]);
 await run(N);
-if (strace) {
-  proxy.kill('SIGTERM');
-  await once(proxy, 'exit');
-  process.stdout.write(`${ok} of ${WARM + N} connections echoed\n${readFileSync(out, 'utf8')}`);
-} else {
-  execFileSync('callgrind_control', ['-d', String(proxy.pid)]);
-  const ann = execFileSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', '--auto=no', `${out}.1`], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const ir = (re: RegExp): number => Number(re.exec(ann)?.[1]?.replace(/,/g, '') ?? NaN);
-  const per = (v: number): number => Math.round(v / N);
-  console.log(JSON.stringify({
-    connections: N, echoed: ok, irPerConn: per(ir(/^\s*([\d,]+) \S+\s+PROGRAM TOTALS/m)),
-    mainThread: per(ir(/^\s*([\d,]+) .*SpinEventLoopInternal/m)), javascript: per(ir(/^\s*([\d,]+) .*:napi_make_callback /m)),
-    otherThreads: per(ir(/^\s*([\d,]+) .*:start_thread /m)), scavenges: per(ir(/^\s*([\d,]+) .*ScavengerCollector::CollectGarbage\(\) /m)),
-  }));
-  proxy.kill('SIGKILL');
-}
+execFileSync('callgrind_control', ['-d', String(proxy.pid)]);
+const ann = execFileSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', '--auto=no', `${out}.1`], { encoding: 'utf8', maxBuffer: 1 << 28 });
+const ir = (re: RegExp): number => Number(re.exec(ann)?.[1]?.replace(/,/g, '') ?? NaN);
+const per = (v: number): number => Math.round(v / N);
+console.log(JSON.stringify({
+  connections: N, echoed: ok, irPerConn: per(ir(/^\s*([\d,]+) \S+\s+PROGRAM TOTALS/m)),
+  mainThread: per(ir(/^\s*([\d,]+) .*SpinEventLoopInternal/m)), javascript: per(ir(/^\s*([\d,]+) .*:napi_make_callback /m)),
+  otherThreads: per(ir(/^\s*([\d,]+) .*:start_thread /m)), scavenges: per(ir(/^\s*([\d,]+) .*ScavengerCollector::CollectGarbage\(\) /m)),
+}));
+proxy.kill('SIGKILL');
 be.close();
 process.exit(0);
