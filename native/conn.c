@@ -169,6 +169,7 @@ void conn_close(conn_t *c, int reason, int err, int report) {
 
 
 static void fail_side(conn_t *c, int client_side, int err) {
+  engine_fd_pressure(c->e, err);
   if (err == EMFILE || err == ENFILE || err == ENOMEM) conn_close(c, R_LOCAL, err, 1);
   else conn_close(c, client_side ? R_CLIENT_ERROR : R_BACKEND_ERROR, err, 1);
 }
@@ -299,6 +300,7 @@ static int sock_error(int fd) {
 }
 
 void conn_attempt_failed(conn_t *c, int err) {
+  engine_fd_pressure(c->e, err);
   backend_drop(c);
   c->state = S_WAITING;
   c->attempt_deadline = 0;
@@ -471,22 +473,26 @@ static int fill_addr(const char *host, int port, struct sockaddr_storage *ss, so
   return EINVAL;
 }
 
-/* Starts a connect attempt; returns 0 (the outcome comes as a record) or EINVAL/EBUSY. */
+/* Starts a connect attempt; returns 0 (the outcome comes as a record), EBUSY (not waiting),
+ * EINVAL (bad port or not an address) or ENOMEM. */
 int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len) {
-  if (c->state != S_WAITING || port <= 0 || port > 65535) return EBUSY;
+  if (c->state != S_WAITING) return EBUSY;
+  if (port <= 0 || port > 65535) return EINVAL;
   struct sockaddr_storage ss;
   socklen_t len;
   if (fill_addr(host, port, &ss, &len) != 0) return EINVAL;
   engine_t *e = c->e;
+  /* Each attempt carries exactly the header it was given (none: none), from its first byte. */
+  uint8_t *copy = NULL;
   if (hdr_len > 0) {
-    uint8_t *copy = malloc(hdr_len);
+    copy = malloc(hdr_len);
     if (!copy) return ENOMEM;
     memcpy(copy, hdr, hdr_len);
-    free(c->hdr);
-    c->hdr = copy;
-    c->hdr_len = hdr_len;
-    c->hdr_off = 0;
   }
+  free(c->hdr);
+  c->hdr = copy;
+  c->hdr_len = hdr_len;
+  c->hdr_off = 0;
   c->state = S_CONNECTING;
   c->attempt++;
   c->connect_started_ns = uv_hrtime();

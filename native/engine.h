@@ -37,7 +37,8 @@ enum {
   OUT_CONNECT_FAILED = 2, /* a = errno (ETIMEDOUT for the attempt's timeout) */
   OUT_CLOSED = 3,         /* a = reason, b = errno or 0, c = bytes from client, d = bytes to client */
   OUT_PEEKED = 4,         /* a = bytes peeked, b = 1 when the client sent EOF before peek_min bytes */
-  OUT_ACCEPT_ERROR = 5,   /* id = listener id, a = errno, b = connections refused (closed at once), or -1: accepting paused 100 ms */
+  OUT_ACCEPT_ERROR = 5,   /* id = listener id, a = errno, b = connections refused (closed at once), -1: accepting paused 100 ms,
+                           -2: resuming failed, retried in 100 ms, -3: the listener stopped accepting */
   OUT_ACCEPTED = 6        /* a new connection, waiting for a destination: a = listener id */
 };
 #define REC_DOUBLES 8
@@ -129,6 +130,7 @@ struct engine {
   size_t nlisteners;
   pipe_pool_t pipes;
   int reserve_fd;           /* /dev/null, given up to accept-and-close when out of descriptors (listener.c) */
+  uint64_t fd_pressure_until; /* loop ms: until then accept one connection a turn (out of descriptors lately) */
 };
 
 /* pipe-pool.c */
@@ -150,7 +152,8 @@ void conn_close(conn_t *c, int reason, int err, int report);
 void conn_attempt_failed(conn_t *c, int err);
 conn_t *conn_find(engine_t *e, double id);
 void conn_on_event(engine_t *e, uint64_t key, uint32_t events); /* one epoll event (napi.c reads the set) */
-void engine_live_changed(engine_t *e);                        /* refs/unrefs the epoll watcher */
+void engine_live_changed(engine_t *e);
+void engine_fd_pressure(engine_t *e, int err);                /* notes EMFILE/ENFILE: accept one a turn for 1 s */                        /* refs/unrefs the epoll watcher */
 void engine_arm_idle(engine_t *e);                            /* flushes records before the poll phase blocks */
 
 /* listener.c */

@@ -21,6 +21,7 @@
 
 #define ACCEPT_BURST 64
 #define PAUSE_MS 100
+#define REFUSE_BURST 1024
 
 static void on_accept(uv_poll_t *h, int status, int events);
 
@@ -43,10 +44,18 @@ void listener_unref(listener_t *l) {
   if (l->closing) maybe_free(l);
 }
 
+/* After a pause: take the reserve descriptor back if it was lost, and accept again. If the
+ * poll cannot be restarted, JavaScript hears of it (b = -2) and the pause is tried again. */
 static void on_resume(uv_timer_t *t) {
   listener_t *l = t->data;
+  engine_t *e = l->e;
   if (l->closing) return;
-  if (uv_poll_start(&l->poll, UV_READABLE, on_accept) != 0) l->closing = l->closing; /* closing handle */
+  if (e->reserve_fd < 0) e->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* -1 again: still no room */
+  int r = uv_poll_start(&l->poll, UV_READABLE, on_accept);
+  if (r == 0) return;
+  out_record(e, OUT_ACCEPT_ERROR, l->id, -r, -2, 0, 0);
+  r = uv_timer_start(&l->pause, on_resume, PAUSE_MS, 0);
+  if (r != 0) out_record(e, OUT_ACCEPT_ERROR, l->id, -r, -3, 0, 0);
 }
 
 /* Closes the connections waiting in the accept queue, using the reserve descriptor as room
@@ -57,7 +66,8 @@ static int refuse_queued(listener_t *l) {
   if (close(e->reserve_fd) != 0) errno = 0;
   e->reserve_fd = -1;
   int n = 0;
-  for (;;) {
+  /* Bounded: a flood must not hold the loop here; the rest waits for the next readable event. */
+  while (n < REFUSE_BURST) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -75,16 +85,23 @@ static void on_accept(uv_poll_t *h, int status, int events) {
   engine_t *e = l->e;
   (void)events;
   if (status < 0) return;
-  for (int i = 0; i < ACCEPT_BURST && !l->closing; i++) {
+  /* Out of descriptors lately: one accept a loop turn, so each accepted client gets its
+   * backend connect (in JavaScript's turn) before the next client takes a descriptor;
+   * a burst would spend them all on clients and serve none. */
+  int burst = uv_now(e->loop) < e->fd_pressure_until ? 1 : ACCEPT_BURST;
+  for (int i = 0; i < burst && !l->closing; i++) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EAGAIN) return;
       int err = errno;
+      engine_fd_pressure(e, err);
       int refused = err == EMFILE || err == ENFILE ? refuse_queued(l) : -1;
       out_record(e, OUT_ACCEPT_ERROR, l->id, err, refused, 0, 0);
       if (refused >= 0) return;
-      if (uv_poll_stop(&l->poll) == 0 && uv_timer_start(&l->pause, on_resume, PAUSE_MS, 0) != 0) l->closing = 1;
+      int r = uv_poll_stop(&l->poll);
+      if (r == 0) r = uv_timer_start(&l->pause, on_resume, PAUSE_MS, 0);
+      if (r != 0) out_record(e, OUT_ACCEPT_ERROR, l->id, -r, -3, 0, 0); /* JavaScript logs the listener stopped */
       return;
     }
     /* TCP_NODELAY comes from the listener (Linux copies it to accepted sockets). */

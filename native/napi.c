@@ -45,6 +45,10 @@ static void flush(engine_t *e);
 static void on_check(uv_check_t *h) { flush(h->data); }
 static void on_idle(uv_idle_t *h) { flush(h->data); }
 
+void engine_fd_pressure(engine_t *e, int err) {
+  if (err == EMFILE || err == ENFILE) e->fd_pressure_until = uv_now(e->loop) + 1000;
+}
+
 /* The idle handle keeps the poll phase from blocking while records wait. */
 void engine_arm_idle(engine_t *e) {
   if (uv_idle_start(&e->flush_idle, on_idle) != 0) fprintf(stderr, "linkerd-tcp engine: cannot arm the idle handle\n");
@@ -119,7 +123,10 @@ static void flush(engine_t *e) {
   }
   while (e->nrec > 0) {
     napi_value n;
-    if (napi_create_uint32(e->env, (uint32_t)e->nrec, &n) != napi_ok) break;
+    if (napi_create_uint32(e->env, (uint32_t)e->nrec, &n) != napi_ok) {
+      fprintf(stderr, "linkerd-tcp engine: could not report %zu records (napi_create_uint32)\n", (size_t)e->nrec);
+      break; /* the records stay; flush_armed stays set, so the check handle retries next turn */
+    }
     call_js(e, e->on_batch, 1, &n);
     e->nrec = 0;
     size_t move = e->npending < BATCH_RECORDS ? e->npending : BATCH_RECORDS;
@@ -132,6 +139,7 @@ static void flush(engine_t *e) {
   }
   if (napi_close_handle_scope(e->env, scope) != napi_ok) fprintf(stderr, "linkerd-tcp engine: handle scope\n");
   e->flushing = 0;
+  if (e->nrec > 0) return; /* not delivered: stay armed, the next loop turn tries again */
   e->flush_armed = 0;
   if (uv_check_stop(&e->flush_check) != 0 || uv_idle_stop(&e->flush_idle) != 0) return;
 }
@@ -148,6 +156,11 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   if (napi_create_int32(env, -err, &num) != napi_ok || napi_set_named_property(env, error, "errno", num) != napi_ok) return NULL;
   if (napi_throw(env, error) != napi_ok) return NULL;
   return NULL;
+}
+
+/* lo <= d <= hi, false for NaN. */
+static int in_range(double d, double lo, double hi) {
+  return d >= lo && d <= hi;
 }
 
 static int arg_double(napi_env env, napi_value v, double *out) {
@@ -231,6 +244,11 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "linkerd-tcp engine: listen(host, port, backlog, reusePort, connectTimeoutMs, idleMs, lifetimeMs)");
     return NULL;
   }
+  /* Range-checked as doubles first: casting an out-of-range or NaN double is undefined. */
+  if (!in_range(port, 0, 65535) || !in_range(backlog, 1, 65535) || !in_range(ct, 0, UINT32_MAX) ||
+      !in_range(idle, 0, UINT32_MAX) || !in_range(life, 0, UINT32_MAX)) {
+    return throw_errno(env, EINVAL, "listen");
+  }
   int err = 0;
   listener_t *l = listener_open(e, host, (int)port, (int)backlog, reuse, &err);
   if (!l) return throw_errno(env, err, "listen");
@@ -295,6 +313,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
     CHECK(napi_get_typedarray_info(env, argv[4], &type, &length, &data, &ab, &offset));
     if (type == napi_uint8_array) { hdr = data; hdr_len = length; }
   }
+  if (!in_range(port, 1, 65535) || !(timeout <= UINT32_MAX)) return num(env, EINVAL); /* NaN fails both */
   return num(env, conn_connect(c, host, (int)port, timeout > 0 ? (uint32_t)timeout : 0, hdr, hdr_len));
 }
 
@@ -407,6 +426,8 @@ static void cleanup(void *arg) {
   pipe_pool_destroy(&e->pipes);
   uv_close((uv_handle_t *)&e->ep_poll, NULL);
   if (close(e->epfd) != 0) errno = 0;
+  if (e->reserve_fd >= 0 && close(e->reserve_fd) != 0) errno = 0;
+  e->reserve_fd = -1;
   uv_close((uv_handle_t *)&e->flush_check, NULL);
   uv_close((uv_handle_t *)&e->flush_idle, NULL);
 }

@@ -144,7 +144,9 @@ export class NativeServer implements NativeServerSide {
   private acceptError(errno: number, refused: number): void {
     if (refused >= 0) {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, err: errnoName(errno), refused }, 'out of descriptors: waiting connections closed');
-    } else this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
+    } else if (refused === -1) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
+    else if (refused === -2) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accepting could not resume; trying again in 100 ms');
+    else this.log.error({ srv: this.srvAddr, err: errnoName(errno) }, 'listener stopped accepting: its poll or pause timer failed');
   }
 
   connectionClosed(conn: NativeConnection): void {
