@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { type Backend, deadline, deadPort, echo, peerClosed, Proxy, runCli, startBackend, writeConfig } from './support/harness.ts';
+import { type Backend, deadline, deadPort, echo, peerClosed, Proxy, runCli, startBackend, TEST_WORKERS, writeConfig } from './support/harness.ts';
 import { roundTrip } from './support/client.ts';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -225,7 +225,10 @@ routers:
     const [port, tlsPort, added] = [await deadPort(), await deadPort(), await deadPort()];
     const tls = `\n    tls: {defaultIdentity: {privateKey: ${join(dir, 'rsa.key')}, certs: [${join(dir, 'rsa.pem')}, ${join(dir, 'chain.pem')}]}}`;
     const dtab = `/svc/a => /$/inet/127.0.0.1/${a.port};`;
-    const { file, admin } = await proxy(cfg(dtab, server(port) + server(tlsPort, '/svc/a', tls)), 2);
+    const { proxy: p, file, admin } = await proxy(cfg(dtab, server(port) + server(tlsPort, '/svc/a', tls)), 2);
+    // Every worker must have loaded the good key first: a worker still starting would read
+    // the broken one and fail to start (retried with backoff), which is not this test's case.
+    await p.waitForCount((l) => l.msg === 'listening', 2 * Number(TEST_WORKERS));
     writeFileSync(join(dir, 'rsa.key'), 'not a key\n');
     writeFileSync(file, cfg(dtab, server(port) + server(tlsPort, '/svc/a', tls) + server(added)));
     const r = await postReload(admin);
