@@ -10,6 +10,7 @@ import { type ServerMetrics, serverMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
 import { addrKey } from '../naming/resolution.ts';
 import type { Router } from '../router/router.ts';
+import { type ClosedRecordSink, recordClosed, recordRefused } from '../server/closed-record.ts';
 import type { NativeBinding } from './native-binding.ts';
 import { NativeConnection, type NativeServerSide } from './native-connection.ts';
 import { errnoName, type NativeEngine } from './native-engine.ts';
@@ -24,6 +25,8 @@ export class NativeServer implements NativeServerSide {
   readonly binding: NativeBinding;
   readonly tls = undefined;
   srvAddr = '';
+  /** Where connection records go; set once the listener (and so srvAddr and metrics) exists. */
+  private sink!: ClosedRecordSink;
   metrics!: ServerMetrics;
   private readonly eng: NativeEngine;
   /** Replaced by a config reload that changes the router (same label): new connections only. */
@@ -79,6 +82,7 @@ export class NativeServer implements NativeServerSide {
       active: () => this.live.size,
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
     });
+    this.sink = { metrics: this.metrics, accessLog: this.accessLog, srvAddr: this.srvAddr, dstName: this.config.dstName };
     this.registry.onCollect(() => {
       const b = this.totalBytes();
       this.metrics.rxBytes.value = b.rx;
@@ -121,12 +125,7 @@ export class NativeServer implements NativeServerSide {
       const client = this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
       this.binding.close(id);
       if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr }, 'maxConcurrency reached; connection closed');
-      if (this.accessLog.isLevelEnabled('info')) {
-        this.accessLog.info({
-          srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: null, alpn: null,
-          rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null, reason: 'max_concurrency', error: null,
-        }, 'connection closed');
-      }
+      recordRefused(this.sink, client, 'max_concurrency', null);
       return;
     }
     // The peer: for the access log, and for the PROXY header's trust check.
@@ -152,24 +151,9 @@ export class NativeServer implements NativeServerSide {
   connectionClosed(conn: NativeConnection): void {
     this.live.delete(conn);
     this.eng.conns.delete(conn.id);
-    const rx = conn.client.bytesRead, tx = conn.client.bytesWritten;
-    this.closedRx += rx;
-    this.closedTx += tx;
-    const m = this.metrics;
-    if (conn.connectedAt) {
-      m.connectionRxBytes.record(rx);
-      m.connectionTxBytes.record(tx);
-    }
-    if (this.accessLog.isLevelEnabled('info')) {
-      this.accessLog.info({
-        srv: this.srvAddr, client: conn.peer, ...(this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : {}),
-        dst: conn.destination?.name ?? this.config.dstName, endpoint: conn.endpoint?.key ?? null,
-        sni: conn.sni ?? null, alpn: conn.alpn ?? null, rxBytes: rx, txBytes: tx,
-        connectMs: conn.connectedAt ? round(conn.connectedAt - conn.acceptedAt) : null,
-        durationMs: round(conn.closedAt - conn.acceptedAt),
-        reason: conn.reason, error: conn.error ?? null,
-      }, 'connection closed');
-    }
+    recordClosed(this.sink, conn, this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : undefined);
+    this.closedRx += conn.client.bytesRead;
+    this.closedTx += conn.client.bytesWritten;
     if (this.live.size === 0) this.drained?.();
   }
 
@@ -200,6 +184,3 @@ export class NativeServer implements NativeServerSide {
   }
 }
 
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
-}

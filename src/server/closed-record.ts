@@ -1,7 +1,8 @@
 // What a closed connection leaves behind on its server: its byte counts in the connection
-// histograms (only once it reached a backend) and one access-log record. One writer for both
-// engines' servers (server.ts here; src/engine/native-server.ts can adopt it), so the records
-// carry the same fields in the same order whichever engine moved the bytes.
+// histograms (only once it reached a backend) and one access-log record; and the record of a
+// connection refused before it had any (maxConcurrency, a failed TLS handshake). One writer
+// for both engines' servers, so the records carry the same fields in the same order whichever
+// engine moved the bytes.
 import type { Logger } from '../log.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 
@@ -30,10 +31,10 @@ export interface ClosedRecordSink {
 }
 
 /**
- * Records `conn` and returns its client-side byte counts `[rx, tx]` for the server's totals.
- * `proxy` is the access log's `proxy` field on servers that accept PROXY headers (omitted elsewhere).
+ * Records `conn` (the caller adds its client-side bytes to the server's totals). `proxy` is the
+ * access log's `proxy` field on servers that accept PROXY headers (omitted elsewhere).
  */
-export function recordClosed(sink: ClosedRecordSink, conn: ClosedConnection, proxy?: { readonly proxy: string | null }): [number, number] {
+export function recordClosed(sink: ClosedRecordSink, conn: ClosedConnection, proxy?: { readonly proxy: string | null }): void {
   const rx = conn.client.bytesRead, tx = conn.client.bytesWritten;
   if (conn.connectedAt) {
     sink.metrics.connectionRxBytes.record(rx);
@@ -50,7 +51,15 @@ export function recordClosed(sink: ClosedRecordSink, conn: ClosedConnection, pro
       reason: conn.reason, error: conn.error ?? null,
     }, 'connection closed');
   }
-  return [rx, tx];
+}
+
+/** The record of a connection closed before it reached a backend or moved a byte. */
+export function recordRefused(sink: ClosedRecordSink, client: string | null, reason: string, error: string | null, sni: string | null = null): void {
+  if (!sink.accessLog.isLevelEnabled('info')) return;
+  sink.accessLog.info({
+    srv: sink.srvAddr, client, dst: sink.dstName, endpoint: null, sni, alpn: null,
+    rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null, reason, error,
+  }, 'connection closed');
 }
 
 /** Milliseconds to two decimals, as every access-log duration is written. */

@@ -16,7 +16,7 @@ import type { Router } from '../router/router.ts';
 import type { Origin } from '../connector/proxy-header.ts';
 import { type DstDecision, originKey, originOf, PrefaceGate } from './preface-gate.ts';
 import type { PrefaceFailure, PrefaceRead } from './preface.ts';
-import { recordClosed } from './closed-record.ts';
+import { type ClosedRecordSink, recordClosed, recordRefused } from './closed-record.ts';
 import { type HandshakeFailure, TlsTerminator } from './tls.ts';
 
 /** A raw socket whose PROXY header was read before its TLS handshake. */
@@ -32,6 +32,8 @@ export class Server implements ServerSide {
   readonly highWaterMark: number;
   readonly live = new Set<Connection>();
   srvAddr = '';
+  /** Where connection records go; set once the listener (and so srvAddr and metrics) exists. */
+  private sink!: ClosedRecordSink;
   metrics!: ServerMetrics;
   /** Replaced by a config reload that changes the router (same label): new connections only. */
   private router: Router;
@@ -100,6 +102,7 @@ export class Server implements ServerSide {
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
     });
     this.gate.bind(this.rt, this.srvAddr);
+    this.sink = { metrics: this.metrics, accessLog: this.accessLog, srvAddr: this.srvAddr, dstName: this.config.dstName };
     this.registry.onCollect(() => {
       const b = this.totalBytes();
       this.metrics.rxBytes.value = b.rx;
@@ -165,12 +168,7 @@ export class Server implements ServerSide {
       s.destroy();
       if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr }, 'maxConcurrency reached; connection closed');
       // Every connection writes one record, this one too (the peer is read before the socket goes).
-      if (this.accessLog.isLevelEnabled('info')) {
-        this.accessLog.info({
-          srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: null, alpn: null,
-          rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null, reason: 'max_concurrency', error: null,
-        }, 'connection closed');
-      }
+      recordRefused(this.sink, client, 'max_concurrency', null);
       return;
     }
     if (this.gate.spec) {
@@ -276,22 +274,15 @@ export class Server implements ServerSide {
     this.registry.counter('l5d:srv:tls:failure', { rt: this.rt, srv_addr: this.srvAddr, cause }).value++;
     const client = raw ? ((raw as OriginSocket).ltOrigin?.client ?? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0)) : null;
     if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, client, cause, sni: sni ?? null, err: err.message }, 'tls handshake failed');
-    if (this.accessLog.isLevelEnabled('info')) {
-      this.accessLog.info({
-        srv: this.srvAddr, client, dst: this.config.dstName, endpoint: null, sni: sni ?? null, alpn: null,
-        rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null,
-        reason: 'tls_handshake', error: cause,
-      }, 'connection closed');
-    }
+    recordRefused(this.sink, client, 'tls_handshake', cause, sni ?? null);
     this.maybeDrained();
   }
 
   connectionClosed(conn: Connection): void {
     this.live.delete(conn);
-    const sink = { metrics: this.metrics, accessLog: this.accessLog, srvAddr: this.srvAddr, dstName: this.config.dstName };
-    const [rx, tx] = recordClosed(sink, conn, this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : undefined);
-    this.closedRx += rx;
-    this.closedTx += tx;
+    recordClosed(this.sink, conn, this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : undefined);
+    this.closedRx += conn.client.bytesRead;
+    this.closedTx += conn.client.bytesWritten;
     this.maybeDrained();
   }
 
