@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type Backend, deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
+import { type Backend, deadline, echo, peerClosed, type Proxy, startBackend, startProxy, TEST_WORKERS } from './support/harness.ts';
 import { NamerdDouble } from './support/namerd-double.ts';
 
 function dial(port: number): Promise<Socket> {
@@ -78,7 +78,8 @@ routers:
     await ping(open, 'to A');
     assert.equal(a.accepted, 1);
     nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: b.port }] });
-    await p.waitForLog((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`);
+    // Every worker must have B before the new connections (the kernel spreads them over workers).
+    await p.waitForCount((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`, Number(TEST_WORKERS));
     for (let i = 0; i < 5; i++) {
       const c = await dial(port!);
       await ping(c, `new ${i}`);
