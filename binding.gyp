@@ -7,6 +7,7 @@
         "native/listener.c",
         "native/napi.c",
         "native/pipe-pool.c",
+        "native/port-hold.c",
         "native/timers.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"],

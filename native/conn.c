@@ -454,7 +454,7 @@ int conn_drop(conn_t *c, size_t n) {
   return 0;
 }
 
-static int fill_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
+int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
   memset(ss, 0, sizeof(*ss));
   struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
   struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
@@ -480,7 +480,7 @@ int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, con
   if (port <= 0 || port > 65535) return EINVAL;
   struct sockaddr_storage ss;
   socklen_t len;
-  if (fill_addr(host, port, &ss, &len) != 0) return EINVAL;
+  if (addr_fill(host, port, &ss, &len) != 0) return EINVAL;
   engine_t *e = c->e;
   /* Each attempt carries exactly the header it was given (none: none), from its first byte. */
   uint8_t *copy = NULL;

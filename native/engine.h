@@ -3,9 +3,11 @@
  * Everything runs on the environment's own libuv loop: no threads, no locks. Files by job:
  *   listener.c  listen/accept;           conn.c  connect, splice both ways, close;
  *   pipe-pool.c pooled kernel pipes;     timers.c  connect/idle/lifetime deadlines;
- *   napi.c      the JavaScript API and the outcome batch (accepts included).
+ *   napi.c      the JavaScript API and the outcome batch (accepts included);
+ *   port-hold.c the primary's holds on its workers' ports.
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
- * socket() until conn_close(); a direction owns a pipe only while bytes are in it. */
+ * socket() until conn_close(); a direction owns a pipe only while bytes are in it; a port
+ * hold owns its fd until released. */
 #ifndef LINKERD_TCP_ENGINE_H
 #define LINKERD_TCP_ENGINE_H
 #define _GNU_SOURCE
@@ -14,6 +16,7 @@
 #include <uv.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 typedef struct engine engine_t;
@@ -131,6 +134,8 @@ struct engine {
   pipe_pool_t pipes;
   int reserve_fd;           /* /dev/null, given up to accept-and-close when out of descriptors (listener.c) */
   uint64_t fd_pressure_until; /* loop ms: until then accept one connection a turn (out of descriptors lately) */
+  int *holds;               /* port holds (port-hold.c): a bound, never listening fd per slot, -1 when free */
+  size_t nholds;
 };
 
 /* pipe-pool.c */
@@ -151,6 +156,7 @@ int conn_watch_leave(conn_t *c); /* while waiting: close (client_error) if the c
 void conn_close(conn_t *c, int reason, int err, int report);
 void conn_attempt_failed(conn_t *c, int err);
 conn_t *conn_find(engine_t *e, double id);
+int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len); /* 0, or EINVAL: not an IP address */
 void conn_on_event(engine_t *e, uint64_t key, uint32_t events); /* one epoll event (napi.c reads the set) */
 void engine_live_changed(engine_t *e);
 void engine_fd_pressure(engine_t *e, int err);                /* notes EMFILE/ENFILE: accept one a turn for 1 s */                        /* refs/unrefs the epoll watcher */
@@ -161,6 +167,11 @@ listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, 
 void listener_close(listener_t *l);
 void listener_unref(listener_t *l); /* a conn of this listener closed */
 int listener_port(listener_t *l);
+
+/* port-hold.c: the primary holds each server's port for its workers */
+int port_hold(engine_t *e, const char *host, int port, int *port_out); /* the hold's id, or -errno */
+int port_release(engine_t *e, int id);                                /* 0, or an errno (ENOENT: no such hold) */
+void port_release_all(engine_t *e);
 
 /* napi.c: outcome records and calls into JavaScript */
 void out_record(engine_t *e, int kind, double id, double a, double b, double c, double d);

@@ -118,19 +118,8 @@ static void on_accept(uv_poll_t *h, int status, int events) {
 
 listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err) {
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof(ss));
   socklen_t len;
-  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    len = sizeof(*a4);
-  } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)port);
-    len = sizeof(*a6);
-  } else {
+  if (addr_fill(host, port, &ss, &len) != 0) {
     *err = EINVAL;
     return NULL;
   }

@@ -266,6 +266,29 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   return num(env, l->id);
 }
 
+/* holdPort(host, port): the hold's id and the port held (a concrete one for 0), or throws with the errno. */
+static napi_value js_hold_port(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  char host[64];
+  double port;
+  if (arg_string(env, argv[0], host, sizeof(host)) || arg_double(env, argv[1], &port)) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: holdPort(host, port)");
+    return NULL;
+  }
+  if (!in_range(port, 0, 65535)) return throw_errno(env, EINVAL, "hold");
+  int held = 0;
+  int id = port_hold(e, host, (int)port, &held);
+  return id < 0 ? throw_errno(env, -id, "hold") : pair(env, id, held);
+}
+
+static napi_value js_release_port(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  double id;
+  if (arg_double(env, argv[0], &id) || !in_range(id, 0, 65535)) return throw_errno(env, EINVAL, "release");
+  int err = port_release(e, (int)id);
+  return err ? throw_errno(env, err, "release") : undef(env);
+}
+
 static napi_value js_listener_port(napi_env env, napi_callback_info info) {
   ARGS(1)
   listener_t *l = listener_arg(env, e, argv[0]);
@@ -424,6 +447,7 @@ static void cleanup(void *arg) {
   for (size_t i = 0; i < e->nconns_cap; i++) if (e->conns[i]) conn_close(e->conns[i], R_DONE, 0, 0);
   for (size_t i = 0; i < e->nlisteners; i++) if (e->listeners[i] && !e->listeners[i]->closing) listener_close(e->listeners[i]);
   pipe_pool_destroy(&e->pipes);
+  port_release_all(e);
   uv_close((uv_handle_t *)&e->ep_poll, NULL);
   if (close(e->epfd) != 0) errno = 0;
   if (e->reserve_fd >= 0 && close(e->reserve_fd) != 0) errno = 0;
@@ -437,6 +461,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   engine_t *e = data;
   free(e->pending);
+  free(e->holds); /* their fds were closed at cleanup */
   /* conns, slot tables and listeners are left to the process's exit: their handles may still be closing. */
 }
 
@@ -462,6 +487,8 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
     {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+    {"holdPort", NULL, js_hold_port, NULL, NULL, NULL, napi_default, NULL},
+    {"releasePort", NULL, js_release_port, NULL, NULL, NULL, napi_default, NULL},
     {"listenerPort", NULL, js_listener_port, NULL, NULL, NULL, napi_default, NULL},
     {"listenerClose", NULL, js_listener_close, NULL, NULL, NULL, napi_default, NULL},
     {"listenerBytes", NULL, js_listener_bytes, NULL, NULL, NULL, napi_default, NULL},

@@ -5,7 +5,7 @@
 import type { Config } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import type { ReloadPlan } from '../reload/plan.ts';
-import { claimAll } from './ports.ts';
+import type { PortBook } from './ports.ts';
 
 /** Primary → worker and back (carried by protocol.ts). */
 export type ReloadToWorker =
@@ -16,8 +16,12 @@ export type ReloadToPrimary = { readonly type: 'reload-prepared'; readonly id: n
 
 const PREPARE_TIMEOUT_MS = 15_000;
 
-/** `next` with concrete ports: kept and changed `port: 0` servers keep theirs; new ones are claimed (checked free). */
-export async function pinReloadPorts(running: Config, next: Config, plan: ReloadPlan): Promise<Config> {
+/**
+ * `next` with concrete ports: kept and changed `port: 0` servers keep theirs; new ones are
+ * claimed in `ports` (checked free, and held). The caller lets go of what the config it
+ * ends up running has no server on (`ports.keepOnly`), whether the reload went through or not.
+ */
+export async function pinReloadPorts(running: Config, next: Config, plan: ReloadPlan, ports: PortBook): Promise<Config> {
   const routers = next.routers.map((r) => ({ ...r, servers: [...r.servers] }));
   const held = new Set(running.routers.flatMap((r) => r.servers.map((s) => `${s.ip} ${s.port}`)));
   const added: [number, number][] = [];
@@ -34,8 +38,8 @@ export async function pinReloadPorts(running: Config, next: Config, plan: Reload
     added.push([i, j]);
   }
   // All at once, so two added `port: 0` servers never get the same port.
-  const ports = await claimAll(added.map(([i, j]) => ({ ...routers[i]!.servers[j]!, rt: next.routers[i]!.label })));
-  added.forEach(([i, j], n) => { routers[i]!.servers[j] = { ...routers[i]!.servers[j]!, port: ports[n]! }; });
+  const got = await ports.claim(added.map(([i, j]) => ({ ...routers[i]!.servers[j]!, rt: next.routers[i]!.label })));
+  added.forEach(([i, j], n) => { routers[i]!.servers[j] = { ...routers[i]!.servers[j]!, port: got[n]! }; });
   return { ...next, routers };
 }
 

@@ -19,7 +19,7 @@ import { NamesHub } from './names-hub.ts';
 import { SessionCache } from '../server/session-cache.ts';
 import { answerSessions } from './remote-sessions.ts';
 import { TicketKeys } from './ticket-keys.ts';
-import { claimPorts } from './ports.ts';
+import { PortBook } from './ports.ts';
 import { workerExecArgv } from './heap-flags.ts';
 import { pinReloadPorts, ReloadRounds } from './cluster-reload.ts';
 import { effectiveConfig } from '../reload/plan.ts';
@@ -45,7 +45,8 @@ export async function runPrimary(
   const log = view.log;
   const tickets = new TicketKeys(); // TLS sessions resume on whichever worker accepts
   const sessions = new SessionCache(); // and so do sessions resumed by ID (TLS 1.2 without tickets)
-  let config = await claimPorts(configIn); // a reload replaces it: restarted workers start with the new one
+  const ports = new PortBook(); // held while the config has a server on them: nothing else takes them between worker starts
+  let config = await ports.pin(configIn); // a reload replaces it: restarted workers start with the new one
   const live = new Map<number, Worker>(); // forked and not yet exited
   const listening = new Set<number>();
   const pending = new Map<number, Pending>();
@@ -126,12 +127,16 @@ export async function runPrimary(
     initial: reload.loaded, log, registry, validate: reload.validate,
     apply: async (nextFile, plan) => {
       await whenSettled(SETTLE_TIMEOUT_MS);
-      const next = effectiveConfig(config, await pinReloadPorts(config, nextFile, plan));
-      await rounds.run([...listening].filter((id) => live.has(id)), next, async () => {
-        config = next;
-        // Naming runs here for the workers: routers whose dtab, interpreter or namers changed get new interpreters.
-        await Promise.all(plan.routers.filter((r) => r.kind !== 'kept').map((r) => names.replace(r.label)));
-      });
+      try {
+        const next = effectiveConfig(config, await pinReloadPorts(config, nextFile, plan, ports));
+        await rounds.run([...listening].filter((id) => live.has(id)), next, async () => {
+          config = next;
+          // Naming runs here for the workers: routers whose dtab, interpreter or namers changed get new interpreters.
+          await Promise.all(plan.routers.filter((r) => r.kind !== 'kept').map((r) => names.replace(r.label)));
+        });
+      } finally {
+        await ports.keepOnly(config); // the ports of removed servers, or of a reload that did not go through
+      }
     },
   });
 

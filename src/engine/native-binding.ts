@@ -11,6 +11,13 @@ export interface NativeBinding {
   /** `onBatch(count)`: `count` outcome records (native/engine.h), new connections included, are in `records`. */
   init(onBatch: (count: number) => void): { records: Float64Array; hrNow: number };
   listen(host: string, port: number, backlog: number, reusePort: boolean, connectTimeoutMs: number, idleMs: number, lifetimeMs: number): number;
+  /**
+   * Checks `host:port` free (a bind without SO_REUSEPORT; 0 gets a concrete port) and holds it with
+   * that same socket, SO_REUSEPORT set and never listening, so workers bind beside it and nothing
+   * else can take it: [hold id, port]. Throws with the errno (EADDRINUSE, EINVAL…).
+   */
+  holdPort(host: string, port: number): [number, number];
+  releasePort(holdId: number): void;
   listenerPort(listenerId: number): number | undefined;
   listenerClose(listenerId: number): void;
   /** Bytes from / to the clients of the listener's live connections. */
