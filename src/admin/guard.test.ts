@@ -29,15 +29,20 @@ describe('admin token', () => {
     assert.ok(bearerMatches('Bearer from-a-file-0123456789', readAdminToken({ ...base, tokenFile: file }, {})!));
     assert.ok(bearerMatches('Bearer from-env', readAdminToken(base, { [TOKEN_ENV]: ' from-env ' })!));
   });
-  it('refuses an unreadable or empty file, an empty variable, or both set', () => {
+  it('refuses an unreadable or empty file, an empty variable, both set, or a token no client can send', () => {
     const dir = mkdtempSync(join(tmpdir(), 'l5d-token-'));
     const empty = join(dir, 'empty');
     writeFileSync(empty, '\n');
+    const twoLines = join(dir, 'two-lines');
+    writeFileSync(twoLines, 'first-line-0123456789\nsecond-line-0123456789\n');
     const cases: [Parameters<typeof readAdminToken>[0], Record<string, string>, RegExp][] = [
       [{ ...base, tokenFile: join(dir, 'missing') }, {}, /^admin\.tokenFile: cannot read .*missing: ENOENT$/],
       [{ ...base, tokenFile: empty }, {}, /^admin\.tokenFile: .*empty is empty$/],
       [base, { [TOKEN_ENV]: '  ' }, /LINKERD_TCP_ADMIN_TOKEN is set but empty/],
       [{ ...base, tokenFile: empty }, { [TOKEN_ENV]: 'x' }, /admin\.tokenFile: both/],
+      [base, { [TOKEN_ENV]: 'two words-0123456789' }, /^LINKERD_TCP_ADMIN_TOKEN: the admin token has whitespace/],
+      [base, { [TOKEN_ENV]: 'tab\there-0123456789' }, /^LINKERD_TCP_ADMIN_TOKEN: the admin token has whitespace/],
+      [{ ...base, tokenFile: twoLines }, {}, /^admin\.tokenFile: the admin token has whitespace/],
     ];
     for (const [config, env, want] of cases) {
       assert.throws(() => readAdminToken(config, env), (e: unknown) => e instanceof LinkerdTcpError && want.test(e.message));

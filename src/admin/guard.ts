@@ -23,14 +23,22 @@ export interface AdminToken {
 
 const sha256 = (s: string | Buffer): Buffer => createHash('sha256').update(s).digest();
 
+/**
+ * The token from `source`. One that a client cannot send (whitespace or control characters
+ * inside: `Authorization: Bearer` carries a single word) is a start error, not a token that
+ * never matches.
+ */
 export function adminToken(secret: string, source: string): AdminToken {
+  if (/[\s\x00-\x1f\x7f]/.test(secret)) {
+    throw new LinkerdTcpError('CONFIG_INVALID', `${source}: the admin token has whitespace or control characters inside; a client sends it as one word after "Authorization: Bearer"`);
+  }
   return { digest: sha256(secret), source, chars: secret.length, toJSON: () => '[redacted]' };
 }
 
 /**
  * The configured token, if any: the environment variable or admin.tokenFile (its content,
  * surrounding whitespace and the final newline trimmed). Both set, an unreadable or empty
- * file, or an empty variable are start errors naming where.
+ * file, an empty variable, or whitespace inside the token are start errors naming where.
  */
 export function readAdminToken(config: AdminConfig, env: Readonly<Record<string, string | undefined>>): AdminToken | undefined {
   const fromEnv = env[TOKEN_ENV];

@@ -59,7 +59,10 @@ export class ReloadRounds {
     this.send = send;
   }
 
-  /** Prepares `config` on every worker, then commits it on all, or aborts it on all and rejects with the workers' errors. */
+  /**
+   * Prepares `config` on every worker, then (after `beforeCommit`) commits it on all; or
+   * aborts it on all and rejects with the workers' errors, or with `beforeCommit`'s.
+   */
   async run(workers: readonly number[], config: Config, beforeCommit: () => Promise<void>): Promise<void> {
     const id = this.nextId++;
     const w = Promise.withResolvers<void>();
@@ -78,7 +81,12 @@ export class ReloadRounds {
       for (const worker of workers) this.send(worker, { type: 'reload-abort', id });
       throw new LinkerdTcpError('CONFIG_INVALID', [...new Set(round.errors)].join('\n'));
     }
-    await beforeCommit();
+    try {
+      await beforeCommit();
+    } catch (e) {
+      for (const worker of workers) this.send(worker, { type: 'reload-abort', id }); // none left prepared
+      throw e;
+    }
     for (const worker of workers) this.send(worker, { type: 'reload-commit', id });
   }
 

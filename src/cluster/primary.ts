@@ -132,7 +132,10 @@ export async function runPrimary(
         await rounds.run([...listening].filter((id) => live.has(id)), next, async () => {
           config = next;
           // Naming runs here for the workers: routers whose dtab, interpreter or namers changed get new interpreters.
-          await Promise.all(plan.routers.filter((r) => r.kind !== 'kept').map((r) => names.replace(r.label)));
+          // Every worker has prepared: a router whose new interpreter fails is logged, and the rest go ahead.
+          await Promise.all(plan.routers.filter((r) => r.kind !== 'kept').map((r) => names.replace(r.label).catch((e: unknown) => {
+            log.error({ rt: r.label, err: (e as Error).message }, 'reload: the router\'s new interpreter failed to start');
+          })));
         });
       } finally {
         await ports.keepOnly(config); // the ports of removed servers, or of a reload that did not go through
