@@ -13,7 +13,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log', 'reload', 'safe-text'],
   lifecycle: ['log'],
   check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'safe-text', 'server'],
-  cluster: ['admin', 'app', 'config', 'errors', 'health', 'interpreter', 'lifecycle', 'log', 'metrics', 'naming', 'reload', 'server'],
+  cluster: ['admin', 'app', 'config', 'engine', 'errors', 'health', 'interpreter', 'lifecycle', 'log', 'metrics', 'naming', 'reload', 'server'], // engine: the addon's port holds (ports.ts)
   app: ['admin', 'config', 'connector', 'engine', 'errors', 'health', 'interpreter', 'log', 'metrics', 'reload', 'router', 'server'],
   engine: ['balancer', 'config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'server', 'wire'], // the engine seam: native addon binding, native servers and connections, engine choice
   admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming', 'safe-text'],

@@ -111,10 +111,10 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
   // Scrapes that arrive while the workers' metrics are being gathered share that answer.
   let extraInFlight: Promise<string> | undefined;
   const metrics = (_req: IncomingMessage, res: ServerResponse): void => {
-    const own = opts.registry.render();
     const extra = opts.extraMetrics;
-    if (!extra) return send(res, 200, own, PROM_TYPE);
-    gathered(res, () => (extraInFlight ??= extra().finally(() => { extraInFlight = undefined; })).then((more) => send(res, 200, more + own, PROM_TYPE)));
+    if (!extra) return send(res, 200, opts.registry.render(), PROM_TYPE);
+    // Our own series are rendered once the workers' are in (a refused request renders nothing).
+    gathered(res, () => (extraInFlight ??= extra().finally(() => { extraInFlight = undefined; })).then((more) => send(res, 200, more + opts.registry.render(), PROM_TYPE)));
   };
   const ping = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, 'pong', TEXT_TYPE);
   let token: AdminToken | undefined;
