@@ -55,13 +55,22 @@ export class Lifecycle {
     if (this.draining) return;
     this.draining = true;
     const graceMs = this.opts.graceMs();
+    // The drain's synchronous part closes the listeners: 'shutting down' comes after it, so
+    // whoever reads that line finds new connections refused (before, a loaded machine could
+    // run the reader between the line and the close, and its connection was accepted).
+    let drained: Promise<number | void>;
+    try {
+      drained = this.opts.drain(graceMs);
+    } catch (e) {
+      drained = Promise.reject(e);
+    }
     this.opts.log.info({ signal: cause, graceSecs: graceMs / 1000 }, 'shutting down');
     // The hard deadline: whatever holds the drain up (a hung worker, a stuck socket), exit.
     this.hardTimer = setTimeout(() => {
       this.opts.log.error({ graceSecs: graceMs / 1000, marginMs: this.opts.marginMs }, 'drain deadline passed: exiting now');
       this.exitNow(EXIT.failed);
     }, graceMs + this.opts.marginMs);
-    this.opts.drain(graceMs).then(
+    drained.then(
       (code) => this.settle(code ?? EXIT.ok),
       (e: unknown) => {
         this.opts.log.error({ err: (e as Error).message }, 'drain failed: exiting now');

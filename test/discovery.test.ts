@@ -125,7 +125,8 @@ routers:
     const base = await adminUrl(p);
     assert.equal((await fetch(`${base}/ready`)).status, 503);
     nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: a.port }] });
-    await p.waitForLog((l) => l.msg === 'endpoint added');
+    // Every worker has it (with two, the primary's /ready waits for both).
+    await p.waitForCount((l) => l.msg === 'endpoint added', Number(TEST_WORKERS));
     assert.equal((await fetch(`${base}/ready`)).status, 200);
     nd.set('default', '/svc/app', { type: 'status', status: 500 });
     await p.waitForLog((l) => l.msg === 'namerd resolution failed' && /HTTP 500/.test(String(l['reason'])));

@@ -12,9 +12,13 @@ export type ReloadToWorker =
   | { readonly type: 'reload-prepare'; readonly id: number; readonly config: Config }
   | { readonly type: 'reload-commit'; readonly id: number }
   | { readonly type: 'reload-abort'; readonly id: number };
-export type ReloadToPrimary = { readonly type: 'reload-prepared'; readonly id: number; readonly error: string | null };
+export type ReloadToPrimary =
+  | { readonly type: 'reload-prepared'; readonly id: number; readonly error: string | null }
+  | { readonly type: 'reload-committed'; readonly id: number };
 
 const PREPARE_TIMEOUT_MS = 15_000;
+/** How long a commit waits for the workers to say it is in force (they commit synchronously). */
+const COMMIT_TIMEOUT_MS = 5_000;
 
 /**
  * `next` with concrete ports: kept and changed `port: 0` servers keep theirs; new ones are
@@ -53,6 +57,7 @@ interface Waiting {
 export class ReloadRounds {
   private nextId = 1;
   private readonly rounds = new Map<number, Waiting>();
+  private readonly commits = new Map<number, Waiting>();
   private readonly send: (worker: number, m: ReloadToWorker) => boolean;
 
   constructor(send: (worker: number, m: ReloadToWorker) => boolean) {
@@ -60,8 +65,9 @@ export class ReloadRounds {
   }
 
   /**
-   * Prepares `config` on every worker, then (after `beforeCommit`) commits it on all; or
-   * aborts it on all and rejects with the workers' errors, or with `beforeCommit`'s.
+   * Prepares `config` on every worker, then (after `beforeCommit`) commits it on all and
+   * waits until each says it is in force; or aborts it on all and rejects with the workers'
+   * errors, or with `beforeCommit`'s.
    */
   async run(workers: readonly number[], config: Config, beforeCommit: () => Promise<void>): Promise<void> {
     const id = this.nextId++;
@@ -87,18 +93,28 @@ export class ReloadRounds {
       for (const worker of workers) this.send(worker, { type: 'reload-abort', id }); // none left prepared
       throw e;
     }
-    for (const worker of workers) this.send(worker, { type: 'reload-commit', id });
+    // Resolved once every worker has it in force (removed listeners closed, new ones serving),
+    // so "config reloaded" is true when said; a worker that exits meanwhile no longer counts.
+    const c = Promise.withResolvers<void>();
+    const commit: Waiting = { workers: new Set(), errors: [], done: c.resolve };
+    for (const worker of workers) if (this.send(worker, { type: 'reload-commit', id })) commit.workers.add(worker);
+    if (commit.workers.size === 0) return;
+    this.commits.set(id, commit);
+    const ctimer = setTimeout(c.resolve, COMMIT_TIMEOUT_MS); // committed or not, each worker runs what it was sent
+    await c.promise;
+    clearTimeout(ctimer);
+    this.commits.delete(id);
   }
 
   onMessage(worker: number, m: ReloadToPrimary): void {
-    const round = this.rounds.get(m.id);
+    const round = (m.type === 'reload-prepared' ? this.rounds : this.commits).get(m.id);
     if (!round || !round.workers.delete(worker)) return;
-    if (m.error !== null) round.errors.push(m.error);
+    if (m.type === 'reload-prepared' && m.error !== null) round.errors.push(m.error);
     if (round.workers.size === 0) round.done();
   }
 
   /** A worker exited mid-round: it no longer counts (it restarts with whichever config is committed). */
   dropWorker(worker: number): void {
-    for (const round of this.rounds.values()) if (round.workers.delete(worker) && round.workers.size === 0) round.done();
+    for (const round of [...this.rounds.values(), ...this.commits.values()]) if (round.workers.delete(worker) && round.workers.size === 0) round.done();
   }
 }

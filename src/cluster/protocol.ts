@@ -28,7 +28,7 @@ export type ToPrimary =
   | HealthToPrimary
   | NamesToPrimary
   | SessionsToPrimary // watch/unwatch an endpoint's health (the primary checks once for all workers)
-  | ReloadToPrimary; // this worker prepared a reload (error null) or could not
+  | ReloadToPrimary; // this worker prepared a reload (error null) or could not, or has committed it
 
 /** /api/state's `workers` (several workers only): who is serving, and restarts that failed. */
 export interface WorkersState {

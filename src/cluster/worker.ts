@@ -89,6 +89,7 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
       }
       case 'reload-commit':
         prepared.commit(m.id);
+        send({ type: 'reload-committed', id: m.id }); // in force: the primary may now say so
         return;
       case 'reload-abort':
         void prepared.abort(m.id);

@@ -67,7 +67,9 @@ routers:
   servers: [{port: 0, dstName: /svc/app}]
 `);
     cleanup.push(() => dispose(proxy));
-    await proxy.waitForLog((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${a.port}`);
+    // With workers, each logs its endpoint changes: wait for every one of them, each time.
+    const workers = Number(TEST_WORKERS);
+    await proxy.waitForCount((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${a.port}`, workers);
     assert.equal(nd.requests.length, 1);
     assert.equal(nd.requests[0]!.watch, true);
 
@@ -83,15 +85,15 @@ routers:
     cleanup.push(() => nd.close());
     nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: b.port }] });
     const back = performance.now();
-    await proxy.waitForLog((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`, 15_000, 'the new answer after namerd is back');
+    await proxy.waitForCount((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`, workers, 15_000, 'the new answer after namerd is back');
     t.diagnostic(`${proxy.logs.filter(refusal).length} reconnects refused during the outage; the new answer followed ${Math.round(performance.now() - back)} ms after namerd came back`);
     assert.equal(nd.requests[0]?.watch, true, 'reconnected as a watch');
-    await proxy.waitForLog((l) => l.msg === 'endpoint removed' && l['endpoint'] === `127.0.0.1:${a.port}`);
+    await proxy.waitForCount((l) => l.msg === 'endpoint removed' && l['endpoint'] === `127.0.0.1:${a.port}`, workers);
     assert.equal(String(await exchange(p!, 'back')), 'back');
     assert.equal(b.accepted, 1);
     // And updates keep flowing on the new stream.
     nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: a.port }] });
-    await proxy.waitForCount((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${a.port}`, 2, 5000);
+    await proxy.waitForCount((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${a.port}`, 2 * workers, 5000);
     assert.equal(nd.requests.length, 1, 'pushed on the open stream, not polled');
   });
 
