@@ -1,6 +1,6 @@
 /* Port holds for the primary of several worker processes (src/cluster/ports.ts). A hold
  * checks that ip:port is free, by binding it without SO_REUSEPORT (which fails while
- * anything else has the port; port 0 gets a concrete one), then sets SO_REUSEPORT on that
+ * anything listens there or holds it; port 0 gets a concrete one), then sets SO_REUSEPORT on that
  * same bound socket and never listens on it. The workers' listeners (SO_REUSEPORT, same
  * user) bind beside it; connections only ever reach listening sockets; and nothing else,
  * an outgoing connection's ephemeral port included, can take the port between the check
@@ -49,7 +49,16 @@ int port_hold(engine_t *e, const char *host, int port, int *port_out) {
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
-  if (bind(fd, (struct sockaddr *)&ss, len) != 0) return fail(fd, errno);
+  /* Without SO_REUSEADDR first: then no other socket can bind beside the hold, whatever its
+   * options. Connections in TIME_WAIT on the port (a restart right after serving) refuse
+   * that bind, so on EADDRINUSE try again with SO_REUSEADDR, as libuv binds every listener:
+   * TIME_WAIT no longer counts, a socket listening there still does, and the hold still
+   * keeps outgoing connections and sockets without SO_REUSEADDR off the port. */
+  if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+    if (errno != EADDRINUSE) return fail(fd, errno);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) return fail(fd, errno);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) return fail(fd, errno);
+  }
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) return fail(fd, errno);
   int p = port_of(fd);
   if (p < 0) return fail(fd, -p);

@@ -1,8 +1,9 @@
 // Several worker processes (`workers: 2`): both serve the same port, the admin server sums
 // their metrics and state, a worker that dies is restarted, and SIGTERM drains them all.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { deadline, echo, startBackend, startProxy } from './support/harness.ts';
+import { deadline, deadPort, echo, startBackend, startProxy } from './support/harness.ts';
 import { roundTrip } from './support/client.ts';
 
 describe('workers', () => {
@@ -53,5 +54,32 @@ routers:
 
     p.proc.kill('SIGTERM');
     assert.equal(await deadline(15_000, 'exit', p.exited), 0);
+  });
+
+  it('start again on the same port right after serving, its connections still in TIME_WAIT there', { timeout: 60_000 }, async () => {
+    const b = await startBackend((s) => s.end('bye')); // the backend closes first, so the proxy closes its client first
+    cleanup.push(() => b.close());
+    const port = await deadPort();
+    const config = `
+workers: 2
+admin: {port: 0}
+routers:
+- label: w
+  dtab: /svc => /$/inet/127.0.0.1/${b.port};
+  servers:
+  - {port: ${port}, dstName: /svc}
+`;
+    const first = await startProxy(config);
+    cleanup.push(() => first.proxy.stop('SIGKILL'));
+    for (let i = 0; i < 10; i++) assert.equal(await roundTrip(port, 'hi'), 'bye');
+    first.proxy.proc.kill('SIGTERM');
+    assert.equal(await deadline(15_000, 'exit', first.proxy.exited), 0);
+    // TIME_WAIT (state 06) sockets on the port: what a plain bind (no SO_REUSEADDR) refuses.
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const timeWait = readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => l.split(/\s+/)[2]?.endsWith(`:${hex}`) && l.split(/\s+/)[4] === '06');
+    assert.ok(timeWait.length > 0, 'the first proxy left connections in TIME_WAIT on its port');
+    const again = await startProxy(config);
+    cleanup.push(() => again.proxy.stop('SIGKILL'));
+    assert.equal(await roundTrip(port, 'hi'), 'bye');
   });
 });

@@ -65,6 +65,23 @@ for (const [kind, binding] of [['native holds', native], ['node check only', und
 }
 
 describe('port book: native holds', () => {
+  it('a port whose last connections are in TIME_WAIT (a restart right after serving) is held again', async () => {
+    // The server closes first, so its side of each connection waits in TIME_WAIT on the port.
+    const server = createServer((c) => c.destroy());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    for (let i = 0; i < 5; i++) {
+      const c = connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      await once(c, 'close');
+    }
+    await closeServer(server);
+    const book = new PortBook(native);
+    assert.deepEqual(await book.claim([{ ip: '127.0.0.1', port, rt: 'r' }]), [port]);
+    await book.keepOnly(configWith([]));
+  });
+
   it('a held port takes workers (SO_REUSEPORT) beside it, refuses anyone else, never accepts itself, and is let go when the config drops it', async () => {
     const book = new PortBook(native);
     const pinned = await book.pin(configWith([{ ip: '127.0.0.1', port: 0 }, { ip: '127.0.0.1', port: 0 }]));
