@@ -180,7 +180,7 @@ export async function runPrimary(
       } else if (m.type === 'admin') (m.what === 'shutdown' ? lc.stop('admin') : lc.abort());
       else if (m.type === 'health-watch' || m.type === 'health-unwatch') health.onMessage(w.id, m, (r) => send(w, r));
       else if (m.type === 'names-watch' || m.type === 'names-unwatch') names.onMessage(w.id, m);
-      else if (m.type === 'session-set' || m.type === 'session-get') answerSessions(sessions, m, (r) => send(w, r));
+      else if (m.type === 'session-set' || m.type === 'session-get') answerSessions(sessions, m, (r) => send(w, r), (r) => { for (const o of live.values()) send(o, r); });
       else if (m.type === 'reload-prepared' || m.type === 'reload-committed') rounds.onMessage(w.id, m);
     });
     w.on('online', () => {

@@ -4,7 +4,7 @@
 // does not answer within LOOKUP_TIMEOUT_MS is a miss (a full handshake), never a hang.
 // Session data holds key material: it crosses IPC between our own processes only, and is
 // never logged.
-import type { SessionCache, SessionStore } from '../server/session-cache.ts';
+import { KnownIds, type SessionCache, type SessionStore } from '../server/session-cache.ts';
 
 export const LOOKUP_TIMEOUT_MS = 250;
 
@@ -12,27 +12,43 @@ export type SessionsToPrimary =
   | { readonly type: 'session-set'; readonly id: string; readonly data: Uint8Array }
   | { readonly type: 'session-get'; readonly id: string; readonly req: number };
 
-export type SessionsToWorker = { readonly type: 'session'; readonly req: number; readonly data: Uint8Array | null };
+export type SessionsToWorker =
+  | { readonly type: 'session'; readonly req: number; readonly data: Uint8Array | null }
+  // A session some worker stored: every worker learns its ID, so a lookup of any other ID
+  // (a TLS 1.3 client's random legacy session ID, on every full handshake) misses at once,
+  // without a round trip to the primary.
+  | { readonly type: 'session-known'; readonly id: string };
 
 export class RemoteSessions implements SessionStore {
   private readonly send: (m: SessionsToPrimary) => void;
   private readonly pending = new Map<number, { cb: (data: Buffer | undefined) => void; timer: NodeJS.Timeout }>();
   private nextReq = 1;
+  private readonly known: KnownIds;
 
-  constructor(send: (m: SessionsToPrimary) => void) {
+  constructor(send: (m: SessionsToPrimary) => void, known = new KnownIds()) {
     this.send = send;
+    this.known = known;
   }
 
   set(id: Buffer, data: Buffer): void {
-    this.send({ type: 'session-set', id: id.toString('hex'), data });
+    const key = id.toString('hex');
+    this.known.add(key);
+    this.send({ type: 'session-set', id: key, data });
+  }
+
+  /** The primary says some worker stored this session. */
+  learn(id: string): void {
+    this.known.add(id);
   }
 
   get(id: Buffer, cb: (data: Buffer | undefined) => void): void {
+    const key = id.toString('hex');
+    if (!this.known.has(key)) return cb(undefined); // no worker stored it: a miss, no round trip
     const req = this.nextReq++;
     const timer = setTimeout(() => this.answer(req, null), LOOKUP_TIMEOUT_MS);
     timer.unref();
     this.pending.set(req, { cb, timer });
-    this.send({ type: 'session-get', id: id.toString('hex'), req });
+    this.send({ type: 'session-get', id: key, req });
   }
 
   /** The primary's answer (or the timeout's miss). */
@@ -45,8 +61,10 @@ export class RemoteSessions implements SessionStore {
   }
 }
 
-/** The primary's side: stores a worker's session, or answers its lookup. */
-export function answerSessions(cache: SessionCache, m: SessionsToPrimary, reply: (m: SessionsToWorker) => void): void {
-  if (m.type === 'session-set') cache.put(m.id, Buffer.from(m.data));
-  else reply({ type: 'session', req: m.req, data: cache.lookup(m.id) ?? null });
+/** The primary's side: stores a worker's session and tells every worker its ID, or answers a lookup. */
+export function answerSessions(cache: SessionCache, m: SessionsToPrimary, reply: (m: SessionsToWorker) => void, tellAll: (m: SessionsToWorker) => void): void {
+  if (m.type === 'session-set') {
+    cache.put(m.id, Buffer.from(m.data));
+    tellAll({ type: 'session-known', id: m.id });
+  } else reply({ type: 'session', req: m.req, data: cache.lookup(m.id) ?? null });
 }

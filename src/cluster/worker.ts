@@ -73,6 +73,9 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
       case 'session':
         sessions.answer(m.req, m.data);
         return;
+      case 'session-known':
+        sessions.learn(m.id);
+        return;
       case 'resolution':
         names.deliver(m.rt, m.dst, m.resolution);
         return;

@@ -51,3 +51,55 @@ export class SessionCache implements SessionStore {
     return e.data;
   }
 }
+
+/**
+ * Whether OpenSSL's serialized session (`newSession`'s data: DER, SEQUENCE { INTEGER 1,
+ * INTEGER ssl_version, … }) is a TLS 1.3 one. Those resume by ticket only (stateless, with
+ * the shared ticket keys), never by session ID, so storing them only costs. Never throws:
+ * anything unexpected is "not 1.3" (and kept, as before).
+ */
+export function isTls13Session(der: Uint8Array): boolean {
+  if (der.length < 2 || der[0] !== 0x30) return false;
+  let at = 2;
+  const len = der[1]!;
+  if (len & 0x80) at += len & 0x7f; // long form: that many length bytes follow
+  // INTEGER 1 (the encoding's version), then INTEGER ssl_version (0x0304 for TLS 1.3).
+  if (der[at] !== 0x02 || der[at + 1] !== 0x01) return false;
+  at += 3;
+  if (der[at] !== 0x02) return false;
+  const n = der[at + 1]!;
+  if (n < 1 || n > 3 || at + 2 + n > der.length) return false;
+  let v = 0;
+  for (let i = 0; i < n; i++) v = v * 256 + der[at + 2 + i]!;
+  return v === 0x0304;
+}
+
+/** Session IDs (hex) known to be in a cache, bounded and expiring as the cache is. */
+export class KnownIds {
+  private readonly at = new Map<string, number>();
+  private readonly max: number;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: { max?: number; ttlMs?: number; now?: () => number } = {}) {
+    this.max = opts.max ?? 10_000;
+    this.ttlMs = opts.ttlMs ?? 300_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  add(key: string): void {
+    this.at.delete(key);
+    this.at.set(key, this.now());
+    while (this.at.size > this.max) this.at.delete(this.at.keys().next().value!);
+  }
+
+  has(key: string): boolean {
+    const t = this.at.get(key);
+    if (t === undefined) return false;
+    if (this.now() - t > this.ttlMs) {
+      this.at.delete(key);
+      return false;
+    }
+    return true;
+  }
+}

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, createServer, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ServerTlsConfig } from '../config/types.ts';
 import { identityFiles, type KeyPair, loadIdentity, loadTrust, POLICY } from '../connector/tls-policy.ts';
-import { SessionCache, type SessionStore } from './session-cache.ts';
+import { isTls13Session, SessionCache, type SessionStore } from './session-cache.ts';
 
 export type HandshakeFailure =
   | 'timeout' // no complete ClientHello or handshake within handshakeTimeoutMs
@@ -121,7 +121,7 @@ export class TlsTerminator {
       },
     });
     this.server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
-      this.sessions.set(id, data);
+      if (!isTls13Session(data)) this.sessions.set(id, data); // TLS 1.3 resumes by ticket only
       done();
     });
     this.server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
