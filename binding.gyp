@@ -3,6 +3,7 @@
     {
       "target_name": "linkerd_tcp_engine",
       "sources": [
+        "native/batch.c",
         "native/conn.c",
         "native/listener.c",
         "native/napi.c",

@@ -3,7 +3,7 @@
  * Everything runs on the environment's own libuv loop: no threads, no locks. Files by job:
  *   listener.c  listen/accept;           conn.c  connect, splice both ways, close;
  *   pipe-pool.c pooled kernel pipes;     timers.c  connect/idle/lifetime deadlines;
- *   napi.c      the JavaScript API and the outcome batch (accepts included);
+ *   napi.c      the JavaScript API;      batch.c   the outcome batch (accepts included), epoll;
  *   port-hold.c the primary's holds on its workers' ports.
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe only while bytes are in it; a port
@@ -158,8 +158,8 @@ void conn_attempt_failed(conn_t *c, int err);
 conn_t *conn_find(engine_t *e, double id);
 int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len); /* 0, or EINVAL: not an IP address */
 void conn_on_event(engine_t *e, uint64_t key, uint32_t events); /* one epoll event (napi.c reads the set) */
-void engine_live_changed(engine_t *e);
-void engine_fd_pressure(engine_t *e, int err);                /* notes EMFILE/ENFILE: accept one a turn for 1 s */                        /* refs/unrefs the epoll watcher */
+void engine_live_changed(engine_t *e);                        /* refs/unrefs the epoll watcher */
+void engine_fd_pressure(engine_t *e, int err);                /* notes EMFILE/ENFILE: accept one a turn for 1 s */
 void engine_arm_idle(engine_t *e);                            /* flushes records before the poll phase blocks */
 
 /* listener.c */
@@ -173,7 +173,8 @@ int port_hold(engine_t *e, const char *host, int port, int *port_out); /* the ho
 int port_release(engine_t *e, int id);                                /* 0, or an errno (ENOENT: no such hold) */
 void port_release_all(engine_t *e);
 
-/* napi.c: outcome records and calls into JavaScript */
+/* batch.c: outcome records, their flush to JavaScript, and the epoll set's reader */
 void out_record(engine_t *e, int kind, double id, double a, double b, double c, double d);
+void engine_on_epoll(uv_poll_t *h, int status, int events);
 
 #endif
