@@ -1,7 +1,9 @@
 // Several worker processes (`workers: 2`): both serve the same port, the admin server sums
 // their metrics and state, a worker that dies is restarted, and SIGTERM drains them all.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { deadline, deadPort, echo, startBackend, startProxy } from './support/harness.ts';
 import { roundTrip } from './support/client.ts';
@@ -71,7 +73,15 @@ routers:
 `;
     const first = await startProxy(config);
     cleanup.push(() => first.proxy.stop('SIGKILL'));
-    for (let i = 0; i < 10; i++) assert.equal(await roundTrip(port, 'hi'), 'bye');
+    // The client sends nothing and closes only after the proxy's FIN: the proxy closes first.
+    const hear = async (): Promise<string> => {
+      const c = connect(port, '127.0.0.1');
+      let got = '';
+      c.on('data', (d: Buffer) => { got += d.toString(); });
+      await deadline(5000, 'the backend\'s bye', once(c, 'close'));
+      return got;
+    };
+    for (let i = 0; i < 10; i++) assert.equal(await hear(), 'bye');
     first.proxy.proc.kill('SIGTERM');
     assert.equal(await deadline(15_000, 'exit', first.proxy.exited), 0);
     // TIME_WAIT (state 06) sockets on the port: what a plain bind (no SO_REUSEADDR) refuses.
@@ -80,6 +90,6 @@ routers:
     assert.ok(timeWait.length > 0, 'the first proxy left connections in TIME_WAIT on its port');
     const again = await startProxy(config);
     cleanup.push(() => again.proxy.stop('SIGKILL'));
-    assert.equal(await roundTrip(port, 'hi'), 'bye');
+    assert.equal(await hear(), 'bye');
   });
 });
