@@ -165,6 +165,7 @@ void engine_arm_idle(engine_t *e);                            /* flushes records
 /* listener.c */
 listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err);
 void listener_close(listener_t *l);
+int listener_close_draining(listener_t *l); /* accepts what is queued (records), then closes: how many */
 void listener_unref(listener_t *l); /* a conn of this listener closed */
 int listener_port(listener_t *l);
 

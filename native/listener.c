@@ -1,7 +1,8 @@
 /* A listening socket on the loop: bind (SO_REUSEPORT when worker processes share the port;
  * the primary checked that the port was free first; TCP_NODELAY, which accepted sockets
  * inherit), accept in bursts, and report each new connection as an OUT_ACCEPTED record of
- * the loop turn's batch (napi.c), on which JavaScript routes it or closes it.
+ * the loop turn's batch (batch.c), on which JavaScript routes it or closes it. Closed by
+ * JavaScript (drain, reload), it first accepts what is queued, so nothing queued is reset.
  * Ownership: the listener owns its fd until listener_close(), which unregisters the poll
  * handle before closing the fd; accepted fds belong to their conn from conn_new() on (or
  * are closed here if no conn could be made). Out of descriptors (EMFILE/ENFILE), the
@@ -22,6 +23,7 @@
 #define ACCEPT_BURST 64
 #define PAUSE_MS 100
 #define REFUSE_BURST 1024
+#define DRAIN_MAX 4096 /* connections accepted from the queue of a listener JavaScript closes */
 
 static void on_accept(uv_poll_t *h, int status, int events);
 
@@ -114,6 +116,38 @@ static void on_accept(uv_poll_t *h, int status, int events) {
     /* JavaScript hears of it in the loop turn's batch, with the other records: no call per accept. */
     out_record(e, OUT_ACCEPTED, c->id, l->id, 0, 0, 0);
   }
+}
+
+/* Before the fd closes: accepts what the kernel already queued on it (bounded), each an
+ * OUT_ACCEPTED record as in on_accept, so those clients are served rather than reset: with
+ * SO_REUSEPORT the kernel does not hand a closing listener's queue to the other listeners
+ * (unless net.ipv4.tcp_migrate_req is set). Stops at an empty queue or at any error (what
+ * is left is reset, as without this). Returns how many were accepted. */
+static int accept_queued(listener_t *l) {
+  engine_t *e = l->e;
+  int n = 0;
+  while (n < DRAIN_MAX) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      engine_fd_pressure(e, errno);
+      break;
+    }
+    conn_t *c = conn_new(e, l, fd);
+    if (!c) {
+      if (close(fd) != 0) errno = 0;
+      break;
+    }
+    out_record(e, OUT_ACCEPTED, c->id, l->id, 0, 0, 0);
+    n++;
+  }
+  return n;
+}
+
+int listener_close_draining(listener_t *l) {
+  int n = l->fd >= 0 && !l->closing ? accept_queued(l) : 0;
+  listener_close(l);
+  return n;
 }
 
 listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err) {

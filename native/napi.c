@@ -175,11 +175,12 @@ static napi_value js_listener_port(napi_env env, napi_callback_info info) {
   return p < 0 ? throw_errno(env, -p, "getsockname") : num(env, p);
 }
 
+/* listenerClose(id) → how many queued connections it accepted before closing (their
+ * OUT_ACCEPTED records come in this loop turn's batch); 0 for an unknown or closed one. */
 static napi_value js_listener_close(napi_env env, napi_callback_info info) {
   ARGS(1)
   listener_t *l = listener_arg(env, e, argv[0]);
-  if (l && !l->closing) listener_close(l);
-  return undef(env);
+  return num(env, l && !l->closing ? listener_close_draining(l) : 0);
 }
 
 /* Bytes from / to the clients of the listener's live connections. */

@@ -209,6 +209,40 @@ describe('native addon', { skip: load.kind !== 'loaded' ? 'addon not built' : fa
     assert.equal(Buffer.concat(got).toString(), 'body');
   });
 
+  it('closing a listener accepts what the kernel queued on it first: beside a SO_REUSEPORT twin, no queued client is reset', async () => {
+    const be = await backend(echo);
+    const closes: Promise<unknown>[] = [];
+    const route = (id: number): void => {
+      const { h, ev } = handler();
+      eng.conns.set(id, h);
+      closes.push(ev.closed);
+      assert.equal(b.connect(id, '127.0.0.1', be.port, 0), 0);
+    };
+    const l1 = b.listen('127.0.0.1', 0, 1024, true, 0, 0, 0);
+    const port = b.listenerPort(l1)!;
+    const l2 = b.listen('127.0.0.1', port, 1024, true, 0, 0, 0);
+    for (const l of [l1, l2]) eng.listeners.set(l, { accept: route, acceptError: () => {} });
+    cleanup.push(() => { b.listenerClose(l1); eng.listeners.delete(l1); eng.listeners.delete(l2); });
+    const n = 200;
+    const answers = Array.from({ length: n }, (_, i) => new Promise<string>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      let got = '';
+      s.on('connect', () => s.end(`c${i}`));
+      s.on('data', (d: Buffer) => { got += d.toString(); });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      s.on('close', () => resolve(got));
+    }));
+    // Node connects to an IP on the next tick; on loopback the kernel finishes each handshake
+    // in the connect call and queues it on one of the two listeners. The engine accepts in
+    // the poll phase, which has not come yet: close one listener with its queue full.
+    await new Promise<void>((r) => process.nextTick(r));
+    const taken = b.listenerClose(l2);
+    assert.ok(taken > 0 && taken < n, `the kernel queued some on each listener (${taken} of ${n} on the one closed)`);
+    const got = await deadline(10_000, 'every client answered', Promise.all(answers));
+    assert.deepEqual(got.filter((g, i) => g !== `c${i}`), [], 'none reset: each got its echo');
+    await deadline(10_000, 'engine records', Promise.all(closes));
+  });
+
   it('leaves no connection or pipe behind', async () => {
     await new Promise((r) => setImmediate(r));
     const [live, inUse] = b.stats();

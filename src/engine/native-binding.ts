@@ -19,7 +19,11 @@ export interface NativeBinding {
   holdPort(host: string, port: number): [number, number];
   releasePort(holdId: number): void;
   listenerPort(listenerId: number): number | undefined;
-  listenerClose(listenerId: number): void;
+  /**
+   * Closes the listener after accepting what the kernel had queued on it (served, not reset):
+   * how many, whose accepts arrive in this loop turn's batch.
+   */
+  listenerClose(listenerId: number): number;
   /** Bytes from / to the clients of the listener's live connections. */
   listenerBytes(listenerId: number): [number, number];
   /** 0, or an errno: ENOENT (no such connection), EBUSY (not waiting for a connect), EINVAL (not an IP address). */

@@ -36,6 +36,10 @@ export class NativeServer implements NativeServerSide {
   private readonly accessLog: Logger;
   private readonly reusePort: boolean;
   private listener: number | undefined;
+  /** stopAccepting ran; `lateAccepts` connections it took from the kernel's queue are still to arrive. */
+  private stopped = false;
+  private lateAccepts = 0;
+  private lateArrived: (() => void) | undefined;
   private closedRx = 0;
   private closedTx = 0;
   private drained: (() => void) | undefined;
@@ -119,6 +123,7 @@ export class NativeServer implements NativeServerSide {
   }
 
   private accept(id: number): void {
+    if (this.stopped && this.lateAccepts > 0 && --this.lateAccepts === 0) queueMicrotask(() => this.lateArrived?.());
     this.metrics.accepts.value++;
     if (this.live.size >= this.config.maxConcurrency) {
       this.metrics.rejected.value++;
@@ -158,7 +163,10 @@ export class NativeServer implements NativeServerSide {
   }
 
   stopAccepting(): void {
-    if (this.listener !== undefined) this.binding.listenerClose(this.listener);
+    if (this.listener === undefined || this.stopped) return;
+    this.stopped = true;
+    // What the kernel had queued is accepted first (not reset); those accepts come in this loop turn's batch.
+    this.lateAccepts = this.binding.listenerClose(this.listener);
   }
 
   close(): void {
@@ -167,6 +175,16 @@ export class NativeServer implements NativeServerSide {
 
   /** Waits until every connection has closed, or `deadlineMs` (epoch ms), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
+    // The connections accepted from the queue at stopAccepting are served like the others.
+    if (this.lateAccepts > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.lateArrived = resolve;
+        timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now())); // they come this loop turn; bounded all the same
+      });
+      clearTimeout(timer);
+      this.lateArrived = undefined;
+    }
     if (this.live.size > 0) {
       const done = new Promise<void>((resolve) => (this.drained = resolve));
       let timer: NodeJS.Timeout | undefined;
