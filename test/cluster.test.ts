@@ -86,7 +86,9 @@ routers:
     assert.equal(await deadline(15_000, 'exit', first.proxy.exited), 0);
     // TIME_WAIT (state 06) sockets on the port: what a plain bind (no SO_REUSEADDR) refuses.
     const hex = port.toString(16).toUpperCase().padStart(4, '0');
-    const timeWait = readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => l.split(/\s+/)[2]?.endsWith(`:${hex}`) && l.split(/\s+/)[4] === '06');
+    // Fields: sl, local, remote, state (sl is right-aligned in 4 columns, wider past 9999 sockets).
+    const timeWait = readFileSync('/proc/net/tcp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/))
+      .filter((f) => f[1]?.endsWith(`:${hex}`) && f[3] === '06');
     assert.ok(timeWait.length > 0, 'the first proxy left connections in TIME_WAIT on its port');
     const again = await startProxy(config);
     cleanup.push(() => again.proxy.stop('SIGKILL'));
