@@ -4,7 +4,7 @@
 // does not answer within LOOKUP_TIMEOUT_MS is a miss (a full handshake), never a hang.
 // Session data holds key material: it crosses IPC between our own processes only, and is
 // never logged.
-import { KnownIds, type SessionCache, type SessionStore } from '../server/session-cache.ts';
+import { ExpiringLru, type SessionCache, type SessionStore } from '../server/session-cache.ts';
 
 export const LOOKUP_TIMEOUT_MS = 250;
 
@@ -23,27 +23,28 @@ export class RemoteSessions implements SessionStore {
   private readonly send: (m: SessionsToPrimary) => void;
   private readonly pending = new Map<number, { cb: (data: Buffer | undefined) => void; timer: NodeJS.Timeout }>();
   private nextReq = 1;
-  private readonly known: KnownIds;
+  /** IDs some worker stored, bounded and expiring as the primary's cache is. */
+  private readonly known: ExpiringLru<true>;
 
-  constructor(send: (m: SessionsToPrimary) => void, known = new KnownIds()) {
+  constructor(send: (m: SessionsToPrimary) => void, known = new ExpiringLru<true>()) {
     this.send = send;
     this.known = known;
   }
 
   set(id: Buffer, data: Buffer): void {
     const key = id.toString('hex');
-    this.known.add(key);
+    this.known.put(key, true);
     this.send({ type: 'session-set', id: key, data });
   }
 
   /** The primary says some worker stored this session. */
   learn(id: string): void {
-    this.known.add(id);
+    this.known.put(id, true);
   }
 
   get(id: Buffer, cb: (data: Buffer | undefined) => void): void {
     const key = id.toString('hex');
-    if (!this.known.has(key)) return cb(undefined); // no worker stored it: a miss, no round trip
+    if (!this.known.lookup(key)) return cb(undefined); // no worker stored it: a miss, no round trip
     const req = this.nextReq++;
     const timer = setTimeout(() => this.answer(req, null), LOOKUP_TIMEOUT_MS);
     timer.unref();

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { connect, createServer } from 'node:tls';
-import { isTls13Session, KnownIds, SessionCache } from './session-cache.ts';
+import { ExpiringLru, isTls13Session, SessionCache } from './session-cache.ts';
 
 it('session cache: finds a session by id, forgets it after ttlMs, and keeps at most `max` (least recent out)', () => {
   let now = 0;
@@ -58,13 +58,13 @@ describe('isTls13Session', () => {
   });
 });
 
-it('known ids: bounded (least recent out) and expiring like the cache', () => {
+it('expiring lru: bounded (least recent out) and expiring, whatever it holds', () => {
   let now = 0;
-  const k = new KnownIds({ max: 2, ttlMs: 1000, now: () => now });
-  k.add('a');
-  k.add('b');
-  k.add('c');
-  assert.deepEqual([k.has('a'), k.has('b'), k.has('c')], [false, true, true]);
+  const k = new ExpiringLru<true>({ max: 2, ttlMs: 1000, now: () => now });
+  k.put('a', true);
+  k.put('b', true);
+  k.put('c', true);
+  assert.deepEqual([k.lookup('a'), k.lookup('b'), k.lookup('c')], [undefined, true, true]);
   now = 1001;
-  assert.equal(k.has('c'), false);
+  assert.equal(k.lookup('c'), undefined);
 });

@@ -10,8 +10,9 @@ export interface SessionStore {
   get(id: Buffer, cb: (data: Buffer | undefined) => void): void;
 }
 
-export class SessionCache implements SessionStore {
-  private readonly entries = new Map<string, { data: Buffer; at: number }>();
+/** A bounded map whose entries expire: least recently set out past `max`, gone after `ttlMs`. */
+export class ExpiringLru<V> {
+  private readonly entries = new Map<string, { value: V; at: number }>();
   private readonly max: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -26,29 +27,31 @@ export class SessionCache implements SessionStore {
     return this.entries.size;
   }
 
-  set(id: Buffer, data: Buffer): void {
-    this.put(id.toString('hex'), data);
-  }
-
-  get(id: Buffer, cb: (data: Buffer | undefined) => void): void {
-    cb(this.lookup(id.toString('hex')));
-  }
-
-  /** By hex id (what crosses IPC). */
-  put(key: string, data: Buffer): void {
+  put(key: string, value: V): void {
     this.entries.delete(key); // re-inserted last: the most recent
-    this.entries.set(key, { data, at: this.now() });
+    this.entries.set(key, { value, at: this.now() });
     while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
   }
 
-  lookup(key: string): Buffer | undefined {
+  lookup(key: string): V | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
     if (this.now() - e.at > this.ttlMs) {
       this.entries.delete(key);
       return undefined;
     }
-    return e.data;
+    return e.value;
+  }
+}
+
+/** Sessions by hex id (what crosses IPC as `put`/`lookup`). */
+export class SessionCache extends ExpiringLru<Buffer> implements SessionStore {
+  set(id: Buffer, data: Buffer): void {
+    this.put(id.toString('hex'), data);
+  }
+
+  get(id: Buffer, cb: (data: Buffer | undefined) => void): void {
+    cb(this.lookup(id.toString('hex')));
   }
 }
 
@@ -72,34 +75,4 @@ export function isTls13Session(der: Uint8Array): boolean {
   let v = 0;
   for (let i = 0; i < n; i++) v = v * 256 + der[at + 2 + i]!;
   return v === 0x0304;
-}
-
-/** Session IDs (hex) known to be in a cache, bounded and expiring as the cache is. */
-export class KnownIds {
-  private readonly at = new Map<string, number>();
-  private readonly max: number;
-  private readonly ttlMs: number;
-  private readonly now: () => number;
-
-  constructor(opts: { max?: number; ttlMs?: number; now?: () => number } = {}) {
-    this.max = opts.max ?? 10_000;
-    this.ttlMs = opts.ttlMs ?? 300_000;
-    this.now = opts.now ?? Date.now;
-  }
-
-  add(key: string): void {
-    this.at.delete(key);
-    this.at.set(key, this.now());
-    while (this.at.size > this.max) this.at.delete(this.at.keys().next().value!);
-  }
-
-  has(key: string): boolean {
-    const t = this.at.get(key);
-    if (t === undefined) return false;
-    if (this.now() - t > this.ttlMs) {
-      this.at.delete(key);
-      return false;
-    }
-    return true;
-  }
 }
