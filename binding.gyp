@@ -7,6 +7,7 @@
         "native/conn.c",
         "native/listener.c",
         "native/napi.c",
+        "native/peek.c",
         "native/pipe-pool.c",
         "native/port-hold.c",
         "native/timers.c"

@@ -1,7 +1,7 @@
 /* One proxied connection: the non-blocking connect to the address JavaScript chose, then
  * splice both ways through pooled pipes, half-close (EOF read one way → shutdown(SHUT_WR)
  * the other way while the other direction flows), exact byte counts, a close reason.
- * It never looks at the bytes (except MSG_PEEK on request, handed to JavaScript as is).
+ * It never looks at the bytes (peek.c peeks on request and hands them to JavaScript as is).
  * I/O readiness comes from the engine's own epoll set, level-triggered: each socket is
  * added once, its interest changed (EPOLL_CTL_MOD) only when it changes, and close()
  * takes it out; the key carries the slot, its generation and the attempt, so an event of
@@ -126,8 +126,7 @@ static uint64_t key_of(const conn_t *c, int backend) {
 }
 
 /* Sets a socket's interest: ADD the first time, MOD when it changes, DEL for WATCH_DONE. */
-#define WATCH_DONE 0x80000000u
-static int watch(conn_t *c, int backend, uint32_t events) {
+int conn_watch(conn_t *c, int backend, uint32_t events) {
   int fd = backend ? c->bfd : c->cfd;
   uint32_t *cur = backend ? &c->bev : &c->cev;
   if (*cur == events) return 0;
@@ -144,8 +143,6 @@ static int watch(conn_t *c, int backend, uint32_t events) {
   *cur = events;
   return 0;
 }
-/* Interest values are never 0 once added (0 means "not in the set"): EPOLLERR stands for "nothing". */
-#define NOTHING EPOLLERR
 
 void conn_close(conn_t *c, int reason, int err, int report) {
   if (c->state == S_CLOSED) return;
@@ -287,8 +284,8 @@ static void drive(conn_t *c) {
     : (!hdr_left && c->up.want_r ? EPOLLIN : 0) | (c->down.want_w ? EPOLLOUT : 0);
   uint32_t bev = c->down.eof && c->up.shut ? WATCH_DONE
     : (c->down.want_r ? EPOLLIN : 0) | (hdr_left || c->up.want_w ? EPOLLOUT : 0);
-  int r = watch(c, 0, cev ? cev : NOTHING);
-  if (r == 0) r = watch(c, 1, bev ? bev : NOTHING);
+  int r = conn_watch(c, 0, cev ? cev : NOTHING);
+  if (r == 0) r = conn_watch(c, 1, bev ? bev : NOTHING);
   if (r != 0) conn_close(c, R_LOCAL, r, 1);
 }
 
@@ -319,38 +316,6 @@ static void connected(conn_t *c) {
   drive(c); /* reads what is there and sets both sockets' interest */
 }
 
-static int set_lowat(conn_t *c, int v) {
-  if (setsockopt(c->cfd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) != 0) return errno;
-  c->lowat = v > 1;
-  return 0;
-}
-
-/* Peeks what the client sent; reports it once peek_min bytes are there, or at EOF or error.
- * `events`: what epoll said (0 for the call from conn_peek). */
-static void peek_now(conn_t *c, uint32_t events) {
-  ssize_t n = recv(c->cfd, c->peeked, c->peek_max, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EINTR) return; /* the next EPOLLIN */
-    conn_close(c, R_CLIENT_ERROR, errno, 1);
-    return;
-  }
-  int eof = n == 0;
-  if (n > 0 && (size_t)n < c->peek_min) {
-    /* Not yet what JavaScript asked for: SO_RCVLOWAT wakes us when it is, a FIN at once. */
-    if (!(events & (EPOLLRDHUP | EPOLLHUP))) return;
-    eof = 1;
-  }
-  c->peeked_len = (size_t)n;
-  c->state = S_WAITING;
-  if (c->lowat && set_lowat(c, 1) != 0) {
-    conn_close(c, R_LOCAL, errno, 1); /* splice's readiness would wait for the old mark */
-    return;
-  }
-  if (watch(c, 0, NOTHING) != 0) errno = 0; /* quiet until connected; a failed MOD only costs wakeups */
-  out_record(c->e, OUT_PEEKED, c->id, (double)n, eof, 0, 0);
-  timers_arm(c);
-}
-
 /* One epoll event: find the conn (dropping stale keys) and move what can be moved. */
 void conn_on_event(engine_t *e, uint64_t key, uint32_t events) {
   uint32_t slot = (uint32_t)(key >> 33), gen = (uint32_t)((key >> 9) & 0xffffff);
@@ -378,7 +343,7 @@ void conn_on_event(engine_t *e, uint64_t key, uint32_t events) {
       return;
     }
   } else if (c->state == S_PEEKING) {
-    peek_now(c, events);
+    conn_peek_ready(c, events);
     return;
   }
   if (c->state == S_OPEN) {
@@ -400,58 +365,7 @@ void conn_on_event(engine_t *e, uint64_t key, uint32_t events) {
       return;
     }
   }
-  if (watch(c, 0, NOTHING) != 0) errno = 0; /* quiet until connected (level-triggered would repeat) */
-}
-
-int conn_watch_leave(conn_t *c) {
-  if (c->state != S_WAITING) return EBUSY;
-  return watch(c, 0, EPOLLRDHUP);
-}
-
-int conn_peek(conn_t *c, size_t max, size_t min) {
-  if (c->state != S_WAITING || max == 0 || max > PEEK_MAX || min > max) return EINVAL;
-  if (c->peek_max < max || !c->peeked) {
-    uint8_t *buf = realloc(c->peeked, max);
-    if (!buf) return ENOMEM;
-    c->peeked = buf;
-  }
-  c->peeked_len = 0;
-  c->peek_max = max;
-  c->peek_min = min ? min : 1;
-  /* Waiting for more than one byte: readiness (epoll) says when they are there, no re-peek pause. */
-  if (c->peek_min > 1) {
-    int r = set_lowat(c, (int)c->peek_min);
-    if (r != 0) return r;
-  }
-  int r = watch(c, 0, EPOLLIN | EPOLLRDHUP);
-  if (r != 0) return r;
-  c->state = S_PEEKING;
-  timers_arm(c);
-  /* Whatever is readable now is reported at once, as a level-triggered poll would. */
-  if (c->peek_min <= 1) peek_now(c, 0);
-  return 0;
-}
-
-/* Consumes the first n bytes of the client's stream (a header JavaScript parsed from a peek):
- * they are already in the socket, so recv never waits; each return is checked, and the
- * bytes are read into a bounded stack buffer and dropped. Counted as bytes from the client. */
-int conn_drop(conn_t *c, size_t n) {
-  if (c->state != S_WAITING || n == 0 || n > PEEK_MAX) return EINVAL;
-  uint8_t buf[2048];
-  size_t left = n;
-  while (left > 0) {
-    ssize_t r = recv(c->cfd, buf, left < sizeof(buf) ? left : sizeof(buf), MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno; /* EAGAIN included: fewer bytes than peeked cannot be */
-    }
-    if (r == 0) return ECONNRESET;
-    left -= (size_t)r;
-  }
-  c->up.in += n;
-  c->l->rx += n;
-  c->peeked_len = 0;
-  return 0;
+  if (conn_watch(c, 0, NOTHING) != 0) errno = 0; /* quiet until connected (level-triggered would repeat) */
 }
 
 int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
@@ -513,7 +427,7 @@ int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, con
     conn_attempt_failed(c, errno);
     return 0;
   }
-  int r = watch(c, 1, EPOLLOUT);
+  int r = conn_watch(c, 1, EPOLLOUT);
   if (r != 0) conn_attempt_failed(c, r);
   return 0;
 }

@@ -4,7 +4,7 @@
  *   listener.c  listen/accept;           conn.c  connect, splice both ways, close;
  *   pipe-pool.c pooled kernel pipes;     timers.c  connect/idle/lifetime deadlines;
  *   napi.c      the JavaScript API;      batch.c   the outcome batch (accepts included), epoll;
- *   port-hold.c the primary's holds on its workers' ports.
+ *   peek.c      a client before its backend; port-hold.c the primary's holds on its workers' ports.
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe only while bytes are in it; a port
  * hold owns its fd until released. */
@@ -16,6 +16,7 @@
 #include <uv.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -150,17 +151,20 @@ void timers_on_fire(uv_timer_t *t);
 /* conn.c */
 conn_t *conn_new(engine_t *e, listener_t *l, int cfd);
 int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len);
-int conn_peek(conn_t *c, size_t max, size_t min); /* min > 1: wait (SO_RCVLOWAT) until that many are readable */
-int conn_drop(conn_t *c, size_t n);             /* consumes n bytes JavaScript parsed as a header; 0 or an errno */
-int conn_watch_leave(conn_t *c); /* while waiting: close (client_error) if the client leaves */
+int conn_watch(conn_t *c, int backend, uint32_t events); /* a socket's epoll interest; 0 or an errno */
+#define WATCH_DONE 0x80000000u /* conn_watch: out of the set for good */
+#define NOTHING EPOLLERR       /* conn_watch: in the set, waiting for nothing (0 means "not in the set") */
 void conn_close(conn_t *c, int reason, int err, int report);
 void conn_attempt_failed(conn_t *c, int err);
 conn_t *conn_find(engine_t *e, double id);
 int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len); /* 0, or EINVAL: not an IP address */
 void conn_on_event(engine_t *e, uint64_t key, uint32_t events); /* one epoll event (napi.c reads the set) */
-void engine_live_changed(engine_t *e);                        /* refs/unrefs the epoll watcher */
-void engine_fd_pressure(engine_t *e, int err);                /* notes EMFILE/ENFILE: accept one a turn for 1 s */
-void engine_arm_idle(engine_t *e);                            /* flushes records before the poll phase blocks */
+
+/* peek.c */
+int conn_peek(conn_t *c, size_t max, size_t min); /* min > 1: wait (SO_RCVLOWAT) until that many are readable */
+int conn_drop(conn_t *c, size_t n);             /* consumes n bytes JavaScript parsed as a header; 0 or an errno */
+int conn_watch_leave(conn_t *c); /* while waiting: close (client_error) if the client leaves */
+void conn_peek_ready(conn_t *c, uint32_t events); /* an epoll event (0: the first look) while peeking */
 
 /* listener.c */
 listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err);
@@ -177,5 +181,8 @@ void port_release_all(engine_t *e);
 /* batch.c: outcome records, their flush to JavaScript, and the epoll set's reader */
 void out_record(engine_t *e, int kind, double id, double a, double b, double c, double d);
 void engine_on_epoll(uv_poll_t *h, int status, int events);
+void engine_live_changed(engine_t *e);                        /* refs/unrefs the epoll watcher */
+void engine_fd_pressure(engine_t *e, int err);                /* notes EMFILE/ENFILE: accept one a turn for 1 s */
+void engine_arm_idle(engine_t *e);                            /* flushes records before the poll phase blocks */
 
 #endif
