@@ -172,6 +172,7 @@ void listener_close(listener_t *l);
 int listener_close_draining(listener_t *l); /* accepts what is queued (records), then closes: how many */
 void listener_unref(listener_t *l); /* a conn of this listener closed */
 int listener_port(listener_t *l);
+int sock_port(int fd);         /* the port a socket is bound to, or -errno */
 
 /* port-hold.c: the primary holds each server's port for its workers */
 int port_hold(engine_t *e, const char *host, int port, int *port_out); /* the hold's id, or -errno */

@@ -82,6 +82,18 @@ static int refuse_queued(listener_t *l) {
   return n;
 }
 
+/* An accepted fd becomes a conn, reported in the loop turn's batch (OUT_ACCEPTED: no call
+ * into JavaScript per accept); 0 if no conn could be made, the fd closed. */
+static int hand_over(listener_t *l, int fd) {
+  conn_t *c = conn_new(l->e, l, fd);
+  if (!c) {
+    if (close(fd) != 0) errno = 0;
+    return 0;
+  }
+  out_record(l->e, OUT_ACCEPTED, c->id, l->id, 0, 0, 0);
+  return 1;
+}
+
 static void on_accept(uv_poll_t *h, int status, int events) {
   listener_t *l = h->data;
   engine_t *e = l->e;
@@ -107,14 +119,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
       return;
     }
     /* TCP_NODELAY comes from the listener (Linux copies it to accepted sockets). */
-    conn_t *c = conn_new(e, l, fd);
-    if (!c) {
-      if (close(fd) != 0) errno = 0;
-      out_record(e, OUT_ACCEPT_ERROR, l->id, ENOMEM, 0, 0, 0);
-      continue;
-    }
-    /* JavaScript hears of it in the loop turn's batch, with the other records: no call per accept. */
-    out_record(e, OUT_ACCEPTED, c->id, l->id, 0, 0, 0);
+    if (!hand_over(l, fd)) out_record(e, OUT_ACCEPT_ERROR, l->id, ENOMEM, 0, 0, 0);
   }
 }
 
@@ -133,12 +138,7 @@ static int accept_queued(listener_t *l) {
       engine_fd_pressure(e, errno);
       break;
     }
-    conn_t *c = conn_new(e, l, fd);
-    if (!c) {
-      if (close(fd) != 0) errno = 0;
-      break;
-    }
-    out_record(e, OUT_ACCEPTED, c->id, l->id, 0, 0, 0);
+    if (!hand_over(l, fd)) break;
     n++;
   }
   return n;
@@ -199,12 +199,16 @@ listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, 
   return l;
 }
 
-int listener_port(listener_t *l) {
+int sock_port(int fd) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
-  if (getsockname(l->fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
   if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
   return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+int listener_port(listener_t *l) {
+  return sock_port(l->fd);
 }
 
 void listener_close(listener_t *l) {

@@ -11,18 +11,9 @@
  * the socket is closed here before returning. */
 #include "engine.h"
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static int port_of(int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof(ss);
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
-  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
 
 static int fail(int fd, int err) {
   if (close(fd) != 0) errno = 0;
@@ -60,7 +51,7 @@ int port_hold(engine_t *e, const char *host, int port, int *port_out) {
     if (bind(fd, (struct sockaddr *)&ss, len) != 0) return fail(fd, errno);
   }
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) return fail(fd, errno);
-  int p = port_of(fd);
+  int p = sock_port(fd);
   if (p < 0) return fail(fd, -p);
   e->holds[slot] = fd;
   *port_out = p;

@@ -71,21 +71,14 @@ export class ReloadRounds {
    */
   async run(workers: readonly number[], config: Config, beforeCommit: () => Promise<void>): Promise<void> {
     const id = this.nextId++;
-    const w = Promise.withResolvers<void>();
-    const round: Waiting = { workers: new Set(workers), errors: [], done: w.resolve };
-    this.rounds.set(id, round);
-    for (const worker of workers) if (!this.send(worker, { type: 'reload-prepare', id, config })) round.workers.delete(worker);
-    if (round.workers.size === 0) w.resolve();
-    const timer = setTimeout(() => {
-      round.errors.push(`worker${round.workers.size > 1 ? 's' : ''} ${[...round.workers].join(', ')} did not prepare within ${PREPARE_TIMEOUT_MS / 1000} s`);
-      w.resolve();
-    }, PREPARE_TIMEOUT_MS);
-    await w.promise;
-    clearTimeout(timer);
-    this.rounds.delete(id);
-    if (round.errors.length) {
+    const prepared = await this.exchange(this.rounds, workers, { type: 'reload-prepare', id, config }, PREPARE_TIMEOUT_MS);
+    if (prepared.timedOut) {
+      const late = [...prepared.round.workers];
+      prepared.round.errors.push(`worker${late.length > 1 ? 's' : ''} ${late.join(', ')} did not prepare within ${PREPARE_TIMEOUT_MS / 1000} s`);
+    }
+    if (prepared.round.errors.length) {
       for (const worker of workers) this.send(worker, { type: 'reload-abort', id });
-      throw new LinkerdTcpError('CONFIG_INVALID', [...new Set(round.errors)].join('\n'));
+      throw new LinkerdTcpError('CONFIG_INVALID', [...new Set(prepared.round.errors)].join('\n'));
     }
     try {
       await beforeCommit();
@@ -93,17 +86,30 @@ export class ReloadRounds {
       for (const worker of workers) this.send(worker, { type: 'reload-abort', id }); // none left prepared
       throw e;
     }
-    // Resolved once every worker has it in force (removed listeners closed, new ones serving),
-    // so "config reloaded" is true when said; a worker that exits meanwhile no longer counts.
-    const c = Promise.withResolvers<void>();
-    const commit: Waiting = { workers: new Set(), errors: [], done: c.resolve };
-    for (const worker of workers) if (this.send(worker, { type: 'reload-commit', id })) commit.workers.add(worker);
-    if (commit.workers.size === 0) return;
-    this.commits.set(id, commit);
-    const ctimer = setTimeout(c.resolve, COMMIT_TIMEOUT_MS); // committed or not, each worker runs what it was sent
-    await c.promise;
-    clearTimeout(ctimer);
-    this.commits.delete(id);
+    // Answered once every worker has it in force (removed listeners closed, new ones serving),
+    // so "config reloaded" is true when said. Committed or not by the deadline, each worker
+    // runs what it was sent.
+    await this.exchange(this.commits, workers, { type: 'reload-commit', id }, COMMIT_TIMEOUT_MS);
+  }
+
+  /**
+   * Sends `m` to every worker and waits, at most `ms`, until each it reached has answered
+   * (onMessage) or exited (dropWorker). The round's `workers` are those that did neither.
+   */
+  private async exchange(waits: Map<number, Waiting>, workers: readonly number[], m: ReloadToWorker, ms: number): Promise<{ round: Waiting; timedOut: boolean }> {
+    const w = Promise.withResolvers<void>();
+    const round: Waiting = { workers: new Set(), errors: [], done: w.resolve };
+    waits.set(m.id, round);
+    for (const worker of workers) round.workers.add(worker); // all before any answer can arrive
+    for (const worker of workers) if (!this.send(worker, m)) round.workers.delete(worker);
+    let timedOut = false;
+    if (round.workers.size > 0) {
+      const timer = setTimeout(() => { timedOut = true; w.resolve(); }, ms);
+      await w.promise;
+      clearTimeout(timer);
+    }
+    waits.delete(m.id);
+    return { round, timedOut };
   }
 
   onMessage(worker: number, m: ReloadToPrimary): void {
