@@ -35,7 +35,9 @@ enum {
   R_LOCAL = 6          /* this process ran out of something (pipes, fds); errno says what */
 };
 
-/* Outcome records: REC_DOUBLES doubles each, [kind, id, a, b, c, d, t_ms, 0]. */
+/* Outcome records: REC_DOUBLES doubles each, [kind, id, a, b, c, d, t_ms, 0]. t_ms is the engine
+ * clock (uv_hrtime() / 1e6 when the record was made; JavaScript reads it with hrNow()): the only
+ * clock a native connection's times are kept on, so a duration between two of them is >= 0. */
 enum {
   OUT_CONNECTED = 1,      /* a = connect latency in microseconds */
   OUT_CONNECT_FAILED = 2, /* a = errno (ETIMEDOUT for the attempt's timeout) */

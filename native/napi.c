@@ -88,7 +88,7 @@ static listener_t *listener_arg(napi_env env, engine_t *e, napi_value v) {
 
 /* ---- the API ---- */
 
-/* init(onBatch(count)) → { records: Float64Array, hrNow }. Accepts arrive as records too
+/* init(onBatch(count)) → { records: Float64Array }. Accepts arrive as records too
  * (OUT_ACCEPTED): one call into JavaScript per loop turn, not one per connection. */
 static napi_value js_init(napi_env env, napi_callback_info info) {
   ARGS(1)
@@ -106,7 +106,6 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   CHECK(napi_async_init(env, resource, name, &e->actx));
   CHECK(napi_create_object(env, &out));
   CHECK(napi_set_named_property(env, out, "records", arr));
-  CHECK(napi_set_named_property(env, out, "hrNow", num(env, (double)uv_hrtime() / 1e6)));
   return out;
 }
 
@@ -314,6 +313,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* hrNow() → the engine clock in ms: uv_hrtime() / 1e6, the clock of every record's time (batch.c).
+ * JavaScript keeps a native connection's times on it; no offset to performance.now() is taken. */
 static napi_value js_hr_now(napi_env env, napi_callback_info info) {
   (void)info;
   return num(env, (double)uv_hrtime() / 1e6);

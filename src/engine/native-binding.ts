@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 /** The addon's functions (native/napi.c). Ids are numbers; errors come back as errno values. */
 export interface NativeBinding {
   /** `onBatch(count)`: `count` outcome records (native/engine.h), new connections included, are in `records`. */
-  init(onBatch: (count: number) => void): { records: Float64Array; hrNow: number };
+  init(onBatch: (count: number) => void): { records: Float64Array };
   listen(host: string, port: number, backlog: number, reusePort: boolean, connectTimeoutMs: number, idleMs: number, lifetimeMs: number): number;
   /**
    * Checks `host:port` free (a bind without SO_REUSEPORT; 0 gets a concrete port) and holds it with
@@ -40,6 +40,10 @@ export interface NativeBinding {
   watchLeave(connId: number): number;
   /** [live connections, pipes in use, pipes pooled, pipes created, pipes closed] */
   stats(): [number, number, number, number, number];
+  /**
+   * The engine clock in ms (uv_hrtime: CLOCK_MONOTONIC), the clock of every record's time. Only
+   * differences of its readings mean anything: it is not performance.now() and has no known offset to it.
+   */
   hrNow(): number;
 }
 

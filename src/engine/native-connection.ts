@@ -3,8 +3,9 @@
 // engine's outcome records into the node engine's accounting (src/router/connection.ts):
 // the same lease outcomes, metrics, retries on another endpoint and close reasons.
 // `finish` is idempotent; a connection the engine closed first ends with the engine's record.
+// Its times are all on the engine clock (binding.hrNow(), the clock of the records), never
+// performance.now(): durations between them are differences of one monotonic clock, >= 0.
 import { lookup } from 'node:dns/promises';
-import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../balancer/endpoint.ts';
 import type { Lease, Outcome } from '../balancer/lease.ts';
 import type { Slot } from '../balancer/wait-queue.ts';
@@ -37,6 +38,7 @@ export class NativeConnection implements Waiter, NativeConnHandler {
   peer: string;
   /** Addresses from a PROXY header received (server proxyProtocol), with the proxy peer. */
   origin: Origin | undefined;
+  /** Engine-clock ms, as are deadlineAt, connectedAt and closedAt. */
   readonly acceptedAt: number;
   readonly deadlineAt: number;
   destination: Destination | undefined;
@@ -58,7 +60,8 @@ export class NativeConnection implements Waiter, NativeConnHandler {
   fallback: (() => void) | undefined;
   private phase = WAITING;
 
-  constructor(id: number, server: NativeServerSide, peer: string, acceptedAt = performance.now()) {
+  /** `acceptedAt`: the OUT_ACCEPTED record's time (engine clock). */
+  constructor(id: number, server: NativeServerSide, peer: string, acceptedAt: number) {
     this.id = id;
     this.server = server;
     this.peer = peer;
@@ -147,7 +150,7 @@ export class NativeConnection implements Waiter, NativeConnHandler {
     const lease = this.lease!;
     lease.release({ kind: 'failed', cause });
     const final: CloseReason = cause === 'timeout' ? 'connect_timeout' : cause === 'refused' ? 'connect_refused' : 'connect_failed';
-    const next = this.attempts < dest.config.connectAttempts && performance.now() < this.deadlineAt ? dest.retry(lease.endpoint) : undefined;
+    const next = this.attempts < dest.config.connectAttempts && this.server.binding.hrNow() < this.deadlineAt ? dest.retry(lease.endpoint) : undefined;
     if (!next) this.finish(final, code);
     else {
       this.phase = WAITING;
@@ -179,7 +182,7 @@ export class NativeConnection implements Waiter, NativeConnHandler {
     if (this.phase === DONE) return;
     const bytes = this.server.binding.close(this.id);
     if (!bytes) return; // the engine closed it first: its record (already queued) finishes it
-    this.account(reason, code, bytes[0], bytes[1], performance.now());
+    this.account(reason, code, bytes[0], bytes[1], this.server.binding.hrNow());
   }
 
   private account(reason: CloseReason, code: string | undefined, rx: number, tx: number, at: number): void {

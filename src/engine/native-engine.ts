@@ -1,12 +1,17 @@
 // The native engine's one instance per process: initialises the addon with its one entry
 // point, the outcome batch once per loop turn (new connections included: no call into
-// JavaScript per accept), and dispatches the records by id to listeners and connections. Times in records are the
-// addon's monotonic clock, converted here to performance.now()'s.
+// JavaScript per accept), and dispatches the records by id to listeners and connections.
+// Times in records are the engine clock (uv_hrtime in ms, also read by `binding.hrNow()`) and
+// stay on it: a native connection takes every time it keeps (accepted, connected, closed,
+// deadlines) from that one clock, so a duration is a later reading minus an earlier one and
+// never negative. No offset to performance.now() is estimated: one taken around `init` was
+// off by half the call's duration (negative connect times, issue 20), and Node exposes no
+// exact one (performance.now() subtracts a private hrtime origin).
 import { constants } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import type { NativeBinding } from './native-binding.ts';
 
 /** What a native connection hears back from the engine (outcome records, native/engine.h). */
+/** `at` arguments are engine-clock ms (`binding.hrNow()`), never performance.now(). */
 export interface NativeConnHandler {
   connected(latencyUs: number, at: number): void;
   connectFailed(errno: number, at: number): void;
@@ -15,7 +20,8 @@ export interface NativeConnHandler {
 }
 
 export interface NativeListenerHandler {
-  accept(connId: number): void;
+  /** `at`: when the engine accepted it, engine-clock ms. */
+  accept(connId: number, at: number): void;
   /** Out of descriptors or another accept failure: `refused` connections were closed at once, or -1 (accepting paused 100 ms). */
   acceptError(errno: number, refused: number): void;
 }
@@ -66,20 +72,15 @@ export class NativeEngine {
   readonly listeners = new Map<number, NativeListenerHandler>();
   readonly conns = new ConnTable();
   private readonly records: Float64Array;
-  /** performance.now() − addon clock (ms). */
-  private readonly offset: number;
 
   constructor(binding: NativeBinding) {
     this.binding = binding;
-    const before = performance.now();
-    const r = binding.init((n) => this.batch(n));
-    this.offset = (before + performance.now()) / 2 - r.hrNow;
-    this.records = r.records;
+    this.records = binding.init((n) => this.batch(n)).records;
   }
 
-  private accept(listenerId: number, connId: number): void {
+  private accept(listenerId: number, connId: number, at: number): void {
     const l = this.listeners.get(listenerId);
-    if (l) l.accept(connId);
+    if (l) l.accept(connId, at);
     else this.binding.close(connId);
   }
 
@@ -87,9 +88,9 @@ export class NativeEngine {
     const r = this.records;
     for (let i = 0; i < n; i++) {
       const o = i * REC;
-      const kind = r[o]!, id = r[o + 1]!, at = r[o + 6]! + this.offset;
+      const kind = r[o]!, id = r[o + 1]!, at = r[o + 6]!;
       if (kind === OUT_ACCEPTED) {
-        this.accept(r[o + 2]!, id);
+        this.accept(r[o + 2]!, id, at);
         continue;
       }
       if (kind === OUT_ACCEPT_ERROR) {

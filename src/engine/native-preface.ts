@@ -47,7 +47,7 @@ export class NativePreface<C extends PrefaceConn> {
   private readonly out: PrefaceRouting<C>;
   private readonly accepted: (Counter | undefined)[] = [];
   private labels: { rt: string; srv_addr: string } = { rt: '', srv_addr: '' };
-  /** Connections still reading, with when they started (performance.now()) and their stage. */
+  /** Connections still reading, with when they were accepted (engine clock, binding.hrNow()) and their stage. */
   private readonly reading = new Map<C, { at: number; stage: 'proxy' | 'sni' }>();
   private sweep: NodeJS.Timeout | undefined;
 
@@ -150,7 +150,7 @@ export class NativePreface<C extends PrefaceConn> {
 
   /** Fails the connections past handshakeTimeoutMs; stops when none is reading. */
   private expire(): void {
-    const limit = performance.now() - this.timeoutMs;
+    const limit = this.binding.hrNow() - this.timeoutMs;
     for (const [c, r] of this.reading) {
       if (c.done) this.reading.delete(c);
       else if (r.at <= limit) this.fail(c, r.stage, 'timeout');

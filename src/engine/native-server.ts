@@ -2,7 +2,6 @@
 // (a record of the loop turn's batch) comes here, which applies maxConcurrency, creates a
 // NativeConnection and routes it (the balancer's pick happens inside the call). Same metrics, access-log
 // records, live set and drain as src/server/server.ts's Server, which App uses alike.
-import { performance } from 'node:perf_hooks';
 import type { ServerConfig } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -39,10 +38,9 @@ export class NativeServer implements NativeServerSide {
   /** stopAccepting ran; `lateAccepts` connections it took from the kernel's queue are still to arrive. */
   private stopped = false;
   private lateAccepts = 0;
-  private lateArrived: (() => void) | undefined;
   private closedRx = 0;
   private closedTx = 0;
-  private drained: (() => void) | undefined;
+  private readonly idleWaiters = new Set<() => void>();
   /** `{sni}` or proxyProtocol servers: reads the PROXY header and/or ClientHello through the engine's peek, then routes (src/engine/native-preface.ts). */
   private readonly preface: NativePreface<NativeConnection> | undefined;
 
@@ -79,7 +77,7 @@ export class NativeServer implements NativeServerSide {
       throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (router ${this.rt}): ${code}`, { cause: e });
     }
     this.listener = id;
-    this.eng.listeners.set(id, { accept: (c) => this.accept(c), acceptError: (n, refused) => this.acceptError(n, refused) });
+    this.eng.listeners.set(id, { accept: (c, at) => this.accept(c, at), acceptError: (n, refused) => this.acceptError(n, refused) });
     this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
     this.preface?.bind(this.rt, this.srvAddr);
     this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, false, {
@@ -122,8 +120,9 @@ export class NativeServer implements NativeServerSide {
     this.router.destination(this.config.dstName);
   }
 
-  private accept(id: number): void {
-    if (this.stopped && this.lateAccepts > 0 && --this.lateAccepts === 0) queueMicrotask(() => this.lateArrived?.());
+  /** `at`: when the engine accepted it (engine clock, like every time a native connection keeps). */
+  private accept(id: number, at: number): void {
+    if (this.stopped && this.lateAccepts > 0 && --this.lateAccepts === 0) queueMicrotask(() => { if (this.live.size === 0) this.wakeIdle(); });
     this.metrics.accepts.value++;
     if (this.live.size >= this.config.maxConcurrency) {
       this.metrics.rejected.value++;
@@ -135,7 +134,6 @@ export class NativeServer implements NativeServerSide {
     }
     // The peer: for the access log, and for the PROXY header's trust check.
     const peer = this.config.proxyProtocol || this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
-    const at = performance.now();
     const conn = new NativeConnection(id, this, peer, at);
     this.live.add(conn);
     this.eng.conns.set(id, conn);
@@ -159,7 +157,18 @@ export class NativeServer implements NativeServerSide {
     recordClosed(this.sink, conn, this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : undefined);
     this.closedRx += conn.client.bytesRead;
     this.closedTx += conn.client.bytesWritten;
-    if (this.live.size === 0) this.drained?.();
+    if (this.live.size === 0 && this.lateAccepts === 0) this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    for (const w of this.idleWaiters) w();
+    this.idleWaiters.clear();
+  }
+
+  /** Resolves once no connection is open and every accept taken from the queue at stopAccepting has arrived and closed. */
+  whenIdle(): Promise<void> {
+    if (this.live.size === 0 && this.lateAccepts === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.add(resolve));
   }
 
   stopAccepting(): void {
@@ -175,30 +184,16 @@ export class NativeServer implements NativeServerSide {
 
   /** Waits until every connection has closed, or `deadlineMs` (epoch ms), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
-    // The connections accepted from the queue at stopAccepting are served like the others.
-    if (this.lateAccepts > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.lateArrived = resolve;
-        timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now())); // they come this loop turn; bounded all the same
-      });
-      clearTimeout(timer);
-      this.lateArrived = undefined;
-    }
-    if (this.live.size > 0) {
-      const done = new Promise<void>((resolve) => (this.drained = resolve));
+    // The connections accepted from the queue at stopAccepting (they come this loop turn) are served like the others.
+    if (this.live.size > 0 || this.lateAccepts > 0) {
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
-      await Promise.race([done, expired]);
+      await Promise.race([this.whenIdle(), expired]);
       clearTimeout(timer);
-      this.drained = undefined;
     }
+    this.lateAccepts = 0; // past the deadline, no longer waited for
     for (const c of [...this.live]) c.finish('shutdown');
-    if (this.live.size > 0) {
-      // The engine closed these first; their records arrive at the end of this loop turn.
-      await new Promise<void>((resolve) => { this.drained = resolve; });
-      this.drained = undefined;
-    }
+    // The engine closed these first; their records arrive at the end of this loop turn.
+    if (this.live.size > 0) await this.whenIdle();
   }
 }
-

@@ -14,6 +14,8 @@ export interface ClosedConnection {
   readonly endpoint: { readonly key: string } | undefined;
   readonly sni: string | undefined;
   readonly alpn: string | undefined;
+  /** acceptedAt, connectedAt and closedAt are read from one monotonic clock (performance.now() on the
+   * node engine, the engine clock on the native one): only their differences are written. */
   readonly acceptedAt: number;
   /** 0 when no backend was ever reached. */
   readonly connectedAt: number;
