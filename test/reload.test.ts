@@ -118,9 +118,9 @@ routers:
     const done = await p.waitForLog((l) => l.msg === 'config reloaded' || l.msg === 'config reload failed', 10_000);
     assert.equal(done.msg, 'config reloaded', JSON.stringify(done));
     assert.deepEqual(done['changes'], [
-      `server r 127.0.0.1:${change}: dstName changed (new listener takes over; open connections drain)`,
+      `server r 127.0.0.1:${change}: dstName changed (new connections get the new settings; open ones keep theirs and run to their end)`,
       `server r 127.0.0.1:${add}: added (starts listening)`,
-      `server r 127.0.0.1:${drop}: removed (stops accepting; open connections drain for admin.graceSecs)`,
+      `server r 127.0.0.1:${drop}: removed (stops accepting; open connections drain for admin.graceSecs, then the rest are cut)`,
     ]);
     assert.equal(await accepts(drop), false, 'a removed server stops accepting');
     assert.equal(await roundTrip(add, 'new server'), 'new server');

@@ -3,14 +3,16 @@
 // LINKERD_TCP_ADMIN_TOKEN or the file admin.tokenFile, is kept only as its SHA-256 digest,
 // and is compared in constant time (timingSafeEqual on digests of equal length).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { AdminConfig } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
+import { readRegularFile } from '../regular-file.ts';
 
 export const TOKEN_ENV = 'LINKERD_TCP_ADMIN_TOKEN';
 /** Shorter tokens are accepted but warned about. */
 export const MIN_TOKEN_CHARS = 16;
+/** A token file is one word: anything bigger is not one. */
+const TOKEN_FILE_MAX_BYTES = 64 * 1024;
 const REALM = 'Bearer realm="linkerd-tcp admin"';
 
 export interface AdminToken {
@@ -53,10 +55,9 @@ export function readAdminToken(config: AdminConfig, env: Readonly<Record<string,
   if (file === undefined) return undefined;
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, TOKEN_FILE_MAX_BYTES).text;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new LinkerdTcpError('CONFIG_UNREADABLE', `admin.tokenFile: cannot read ${file}: ${code}`, { cause: e });
+    throw new LinkerdTcpError('CONFIG_UNREADABLE', `admin.tokenFile: cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
   if (text.trim() === '') throw new LinkerdTcpError('CONFIG_INVALID', `admin.tokenFile: ${file} is empty`);
   return adminToken(text.trim(), 'admin.tokenFile');

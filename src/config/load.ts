@@ -1,9 +1,9 @@
 // Reads a config file (or stdin for `-`), parses JSON when the text starts with `{` (as
 // linkerd-tcp does) and YAML otherwise, then decodes it. All failures are LinkerdTcpError
 // with the file named; callers print the message, never a stack trace.
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { LinkerdTcpError } from '../errors.ts';
+import { readRegularFile, readStdin } from '../regular-file.ts';
 import { configError, decodeConfig } from './schema.ts';
 import type { Config } from './types.ts';
 
@@ -43,15 +43,13 @@ export function parseConfig(text: string, file: string): Config {
   return r.config;
 }
 
-/** Reads `path` (`-` = stdin) and parses it. */
-export function loadConfig(path: string): Config {
-  let text: string;
+/** The config file's text (`-` = stdin) through the one file reader; throws LinkerdTcpError naming the file. */
+export function readConfigText(path: string): string {
   try {
-    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+    return path === '-' ? readStdin() : readRegularFile(path).text;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     throw new LinkerdTcpError('CONFIG_UNREADABLE', `${path}: cannot read config: ${why}`, { cause: e });
   }
-  return parseConfig(text, path === '-' ? '<stdin>' : path);
 }

@@ -2,12 +2,12 @@
 // TLS 1.2 and 1.3 only, ECDHE over x25519, P-256 and P-384 only, AEAD suites only. Key and
 // certificate files are read and checked here, with errors that name the key path and the
 // file (never their contents).
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { constants, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import type { TlsIdentity } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
+import { readRegularFile } from '../regular-file.ts';
 
 /** TLS 1.3 suites, then ECDHE (forward secret) AEAD suites for TLS 1.2; ECDSA before RSA. */
 export const CIPHERS = [
@@ -48,10 +48,9 @@ export interface KeyPair {
 
 function read(where: string, file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readRegularFile(file).text;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new LinkerdTcpError('TLS_MATERIAL', `${where}: cannot read ${shownPath(file)}: ${code}`, { cause: e });
+    throw new LinkerdTcpError('TLS_MATERIAL', `${where}: cannot read ${shownPath(file)}: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -14,7 +14,7 @@ function router(label: string): LiveRouter & { closed: boolean; dest: object } {
 function server(live: { destination: unknown }[]): LiveServer<LiveRouter> {
   return {
     rt: 'r', config: { ip: '127.0.0.1', port: 1 } as LiveServer<LiveRouter>['config'], live: new Set(live), port: 1, carry: undefined,
-    listen: async () => {}, prepare: () => {}, stopAccepting: () => {}, drain: async () => {}, close: () => {}, retarget: () => {},
+    listen: async () => {}, prepare: () => {}, stopAccepting: () => {}, drain: async () => {}, whenIdle: async () => {}, close: () => {}, retarget: () => {},
     totalBytes: () => ({ rx: 0, tx: 0 }),
   };
 }

@@ -3,7 +3,10 @@
 // new (TLS material loaded, new listeners bound) and changes nothing that serves; commit
 // swaps it in (routers for new connections, servers retargeted, removed ones draining);
 // abort closes what prepare built. Open connections keep the router and server they
-// started with; a replaced router closes once no connection uses it.
+// started with: a server whose settings changed hands its address to a new listener and
+// keeps its open connections, with their settings, until they end on their own (only a
+// removed server cuts what is left after admin.graceSecs); a replaced router closes once
+// no connection uses it.
 import type { Config, RouterConfig, ServerConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import { effectiveConfig, type ReloadPlan, type ServerChange } from './plan.ts';
@@ -24,6 +27,8 @@ export interface LiveServer<R extends LiveRouter> {
   prepare(): void;
   stopAccepting(): void;
   drain(deadlineMs: number): Promise<void>;
+  /** Resolves once the server has no connection left (a replaced server's run to their end). */
+  whenIdle(): Promise<void>;
   close(): void;
   /** New connections go to this router (its label is the same). */
   retarget(router: R): void;
@@ -141,10 +146,11 @@ function withLiveObjects<R extends LiveRouter, S extends LiveServer<R>>(t: LiveT
 
 function commit<R extends LiveRouter, S extends LiveServer<R>>(t: LiveTarget<R, S>, next: Config, plan: ReloadPlan, routers: Map<string, R>, built: Built<R, S>[]): void {
   const deadline = Date.now() + next.admin.graceSecs * 1000;
-  const retire = (s: S): void => {
+  // Removed: drained for graceSecs, then the rest cut. Replaced: its connections run to their natural end.
+  const retire = (s: S, how: 'removed' | 'replaced'): void => {
     s.stopAccepting();
     t.draining.add(s);
-    void s.drain(deadline).then(() => {
+    void (how === 'removed' ? s.drain(deadline) : s.whenIdle()).then(() => {
       s.close();
       t.draining.delete(s);
     });
@@ -165,7 +171,7 @@ function commit<R extends LiveRouter, S extends LiveServer<R>>(t: LiveTarget<R, 
   for (const ch of plan.servers) {
     if (ch.kind !== 'removed') continue;
     const s = serverAt(t, ch.old!);
-    if (s && !byOld.has(s)) retire(s);
+    if (s && !byOld.has(s)) retire(s, 'removed');
   }
   const keep: S[] = [];
   for (const s of t.servers) {
@@ -173,7 +179,7 @@ function commit<R extends LiveRouter, S extends LiveServer<R>>(t: LiveTarget<R, 
     const b = byOld.get(s);
     if (b) {
       b.server.carry = () => s.totalBytes();
-      retire(s);
+      retire(s, 'replaced');
       continue;
     }
     const r = routers.get(s.rt);

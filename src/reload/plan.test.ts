@@ -15,17 +15,17 @@ describe('reload plan', () => {
     ['nothing', yaml(router('r', D, srv(1))), yaml(router('r', D, srv(1))), []],
     ['a server added and one removed', yaml(router('r', D, srv(1) + srv(2))), yaml(router('r', D, srv(1) + srv(3))), [
       'server r 127.0.0.1:3: added (starts listening)',
-      'server r 127.0.0.1:2: removed (stops accepting; open connections drain for admin.graceSecs)',
+      'server r 127.0.0.1:2: removed (stops accepting; open connections drain for admin.graceSecs, then the rest are cut)',
     ]],
     ['a server changed in place', yaml(router('r', D, srv(1))), yaml(router('r', D, srv(1, '/svc/b', ', idleTimeoutMs: 5'))), [
-      'server r 127.0.0.1:1: dstName, idleTimeoutMs changed (new listener takes over; open connections drain)',
+      'server r 127.0.0.1:1: dstName, idleTimeoutMs changed (new connections get the new settings; open ones keep theirs and run to their end)',
     ]],
     ['a moved server is removed and added', yaml(router('r', D, srv(1))), yaml(router('r', D, srv(2))), [
       'server r 127.0.0.1:2: added (starts listening)',
-      'server r 127.0.0.1:1: removed (stops accepting; open connections drain for admin.graceSecs)',
+      'server r 127.0.0.1:1: removed (stops accepting; open connections drain for admin.graceSecs, then the rest are cut)',
     ]],
     ['any-port servers match by place', yaml(router('r', D, srv(0) + srv(0))), yaml(router('r', D, srv(0) + srv(0, '/svc/b'))), [
-      'server r 127.0.0.1:0#1: dstName changed (new listener takes over; open connections drain)',
+      'server r 127.0.0.1:0#1: dstName changed (new connections get the new settings; open ones keep theirs and run to their end)',
     ]],
     ['a dtab edit', yaml(router('r', D, srv(1))), yaml(router('r', '/svc => /$/inet/127.0.0.1/2;', srv(1))), [
       'router r: dtab changed (new connections; open ones keep theirs)',
@@ -40,7 +40,7 @@ describe('reload plan', () => {
       'router b: added',
       'router a: removed (its open connections finish)',
       'server b 127.0.0.1:2: added (starts listening)',
-      'server a 127.0.0.1:1: removed (stops accepting; open connections drain for admin.graceSecs)',
+      'server a 127.0.0.1:1: removed (stops accepting; open connections drain for admin.graceSecs, then the rest are cut)',
     ]],
     ['restart-only keys', yaml(router('r', D, srv(1))), yaml(router('r', D, srv(1)), '\nworkers: 2\nbufferSizeBytes: 4096').replace('admin: {port: 0}', 'admin: {port: 9, graceSecs: 3}'), [
       'workers: changed, needs a restart (the running value stays)',

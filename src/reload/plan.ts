@@ -124,8 +124,8 @@ export function planLines(p: ReloadPlan): string[] {
   }
   for (const s of p.servers) {
     if (s.kind === 'added') lines.push(`server ${s.rt} ${s.key}: added (starts listening)`);
-    else if (s.kind === 'removed') lines.push(`server ${s.rt} ${s.key}: removed (stops accepting; open connections drain for admin.graceSecs)`);
-    else if (s.kind === 'changed') lines.push(`server ${s.rt} ${s.key}: ${s.what.join(', ')} changed (new listener takes over; open connections drain)`);
+    else if (s.kind === 'removed') lines.push(`server ${s.rt} ${s.key}: removed (stops accepting; open connections drain for admin.graceSecs, then the rest are cut)`);
+    else if (s.kind === 'changed') lines.push(`server ${s.rt} ${s.key}: ${s.what.join(', ')} changed (new connections get the new settings; open ones keep theirs and run to their end)`);
   }
   if (p.watchConfig !== undefined) lines.push(`watchConfig: ${p.watchConfig ? 'on' : 'off'}`);
   for (const k of p.needsRestart) lines.push(`${k}: changed, needs a restart (the running value stays)`);

@@ -7,7 +7,8 @@ import { watchFiles } from '../connector/file-watch.ts';
 import type { Logger } from '../log.ts';
 import type { Counter, Registry } from '../metrics/registry.ts';
 import { effectiveConfig, isEmpty, planLines, planReload, type ReloadPlan } from './plan.ts';
-import { decodeConfigText, hashText, type LoadedConfig, readConfigText } from './source.ts';
+import { readConfigText } from '../config/load.ts';
+import { decodeConfigText, hashText, type LoadedConfig } from './source.ts';
 
 export interface ReloadReport {
   readonly result: 'ok' | 'unchanged' | 'failed';
@@ -133,18 +134,19 @@ export class Reloader {
     return r;
   }
 
-  /** watchConfig: re-read when the file (or its directory, for a rename-replace) changes. */
+  /** watchConfig: re-read when the file (followed through symlinks) changes and settles. */
   private watch(on: boolean): void {
     if (!on) return this.close();
     if (this.stopWatching || this.running.path === '-') return;
     this.stopWatching = watchFiles([this.running.path], () => {
-      let hash: string;
+      // Called once the file has changed and then stayed unchanged for SETTLE_MS (a write in parts is whole).
+      let hash: string | undefined;
       try {
         hash = hashText(readConfigText(this.running.path));
       } catch {
-        return; // mid-replace, or gone: a later event (or SIGHUP) will read it
+        hash = undefined; // gone, or no longer a regular file: the reload below says so, once per change
       }
-      if (hash === this.running.hash || hash === this.lastSeen) return; // another file in the directory, or already tried
+      if (hash !== undefined && (hash === this.running.hash || hash === this.lastSeen)) return; // already running, or already tried
       void this.reload('file change');
     }, (dir, err) => this.log.warn({ dir, err: err.message }, 'cannot watch the config directory; reload with SIGHUP or POST /reload'));
   }

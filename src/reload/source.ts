@@ -2,10 +2,8 @@
 // bytes read (what /api/state shows and `sha256sum` prints), so a reload knows whether the
 // file changed and an operator can tell which version runs.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { parseConfig } from '../config/load.ts';
+import { parseConfig, readConfigText } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
-import { LinkerdTcpError } from '../errors.ts';
 
 export interface LoadedConfig {
   readonly config: Config;
@@ -17,17 +15,6 @@ export interface LoadedConfig {
 }
 
 export const hashText = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-/** The file's text (`-` = stdin); throws LinkerdTcpError naming the file. */
-export function readConfigText(path: string): string {
-  try {
-    return readFileSync(path === '-' ? 0 : path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new LinkerdTcpError('CONFIG_UNREADABLE', `${path}: cannot read config: ${why}`, { cause: e });
-  }
-}
 
 /** Decodes text read from `path`; throws LinkerdTcpError naming the file and every key path. */
 export function decodeConfigText(text: string, path: string, now: () => number = Date.now): LoadedConfig {

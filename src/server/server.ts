@@ -247,7 +247,13 @@ export class Server implements ServerSide {
   }
 
   private maybeDrained(): void {
-    if (this.live.size === 0 && (this.tls?.handshaking.size ?? 0) === 0 && this.gate.prefacing.size === 0) this.drained?.();
+    if (!this.idle()) return;
+    for (const w of this.idleWaiters) w();
+    this.idleWaiters.clear();
+  }
+
+  private idle(): boolean {
+    return this.live.size === 0 && (this.tls?.handshaking.size ?? 0) === 0 && this.gate.prefacing.size === 0;
   }
 
   private secure(s: TLSSocket, raw: Socket, handshakeUs: number): void {
@@ -286,7 +292,7 @@ export class Server implements ServerSide {
     this.maybeDrained();
   }
 
-  private drained: (() => void) | undefined;
+  private readonly idleWaiters = new Set<() => void>();
 
   /** Stops accepting; open connections continue. */
   stopAccepting(): void {
@@ -298,15 +304,19 @@ export class Server implements ServerSide {
     clearInterval(this.idleSweep);
   }
 
+  /** Resolves once no connection is open, handshaking or reading its preface (at once if none is). */
+  whenIdle(): Promise<void> {
+    if (this.idle()) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.add(resolve));
+  }
+
   /** Waits until every connection has closed, or `deadline` (ms since epoch), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
-    if (this.live.size > 0 || (this.tls?.handshaking.size ?? 0) > 0 || this.gate.prefacing.size > 0) {
-      const done = new Promise<void>((resolve) => (this.drained = resolve));
+    if (!this.idle()) {
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
-      await Promise.race([done, expired]);
+      await Promise.race([this.whenIdle(), expired]);
       clearTimeout(timer);
-      this.drained = undefined;
     }
     this.tls?.cutHandshakes();
     this.gate.cut();
