@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { escapeLines, escapeTerminal, redactUrl } from './safe-text.ts';
+import { boundText, escapeLines, escapeTerminal, MAX_SHOWN_CHARS, redactUrl } from './safe-text.ts';
 
 describe('escapeTerminal', () => {
   const table: [string, string, string][] = [
@@ -31,4 +31,20 @@ describe('redactUrl', () => {
     ['"ftp://u:p@host" and http://a:b@c', '"ftp://***@host" and http://***@c'],
   ];
   for (const [input, want] of table) it(input, () => assert.equal(redactUrl(input), want));
+});
+
+describe('boundText', () => {
+  const table: [string, string, number, string][] = [
+    ['short text is untouched', 'namerd: boom', 20, 'namerd: boom'],
+    ['exactly the bound is untouched', 'abcde', 5, 'abcde'],
+    ['longer text is cut with a count of the rest', 'abcdefghij', 4, 'abcd… (6 bytes more)'],
+    ['the count is in UTF-8 bytes', 'ab' + 'é'.repeat(3), 2, 'ab… (6 bytes more)'],
+    ['a surrogate pair is not split', 'a😀bc', 2, 'a… (6 bytes more)'],
+  ];
+  for (const [name, input, max, want] of table) it(name, () => assert.equal(boundText(input, max), want));
+  it('a 200 KB namerd cause shrinks to the default bound plus its marker', () => {
+    const got = boundText('x'.repeat(200_000));
+    assert.equal(got, `${'x'.repeat(MAX_SHOWN_CHARS)}… (${200_000 - MAX_SHOWN_CHARS} bytes more)`);
+    assert.ok(got.length < MAX_SHOWN_CHARS + 40);
+  });
 });

@@ -1,7 +1,8 @@
 // Untrusted text made safe to show a person: terminal escaping (control characters C0, DEL
-// and C1, bidi overrides, line separators) and credential redaction in URLs. A leaf every
-// human-facing output uses (readable logs, --check, CLI errors, /api/state); JSON logs stay
-// JSON-escaped by their encoder. Imports nothing.
+// and C1, bidi overrides, line separators), credential redaction in URLs, and a length bound
+// for text a peer supplies (namerd causes, file lines), so it cannot grow logs or
+// /api/state. A leaf every human-facing output uses (readable logs, --check, CLI errors,
+// /api/state); JSON logs stay JSON-escaped by their encoder. Imports nothing.
 
 /**
  * C0 (U+0000–U+001F), DEL and C1 (U+007F–U+009F), the Arabic letter mark, LRM/RLM, the line
@@ -36,4 +37,24 @@ export function escapeLines(text: string): string {
  */
 export function redactUrl(s: string): string {
   return s.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi, '$1***@');
+}
+
+/**
+ * How much of a peer's text (a namerd `failed` cause, a bad file line) a log line or
+ * /api/state carries: enough to read the error, not enough for a 200 KB answer repeated
+ * every poll to fill disks and the dashboard.
+ */
+export const MAX_SHOWN_CHARS = 512;
+
+/**
+ * `s` cut to at most `max` characters plus a marker saying how much was left out
+ * (`… (204288 bytes more)`, UTF-8 bytes); `s` itself when it fits. Never splits a
+ * surrogate pair.
+ */
+export function boundText(s: string, max: number = MAX_SHOWN_CHARS): string {
+  if (s.length <= max) return s;
+  const code = s.charCodeAt(max - 1);
+  const end = code >= 0xd800 && code <= 0xdbff ? max - 1 : max; // a high surrogate stays with its pair
+  const head = s.slice(0, end);
+  return `${head}… (${Buffer.byteLength(s) - Buffer.byteLength(head)} bytes more)`;
 }

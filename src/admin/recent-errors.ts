@@ -5,6 +5,7 @@
 // failed TLS handshakes (logged at info: they are expected outcomes) are kept too, as
 // warnings, at most PER_CAUSE_PER_SEC a second per cause.
 import type { Logger, LogLevel } from '../log.ts';
+import { boundText } from '../safe-text.ts';
 
 export type ContextValue = string | number | boolean | null;
 
@@ -73,7 +74,7 @@ export class RecentErrors {
 }
 
 function cut(s: string): string {
-  return s.length > MAX_TEXT ? s.slice(0, MAX_TEXT) + '…' : s;
+  return boundText(s, MAX_TEXT);
 }
 
 function primitive(v: unknown): ContextValue | undefined {

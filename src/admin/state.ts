@@ -8,6 +8,7 @@ import type { ServerMetrics } from '../metrics/handles.ts';
 import type { MetricDump } from '../metrics/registry.ts';
 import { quantileOf } from '../metrics/window.ts';
 import type { Resolution } from '../naming/resolution.ts';
+import { boundText } from '../safe-text.ts';
 import type { ProcessInfo, ProcessSampler } from './process-metrics.ts';
 import type { RecentError } from './recent-errors.ts';
 
@@ -238,7 +239,8 @@ function status(r: Resolution | undefined): ResolutionStatus {
     case 'neg':
       return { kind: 'neg' };
     case 'failed':
-      return { kind: 'failed', reason: r.reason };
+      // Interpreters bound what their peers say; this keeps /api/state small whatever the source.
+      return { kind: 'failed', reason: boundText(r.reason) };
   }
 }
 

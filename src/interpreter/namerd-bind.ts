@@ -4,12 +4,14 @@
 // repeat when only addresses change). The tree and the latest addresses are flattened as
 // the default interpreter flattens its own binding (branch share × normalised endpoint
 // weight), so a canary `9 * /a & 1 * /b` written in namerd's dtab reaches the balancer as
-// endpoint weights 0.9/0.1. A failed addr feed keeps that leaf's last good addresses.
+// endpoint weights 0.9/0.1. A failed addr feed keeps that leaf's last good addresses (its
+// failure is a warning once, then debug while it stays the same).
 import { type Addr, type BoundName, resolve } from '../naming/bind.ts';
 import { mapTree } from '../naming/name-tree.ts';
 import type { Resolution } from '../naming/resolution.ts';
 import type { NameTree } from '../naming/types.ts';
 import type { InterpreterConfig } from '../config/types.ts';
+import { boundText } from '../safe-text.ts';
 import { type BoundLeaf, decodeAddr, decodeBoundTree } from './namerd-decode.ts';
 import { Feed, type FeedEnv } from './namerd-feed.ts';
 
@@ -23,6 +25,7 @@ export interface LoopEnv {
 interface LeafFeed {
   readonly feed: Feed;
   addr: Addr | undefined; // undefined until the addr feed answers (the inline addr stands in)
+  failure: string | undefined; // the failure last warned about, until a good answer
 }
 
 export class BindLoop {
@@ -93,25 +96,37 @@ export class BindLoop {
   private startLeaf(id: string): void {
     const leaf: LeafFeed = {
       addr: undefined,
+      failure: undefined,
       feed: new Feed(this.url('addr', id), this.env.feed, {
         value: (v) => {
           const r = decodeAddr(v);
           if (r === undefined) return true; // pending
           if (r.kind === 'failed' && leaf.addr?.kind === 'bound') {
-            this.env.feed.log.warn({ dst: this.dst, id, reason: r.reason }, 'namerd addr failed; keeping the last addresses');
+            this.addrFailed(leaf, id, r.reason);
             return false;
           }
+          if (r.kind !== 'failed') leaf.failure = undefined;
           leaf.addr = r;
           this.schedule();
           return r.kind !== 'failed';
         },
-        failed: (reason) => {
-          this.env.feed.log.warn({ dst: this.dst, id, reason }, 'namerd addr failed; keeping the last addresses');
-        },
+        failed: (reason) => this.addrFailed(leaf, id, reason),
       }),
     };
     this.leaves.set(id, leaf);
     leaf.feed.start();
+  }
+
+  /** A new failure of a leaf's addr feed is a warning; the same one every poll after it, debug. */
+  private addrFailed(leaf: LeafFeed, id: string, reason: string): void {
+    const log = this.env.feed.log;
+    const fields = { dst: this.dst, id: boundText(id), reason }; // namerd names the id: it may be long
+    if (leaf.failure === reason) {
+      if (log.isLevelEnabled('debug')) log.debug(fields, 'namerd addr failed; keeping the last addresses');
+      return;
+    }
+    leaf.failure = reason;
+    log.warn(fields, 'namerd addr failed; keeping the last addresses');
   }
 
   /** Several feeds may answer in one turn: flatten once, after them. */

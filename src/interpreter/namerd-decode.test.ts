@@ -17,9 +17,11 @@ describe('decodeAddr', () => {
     ['no addrs', { type: 'bound', addrs: [], meta: {} }, 'none'],
     ['neg (linkerd-tcp #90)', { type: 'neg' }, 'neg'],
     ['failed with its cause', { type: 'failed', cause: 'boom' }, 'failed: namerd: boom'],
+    ['a 200 KB cause is cut to 512 characters', { type: 'failed', cause: 'x'.repeat(200_000) }, `failed: namerd: ${'x'.repeat(512)}… (199488 bytes more)`],
     ['pending is nothing to act on', { type: 'pending' }, 'pending'],
     ['not an object', [1], /expected a JSON object/],
     ['unknown type', { type: 'weird' }, /unexpected type "weird"/],
+    ['a 1 MB type is cut', { type: 'w'.repeat(1 << 20) }, /unexpected type "w{99}… \(1048478 bytes more\)$/],
     ['addrs missing', { type: 'bound' }, /bound without an addrs list/],
     ['not an IP', { type: 'bound', addrs: [{ ip: 'example.com', port: 1 }] }, /addrs\[0\]\.ip is not an IP/],
     ['port 0', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: 80 }, { ip: '127.0.0.1', port: 0 }] }, /addrs\[1\]\.port is not a port \(1-65535\)/],
@@ -55,6 +57,7 @@ describe('decodeBoundTree', () => {
     ['an id that is not a path', { type: 'leaf', bound: { id: 'a', addr: { type: 'neg' } } }, /tree\.bound\.id is not a path/],
     ['port 0 inside a leaf', { type: 'union', union: [{ weight: 1, tree: leaf('/#/a', 0) }] }, /tree\.union\[0\]\.tree\.bound\.addr: .*port is not a port/],
     ['unknown type', { type: 'delegate' }, /tree\.type "delegate" is not one of/],
+    ['a 1 MB type is cut', { type: 'alt', alt: [{ type: 'd'.repeat(1 << 20) }] }, /^failed: unexpected namerd bind response: tree\.alt\[0\]\.type "d{99}… \(1048478 bytes more\) is not one of/],
     ['too deep', Array.from({ length: 150 }).reduce<unknown>((t) => ({ type: 'alt', alt: [t] }), { type: 'neg' }), /nested over 100 levels/],
   ];
   for (const [name, input, want] of table) {

@@ -1,10 +1,13 @@
 // Decodes namerd's answers from `unknown`: Addr JSON (`/api/1/resolve` and `/api/1/addr`,
 // reference §1.1) into a Resolution, and bound trees (`/api/1/bind`, §1.5) into a NameTree.
 // Per-address weights come from `meta.endpoint_addr_weight` and are normalised to sum 1, as
-// linkerd-tcp did; every weight is bounded (MAX_WEIGHT) and port 0 refused.
+// linkerd-tcp did; every weight is bounded (MAX_WEIGHT) and port 0 refused. Text namerd
+// supplies (a cause, an unknown type) is bounded (boundText) before it becomes a reason that
+// is logged and shown in /api/state.
 import { isIP } from 'node:net';
 import type { NameTree } from '../naming/types.ts';
 import { badWeight, type Resolution, type WeightedAddr } from '../naming/resolution.ts';
+import { boundText } from '../safe-text.ts';
 
 /** The resolution a namerd answer means; undefined for `pending` (nothing to act on). */
 export function decodeAddr(body: unknown): Resolution | undefined {
@@ -17,11 +20,11 @@ export function decodeAddr(body: unknown): Resolution | undefined {
       // linkerd-tcp: required `addrs` and failed to parse this (#90); it means "no endpoints".
       return { kind: 'neg' };
     case 'failed':
-      return { kind: 'failed', reason: `namerd: ${typeof o['cause'] === 'string' ? o['cause'] : 'failed'}` };
+      return { kind: 'failed', reason: `namerd: ${typeof o['cause'] === 'string' ? boundText(o['cause']) : 'failed'}` };
     case 'pending':
       return undefined;
     default:
-      return bad(`unexpected type ${JSON.stringify(o['type'])}`);
+      return bad(`unexpected type ${shown(o['type'])}`);
   }
 }
 
@@ -54,6 +57,11 @@ function bad(why: string): Resolution {
   return { kind: 'failed', reason: `unexpected namerd response: ${why}` };
 }
 
+/** A value namerd sent, as JSON cut to a readable length (it may be a megabyte). */
+function shown(v: unknown): string {
+  return boundText(JSON.stringify(v) ?? String(v), 100);
+}
+
 /** A leaf of a bound tree from `/api/1/bind`: the concrete id and the addr namerd rendered with it (undefined: pending). */
 export interface BoundLeaf {
   readonly id: string;
@@ -73,12 +81,14 @@ export function decodeBoundTree(body: unknown): DecodedTree {
   try {
     return { kind: 'tree', tree: tree(body, 'tree', 0) };
   } catch (e) {
+    // Bounded already: namerd's values are cut (shown), and a place in the tree is at most MAX_TREE_DEPTH steps.
     return { kind: 'failed', reason: `unexpected namerd bind response: ${(e as Error).message}` };
   }
 }
 
 function tree(v: unknown, at: string, depth: number): NameTree<BoundLeaf> {
-  if (depth > MAX_TREE_DEPTH) throw new Error(`${at}: nested over ${MAX_TREE_DEPTH} levels`);
+  // The reason first: a path 100 levels deep is long, and readers (and /api/state) may cut the end.
+  if (depth > MAX_TREE_DEPTH) throw new Error(`nested over ${MAX_TREE_DEPTH} levels at ${at}`);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${at} is not an object`);
   const o = v as Record<string, unknown>;
   switch (o['type']) {
@@ -114,6 +124,6 @@ function tree(v: unknown, at: string, depth: number): NameTree<BoundLeaf> {
       return { kind: 'alt', trees: a.map((x: unknown, i) => tree(x, `${at}.alt[${i}]`, depth + 1)) };
     }
     default:
-      throw new Error(`${at}.type ${JSON.stringify(o['type'])} is not one of leaf, union, alt, neg, fail, empty`);
+      throw new Error(`${at}.type ${shown(o['type'])} is not one of leaf, union, alt, neg, fail, empty`);
   }
 }

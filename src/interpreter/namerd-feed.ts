@@ -9,6 +9,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import { request as httpsRequest } from 'node:https';
 import type { Logger } from '../log.ts';
 import type { Counter, Stat } from '../metrics/registry.ts';
+import { boundText } from '../safe-text.ts';
 
 export const MAX_BODY_BYTES = 1 << 20;
 const BACKOFF_MAX_MS = 30_000;
@@ -159,8 +160,9 @@ export class Feed {
     try {
       v = JSON.parse(text);
     } catch {
-      const shown = JSON.stringify(text.trim().slice(0, 200));
-      this.failed(what === 'not JSON' ? `namerd answered something that is not JSON: ${shown}` : `namerd watch error: ${text.trim().slice(0, 200)}`);
+      // What namerd said, cut short with a count of the rest: a reason is logged and shown in /api/state.
+      const said = boundText(text.trim(), 200);
+      this.failed(what === 'not JSON' ? `namerd answered something that is not JSON: ${JSON.stringify(said)}` : `namerd watch error: ${said}`);
       return false;
     }
     this.value(v);

@@ -3,7 +3,9 @@
 // the addresses of ONE branch of a weighted union. `mode: bind` (linkerd's): /api/1/bind for
 // the tree with its weights, and /api/1/addr for each leaf (namerd-bind.ts). Either polls
 // every periodSecs or, with `watch: true`, streams. Failures are delivered (consumers keep
-// their last good set), logged and counted; a watched name's updates are coalesced.
+// their last good set), logged and counted; a watched name's updates are coalesced. The same
+// failure answered again (every poll while namerd is down) is a warning once, then at most
+// every REPEAT_WARN_MS with the count in between (debug for each one).
 import type { InterpreterConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import type { Registry } from '../metrics/registry.ts';
@@ -20,19 +22,32 @@ type NamerdConfig = Extract<InterpreterConfig, { kind: 'io.l5d.namerd.http' }>;
 const BACKOFF_MIN_MS = 500;
 /** A watched name's resolution changes at most this often (the latest answer wins). */
 export const COALESCE_MS = 250;
+/** A failure that stays the same is warned about again after this long, with how often it came meanwhile. */
+export const REPEAT_WARN_MS = 60_000;
 
 interface Loop {
   start(): void;
   stop(): void;
 }
 
+/** One watched name: its loop, its subscribers, the last resolution handed on. */
+interface Entry {
+  loop: Loop;
+  readonly subscribers: Set<(r: Resolution) => void>;
+  last: Resolution | undefined;
+  /** When the current failure was last warned about, and how often it came since. */
+  warnedAt: number;
+  repeats: number;
+}
+
 export function createNamerdInterpreter(opts: {
   config: NamerdConfig; routerLabel: string; dtab: string; registry: Registry; log: Logger;
-  random?: () => number; periodMs?: number; backoffMinMs?: number; coalesceMs?: number;
+  random?: () => number; periodMs?: number; backoffMinMs?: number; coalesceMs?: number; now?: () => number;
 }): Interpreter {
   const { config } = opts;
   const labels = { namespace: config.namespace, rt: opts.routerLabel };
   const log = opts.log.child({ interpreter: 'io.l5d.namerd.http', namespace: config.namespace });
+  const now = opts.now ?? (() => performance.now());
   const env: LoopEnv = {
     config,
     dtab: opts.dtab.replace(/\s+/g, ' ').trim(),
@@ -48,18 +63,32 @@ export function createNamerdInterpreter(opts: {
       },
     },
   };
-  const names = new Map<string, { loop: Loop; subscribers: Set<(r: Resolution) => void>; last: Resolution | undefined }>();
+  const names = new Map<string, Entry>();
+  // A new failure is a warning; the same one again (the next poll, the next reconnect) is
+  // debug until REPEAT_WARN_MS have passed, so a namerd down for an hour is not 720 warnings.
+  const logFailure = (dst: string, e: Entry, reason: string, same: boolean): void => {
+    const t = now();
+    if (!same || t - e.warnedAt >= REPEAT_WARN_MS) {
+      log.warn({ dst, reason, ...(same ? { repeats: e.repeats } : {}) }, 'namerd resolution failed');
+      e.warnedAt = t;
+      e.repeats = 0;
+      return;
+    }
+    e.repeats++;
+    if (log.isLevelEnabled('debug')) log.debug({ dst, reason, repeats: e.repeats }, 'namerd resolution failed');
+  };
   let closed = false;
 
   return {
     watch(dstName: string, onResolution: (r: Resolution) => void): Watch {
       let n = names.get(dstName);
       if (!n) {
-        const entry = { loop: undefined as unknown as Loop, subscribers: new Set<(r: Resolution) => void>(), last: undefined as Resolution | undefined };
+        const entry: Entry = { loop: undefined as unknown as Loop, subscribers: new Set(), last: undefined, warnedAt: 0, repeats: 0 };
         const deliver = (r: Resolution): void => {
           if (closed || names.get(dstName) !== entry) return;
-          if (r.kind === 'failed') log.warn({ dst: dstName, reason: r.reason }, 'namerd resolution failed');
-          if (entry.last && sameResolution(entry.last, r)) return;
+          const same = entry.last !== undefined && sameResolution(entry.last, r);
+          if (r.kind === 'failed') logFailure(dstName, entry, r.reason, same);
+          if (same) return;
           entry.last = r;
           for (const s of [...entry.subscribers]) if (entry.subscribers.has(s)) s(r);
         };

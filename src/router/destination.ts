@@ -23,6 +23,7 @@ import type { Registry } from '../metrics/registry.ts';
 import type { Resolution } from '../naming/resolution.ts';
 import type { HealthSource } from '../health/source.ts';
 import { HealthWatch } from './health-watch.ts';
+import { TransitionLog } from './transition-log.ts';
 import { type Spare, SparePool } from './pool.ts';
 
 /**
@@ -63,6 +64,8 @@ export class Destination {
   private waitTimer: NodeJS.Timeout | undefined;
   /** Active health checks of this destination's endpoints, when its client config has them. */
   private readonly health: HealthWatch | undefined;
+  /** Ejections and revivals, logged with a flapping endpoint's repeats summarised. */
+  private readonly transitions: TransitionLog;
 
   constructor(opts: {
     name: string; rt: string; config: ConnectorConfig; interpreter: Interpreter; registry: Registry; log: Logger;
@@ -74,13 +77,14 @@ export class Destination {
     this.tls = opts.tls;
     this.connectTimeoutMs = opts.config.connectTimeoutMs ?? (opts.tls ? TLS_CONNECT_TIMEOUT_MS : undefined);
     this.log = opts.log.child({ dst: opts.name });
+    this.transitions = new TransitionLog({ log: this.log, now: opts.now });
     const b = (this.balancer = new Balancer({
       random: opts.random,
       now: opts.now,
       failFast: opts.config.failFast,
       events: {
-        ejected: (ep) => this.log.warn({ endpoint: ep.key, failures: ep.consecutiveFailures }, 'endpoint ejected'),
-        revived: (ep) => this.log.info({ endpoint: ep.key }, 'endpoint revived'),
+        ejected: (ep) => this.transitions.ejected(ep.key, ep.consecutiveFailures),
+        revived: (ep) => this.transitions.revived(ep.key),
         connected: (_ep, latencyUs) => {
           this.metrics.connects.value++;
           this.metrics.latencyUs.record(latencyUs);
@@ -173,6 +177,7 @@ export class Destination {
     this.waitTimer = undefined;
     this.watch.close();
     this.health?.close();
+    this.transitions.close();
     this.pool?.close();
   }
 

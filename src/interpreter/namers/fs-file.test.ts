@@ -29,6 +29,7 @@ describe('parseEndpointFile', () => {
     ['weight 1e308', '127.0.0.1 1 * 1e308\n127.0.0.1 2 * 1e308', /line 1: the weight 1e308 is over the limit of 1000000/],
     ['a weight of 310 digits', `127.0.0.1 1 * ${'9'.repeat(310)}`, /over the limit/],
     ['garbage', 'not an address', /line 1:/],
+    ['a 100 KB line is quoted cut short', `127.0.0.1 80\n${'z'.repeat(100_000)}`, /^error: line 2: expected .*, got "z{200}… \(99800 bytes more\)"$/],
   ];
   for (const [name, text, want] of table) {
     it(name, () => {
