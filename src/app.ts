@@ -2,6 +2,7 @@
 // them, and closes them in reverse order. Nothing here touches `process`.
 import { createProcessSampler, type ProcessSampler, registerProcessMetrics, watchFdLimit } from './admin/process-metrics.ts';
 import { RecentErrors, teeErrors } from './admin/recent-errors.ts';
+import { readAdminToken } from './admin/guard.ts';
 import { type AdminServer, createAdminServer, type ReloadAnswer } from './admin/server.ts';
 import { type AppState, collectState, type ConfigStateJson } from './admin/state.ts';
 import type { ClientTlsConfig, Config, RouterConfig, ServerConfig } from './config/types.ts';
@@ -26,6 +27,16 @@ import { closeIdleRouters, type LiveTarget, prepareReload, type PreparedReload }
 import type { ReloadPlan } from './reload/plan.ts';
 
 export type { EnginePlan } from './engine/select.ts';
+export { engineEnvProblem } from './engine/select.ts';
+
+/**
+ * Throws (a config error) when the admin token cannot be had: both LINKERD_TCP_ADMIN_TOKEN and
+ * admin.tokenFile set, an unreadable or empty file, whitespace inside. The admin server reads
+ * it only once the listeners are bound; this lets --check and the CLI refuse it before.
+ */
+export function checkAdminToken(config: Config, env: Readonly<Record<string, string | undefined>>): void {
+  readAdminToken(config.admin, env);
+}
 
 /** Fails (a config error) when `engine: native` cannot be honoured; the plan per server otherwise. */
 export function checkEngines(config: Config, file: string): EnginePlan[] {

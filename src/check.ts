@@ -1,6 +1,6 @@
 // `--check`: describes a valid config — routers, servers, client settings — and what each
 // server's destination resolves to right now (bounded wait), without listening on anything.
-import { checkEngines, clientTlsContexts, createInterpreter, type EnginePlan } from './app.ts';
+import { checkAdminToken, checkEngines, clientTlsContexts, createInterpreter, type EnginePlan } from './app.ts';
 import { connectorConfigFor } from './connector/client-config.ts';
 import type { Config, RouterConfig } from './config/types.ts';
 import { silentLogger } from './log.ts';
@@ -61,7 +61,8 @@ export function tlsProblems(config: Config): string[] {
   return out;
 }
 
-export async function describeConfig(config: Config, file: string): Promise<string> {
+/** `env`: where LINKERD_TCP_ADMIN_TOKEN is read, to check it against admin.tokenFile as a start would. */
+export async function describeConfig(config: Config, file: string, env: Readonly<Record<string, string | undefined>>): Promise<string> {
   const lines = [`admin: ${config.admin.ip}:${config.admin.port}`];
   let plans: EnginePlan[] = [], engineError: string | undefined, k = 0;
   try {
@@ -91,6 +92,11 @@ export async function describeConfig(config: Config, file: string): Promise<stri
   // The verdict comes first, and says OK only when nothing below is an error.
   const problems = tlsProblems(config);
   if (engineError) problems.push(engineError);
+  try {
+    checkAdminToken(config, env); // both token sources set, or a token file that a start could not read
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
   const verdict = problems.length === 0 ? `${file}: config OK` : `${file}: config has ${problems.length} error${problems.length === 1 ? '' : 's'}`;
   for (const e of problems) lines.push(`error: ${e}`);
   // Names, dtabs and namerd's causes are not ours: nothing in them may drive the terminal.

@@ -1,12 +1,13 @@
 // The CLI: `linkerd-tcp <config>`, -h, -V, --check. With lifecycle.ts, the module that
 // touches `process`: arguments, exit codes and signals. Exit codes: 0 ok or drained after a
-// signal; 1 bad config, startup failure, second signal, abort or drain deadline; 2 bad
-// command line; 70 a bug. main.ts checks the Node.js version first, then imports this.
+// signal; 1 bad config or environment, startup failure, second signal, abort or drain
+// deadline; 2 bad command line; 70 a bug. main.ts checks the Node.js version first, holds
+// the signals (signals.ts), then imports this.
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { App, checkEngines } from './app.ts';
+import { App, checkAdminToken, checkEngines, engineEnvProblem } from './app.ts';
 import { describeConfig, tlsProblems } from './check.ts';
 import { defaultWorkers, readCpuLimit } from './cluster/cpu-quota.ts';
 import { runPrimary } from './cluster/primary.ts';
@@ -16,9 +17,10 @@ import { Reloader } from './reload/reloader.ts';
 import { type LoadedConfig, readConfigFile } from './reload/source.ts';
 import type { Config } from './config/types.ts';
 import { LinkerdTcpError } from './errors.ts';
-import { EXIT, Lifecycle, trapSignals } from './lifecycle.ts';
-import { createLogger, levelFromEnv, levelProblem } from './log.ts';
+import { EXIT, Lifecycle } from './lifecycle.ts';
+import { createLogger, formatProblem, levelFromEnv, levelProblem, type Logger } from './log.ts';
 import { escapeLines, escapeTerminal } from './safe-text.ts';
+import { releaseSignals, routeHup, routeStops } from './signals.ts';
 
 const USAGE = `linkerd-tcp — a TCP and TLS load balancer for the linkerd service mesh
 
@@ -38,18 +40,33 @@ ARGS:
 ENVIRONMENT:
     LOG_LEVEL        trace|debug|info|warn|error|fatal|silent (default info)
     RUST_LOG         linkerd-tcp's form, e.g. linkerd_tcp=info (LOG_LEVEL wins)
-    LINKERD_TCP_WORKERS  processes to run when the config has no \`workers\` (default: the cores, capped by the cgroup CPU quota)
+    LOG_FORMAT       json|text (default: text on a terminal, else json)
+    LINKERD_TCP_WORKERS
+                     processes to run when the config has no \`workers\`, 1 to 64
+                     (default: the cores, capped by the cgroup CPU quota)
+    LINKERD_TCP_ENGINE
+                     auto|native|node: overrides the config's \`engine\`
+    LINKERD_TCP_ADMIN_TOKEN
+                     the bearer token POST /shutdown, /abort and /reload need
+                     (or admin.tokenFile; both set is refused)
+    LINKERD_TCP_NATIVE_ADDON
+                     another build of the native engine's addon (a .node file)
+    NODE_OPTIONS     Node's own; with workers, a --max-semi-space-size there replaces
+                     the workers' young-generation cap
+    Any other value of these (LOG_LEVEL=bogus, LINKERD_TCP_WORKERS=0) is refused: exit 1.
 
 EXIT CODES:
     0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
-    1  invalid config, a bad TLS key or certificate, a listener could not bind (port in use),
-       a second signal, POST /abort, or a drain still running 2 s after admin.graceSecs
+    1  invalid config or environment variable, a bad TLS key or certificate, a listener could
+       not bind (port in use), a second signal, POST /abort, or a drain still running 2 s
+       after admin.graceSecs
     2  bad command line
     70 internal error (a bug)
 
 SIGNALS:
     SIGINT, SIGTERM  stop accepting, drain for admin.graceSecs, exit 0 (a second one exits now, 1);
-                     with workers, to the first process or to the whole process group (Ctrl-C)
+                     with workers, to the first process or to the whole process group (Ctrl-C);
+                     one that arrives while starting waits for the start to finish, then drains
     SIGHUP           reload the config file (servers, routers, dtabs, namers, client settings;
                      all or nothing), then TLS keys and certificates; POST /reload does the same
 `;
@@ -59,15 +76,33 @@ function version(): string {
   return `linkerd-tcp ${(pkg as { version: string }).version}`;
 }
 
+/** LINKERD_TCP_WORKERS's bounds: the config key's. */
+const MAX_WORKERS = 64;
+
+/** LINKERD_TCP_WORKERS as a count, undefined when unset or empty; envProblems refused anything else. */
+function workersFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env['LINKERD_TCP_WORKERS']?.trim();
+  return raw ? Number(raw) : undefined;
+}
+
+/**
+ * What is wrong with the environment, one message per variable: a typo (LOG_FORMAT=xml,
+ * LINKERD_TCP_WORKERS=3.5) must not silently mean the default.
+ */
+function envProblems(env: NodeJS.ProcessEnv): string[] {
+  const raw = env['LINKERD_TCP_WORKERS'];
+  const workers = raw !== undefined && raw.trim() !== '' && !(/^\d+$/.test(raw.trim()) && Number(raw) >= 1 && Number(raw) <= MAX_WORKERS)
+    ? `LINKERD_TCP_WORKERS: expected a whole number from 1 to ${MAX_WORKERS}, got ${JSON.stringify(raw.slice(0, 40))}`
+    : undefined;
+  return [levelProblem(env), formatProblem(env), engineEnvProblem(env['LINKERD_TCP_ENGINE']), workers].filter((p): p is string => p !== undefined);
+}
+
 /**
  * How many processes serve: the config's `workers`, else LINKERD_TCP_WORKERS, else the
  * cores this process may use (the cgroup's CPU quota, as in a container, caps the count).
  */
 function workerCount(config: Config): number {
-  const env = Number(process.env['LINKERD_TCP_WORKERS']);
-  if (config.workers !== undefined) return config.workers;
-  if (Number.isInteger(env) && env >= 1) return env;
-  return defaultWorkers(availableParallelism(), readCpuLimit());
+  return config.workers ?? workersFromEnv(process.env) ?? defaultWorkers(availableParallelism(), readCpuLimit());
 }
 
 /** Drains past graceSecs by at most this before the hard exit (the primary waits a little longer). */
@@ -83,10 +118,13 @@ async function main(argv: string[]): Promise<number> {
       options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' }, check: { type: 'boolean' }, diff: { type: 'boolean' } },
     });
   } catch (e) {
+    releaseSignals();
     process.stderr.write(`linkerd-tcp: ${escapeTerminal((e as Error).message)}\n\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
+  // Only a start has something to drain: any other command ends on a signal as programs do.
+  if (values.help || values.version || values.check || values.diff || positionals.length !== 1) releaseSignals();
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
@@ -95,16 +133,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(version() + '\n');
     return 0;
   }
-  if (values.diff) return diff(values.check === true, positionals);
-  if (positionals.length !== 1) {
+  if (!values.diff && positionals.length !== 1) {
     process.stderr.write(`linkerd-tcp: expected exactly one config path, got ${positionals.length}\n\n${USAGE}`);
     return 2;
   }
-  const badLevel = levelProblem(process.env);
-  if (badLevel) {
-    process.stderr.write(`linkerd-tcp: ${escapeTerminal(badLevel)}\n`);
+  const badEnv = envProblems(process.env);
+  if (badEnv.length) {
+    process.stderr.write(badEnv.map((p) => `linkerd-tcp: ${escapeTerminal(p)}\n`).join(''));
     return 1;
   }
+  if (values.diff) return diff(values.check === true, positionals);
   let loaded: LoadedConfig;
   let config: Config;
   try {
@@ -115,19 +153,27 @@ async function main(argv: string[]): Promise<number> {
     return fail(e);
   }
   if (values.check) {
-    const report = await describeConfig(config, positionals[0]!);
+    const report = await describeConfig(config, positionals[0]!, process.env);
     process.stdout.write(report);
     return report.includes('\nerror: ') ? 1 : 0;
   }
+  try {
+    // The admin server reads the token once the listeners are bound: refuse a bad one before anything binds or forks.
+    checkAdminToken(config, process.env);
+  } catch (e) {
+    return fail(e);
+  }
   const n = workerCount(config);
+  const log = createLogger(levelFromEnv(process.env));
+  log.info({ config: loaded.path, workers: n }, 'starting');
   if (n > 1) {
     try {
-      return await runPrimary(config, n, createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS, { loaded, validate: checkProblems(loaded.path) });
+      return await runPrimary(config, n, log, HARD_EXIT_MARGIN_MS, { loaded, validate: checkProblems(loaded.path) });
     } catch (e) {
       return fail(e);
     }
   }
-  return run(loaded);
+  return run(loaded, log);
 }
 
 /**
@@ -150,7 +196,7 @@ async function diff(check: boolean, paths: readonly string[]): Promise<number> {
   const lines = planLines(planReload(old.config, next.config));
   const head = `a reload from ${paths[0]} (sha256 ${old.hash.slice(0, 12)}) to ${paths[1]} (sha256 ${next.hash.slice(0, 12)}) would:\n`;
   const body = lines.length ? lines.map((l) => `  - ${l}\n`).join('') : '  - change nothing\n';
-  const report = await describeConfig(next.config, paths[1]!);
+  const report = await describeConfig(next.config, paths[1]!, process.env);
   process.stdout.write(escapeLines(head + body) + '\n' + report);
   return report.includes('\nerror: ') ? 1 : 0;
 }
@@ -168,9 +214,8 @@ function checkProblems(path: string): (c: Config) => string[] {
   };
 }
 
-async function run(loaded: LoadedConfig): Promise<number> {
+async function run(loaded: LoadedConfig, log: Logger): Promise<number> {
   const config = loaded.config;
-  const log = createLogger(levelFromEnv(process.env));
   const lc: Lifecycle = new Lifecycle({
     log, marginMs: HARD_EXIT_MARGIN_MS,
     graceMs: () => app.config.admin.graceSecs * 1000,
@@ -185,14 +230,20 @@ async function run(loaded: LoadedConfig): Promise<number> {
   });
   // SIGHUP, POST /reload and (watchConfig) a change of the file re-read it; all or nothing.
   const reloader = new Reloader({ initial: loaded, apply: (next, plan) => app.reload(next, plan), log, registry: app.registry, validate: checkProblems(loaded.path) });
+  // A stop held since the process began (signals.ts) drains now, and the start is abandoned;
+  // one during the start drains once it is done.
+  routeStops((s) => lc.stop(s));
+  let started: boolean;
   try {
-    await app.start();
+    // Raced with the exit code: a second signal exits at once, also while the start runs.
+    started = await Promise.race([lc.start(() => app.start()), lc.exitCode.then(() => false)]);
   } catch (e) {
     reloader.close();
     return fail(e);
   }
-  // SIGHUP: the config first, then every TLS key and certificate again (as before reloads existed).
-  trapSignals(lc, () => void reloader.reload('SIGHUP').then(() => app.reloadTls('SIGHUP')));
+  // SIGHUP: the config first, then every TLS key and certificate again (as before reloads
+  // existed). One held while starting goes now: the file may have changed since it was read.
+  if (started) routeHup(() => void reloader.reload('SIGHUP').then(() => app.reloadTls('SIGHUP')));
   return lc.exitCode;
 }
 
@@ -206,10 +257,24 @@ function fail(e: unknown): number {
   throw e;
 }
 
+/**
+ * Exits once stdout and stderr have taken what was written to them: on POSIX a pipe is
+ * written asynchronously, and process.exit() drops what a slow reader has not taken yet (a
+ * `--check` report, an error line: a loaded machine lost them). Bounded: a reader that never
+ * reads does not keep the process.
+ */
+function exitFlushed(code: number): void {
+  let pending = 2;
+  const done = (): void => { if (--pending === 0) process.exit(code); };
+  setTimeout(() => process.exit(code), 5000);
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitFlushed(code),
   (e: unknown) => {
     process.stderr.write(`linkerd-tcp: internal error: ${escapeLines((e as Error).stack ?? String(e))}\n`);
-    process.exit(EXIT.internal);
+    exitFlushed(EXIT.internal);
   },
 );

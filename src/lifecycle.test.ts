@@ -63,3 +63,51 @@ it('a drain that outlives grace + margin exits 1 (the hard deadline); abort exit
   assert.equal(await f.lc.exitCode, 1);
   assert.ok(f.lc.stopping);
 });
+
+it('a stop before the start abandons it; one during the start waits for it, then drains; a second signal does not wait', async () => {
+  const before = make(1000, 1000);
+  before.lc.stop('SIGTERM');
+  let ran = false;
+  assert.equal(await before.lc.start(async () => { ran = true; }), false);
+  assert.equal(ran, false);
+  assert.deepEqual(before.drains, [1000]);
+  before.finishDrain();
+  assert.equal(await before.lc.exitCode, 0);
+
+  const during = make(1000, 1000);
+  const gate = Promise.withResolvers<void>();
+  const started = during.lc.start(() => gate.promise);
+  during.lc.stop('SIGTERM');
+  during.lc.stop('admin'); // not a signal: no escalation, and still one drain
+  assert.ok(during.lc.stopping);
+  assert.deepEqual(during.drains, [], 'no drain under a start still running');
+  gate.resolve();
+  assert.equal(await started, true);
+  assert.deepEqual(during.drains, [1000]);
+  during.finishDrain();
+  assert.equal(await during.lc.exitCode, 0);
+
+  const twice = make(1000, 1000);
+  void twice.lc.start(() => new Promise(() => {})); // never finishes
+  twice.lc.stop('SIGINT');
+  twice.lc.stop('SIGTERM');
+  assert.equal(await twice.lc.exitCode, 1);
+  assert.equal(twice.halts(), 1);
+  assert.deepEqual(twice.drains, []);
+});
+
+it('a start that fails with a stop waiting rejects and drains nothing; one that hangs meets the deadline from the request', async () => {
+  const failed = make(1000, 1000);
+  const started = failed.lc.start(() => Promise.reject(new Error('bind failed')));
+  failed.lc.stop('SIGTERM');
+  await assert.rejects(started, /bind failed/);
+  assert.deepEqual(failed.drains, []);
+  failed.lc.finish(1);
+  assert.equal(await failed.lc.exitCode, 1);
+
+  const hung = make(20, 20);
+  void hung.lc.start(() => new Promise(() => {}));
+  hung.lc.stop('SIGTERM');
+  assert.equal(await hung.lc.exitCode, 1);
+  assert.deepEqual(hung.drains, []);
+});

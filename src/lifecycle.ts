@@ -1,8 +1,10 @@
 // One lifecycle for every process: the single process, the primary and each worker. It
 // turns stop requests into a drain and an exit code: the first SIGINT/SIGTERM (or POST
 // /shutdown, or the primary's word) drains for the grace period and exits 0; a second
-// signal, /abort, or a drain that outlives grace + margin exits 1 at once. main.ts calls
-// process.exit with the code; `halt` is where a primary kills what must not outlive it.
+// signal, /abort, or a drain that outlives grace + margin exits 1 at once. A stop asked for
+// while the start runs waits for it (the drain never closes a half-built app under its own
+// start); one asked for before it abandons it. main.ts calls process.exit with the code;
+// `halt` is where a primary kills what must not outlive it. signals.ts routes the signals.
 import type { Logger } from './log.ts';
 
 /** The exit codes of `--help` and README. */
@@ -30,6 +32,9 @@ export class Lifecycle {
   private readonly settleWith: (code: number) => void;
   private settled = false;
   private draining = false;
+  private starting = false;
+  /** A stop asked for while starting: it drains once the start is done. */
+  private pending: StopCause | undefined;
   private signals = 0;
   private hardTimer: NodeJS.Timeout | undefined;
 
@@ -40,8 +45,32 @@ export class Lifecycle {
     this.settleWith = resolve;
   }
 
+  /** A stop was asked for (draining, settled, or waiting for the start to finish). */
   get stopping(): boolean {
-    return this.draining || this.settled;
+    return this.draining || this.settled || this.pending !== undefined;
+  }
+
+  /**
+   * Runs the start under this lifecycle; resolves whether it ran. A stop asked for before
+   * abandons it (`start` never runs: the drain found nothing to close); one asked for
+   * meanwhile drains as soon as it has finished. A failed start rejects: the caller reports
+   * it and `finish`es, and a stop waiting for it is moot. A second signal exits at once
+   * either way: callers race this with `exitCode`.
+   */
+  async start(start: () => Promise<void>): Promise<boolean> {
+    if (this.stopping) return false;
+    this.starting = true;
+    try {
+      await start();
+    } finally {
+      this.starting = false;
+    }
+    const cause = this.pending;
+    if (cause !== undefined && !this.settled) {
+      this.pending = undefined;
+      this.drain(cause);
+    }
+    return true;
   }
 
   /** Begins the drain; a second signal (not a repeated /shutdown) exits now with code 1. */
@@ -52,7 +81,25 @@ export class Lifecycle {
       this.opts.log.warn({ signal: cause }, 'second signal: exiting now');
       return this.exitNow(EXIT.failed);
     }
-    if (this.draining) return;
+    if (this.draining || this.pending !== undefined) return;
+    if (this.starting) {
+      this.pending = cause;
+      this.opts.log.info({ signal: cause }, 'stop requested while starting: draining once started');
+      // The deadline counts from the request, as a supervisor's stop timeout does: a start that hangs cannot hold the exit.
+      this.armDeadline(this.opts.graceMs());
+      return;
+    }
+    this.drain(cause);
+  }
+
+  private armDeadline(graceMs: number): void {
+    this.hardTimer ??= setTimeout(() => {
+      this.opts.log.error({ graceSecs: graceMs / 1000, marginMs: this.opts.marginMs }, 'drain deadline passed: exiting now');
+      this.exitNow(EXIT.failed);
+    }, graceMs + this.opts.marginMs);
+  }
+
+  private drain(cause: StopCause): void {
     this.draining = true;
     const graceMs = this.opts.graceMs();
     // The drain's synchronous part closes the listeners: 'shutting down' comes after it, so
@@ -66,10 +113,7 @@ export class Lifecycle {
     }
     this.opts.log.info({ signal: cause, graceSecs: graceMs / 1000 }, 'shutting down');
     // The hard deadline: whatever holds the drain up (a hung worker, a stuck socket), exit.
-    this.hardTimer = setTimeout(() => {
-      this.opts.log.error({ graceSecs: graceMs / 1000, marginMs: this.opts.marginMs }, 'drain deadline passed: exiting now');
-      this.exitNow(EXIT.failed);
-    }, graceMs + this.opts.marginMs);
+    this.armDeadline(graceMs);
     drained.then(
       (code) => this.settle(code ?? EXIT.ok),
       (e: unknown) => {
@@ -106,11 +150,4 @@ export class Lifecycle {
     clearTimeout(this.hardTimer);
     this.settleWith(code);
   }
-}
-
-/** Wires SIGINT and SIGTERM to `lc.stop`, and SIGHUP to `hup`. */
-export function trapSignals(lc: Lifecycle, hup: () => void): void {
-  process.on('SIGINT', () => lc.stop('SIGINT'));
-  process.on('SIGTERM', () => lc.stop('SIGTERM'));
-  process.on('SIGHUP', hup);
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatLine, levelFromEnv, levelProblem } from './log.ts';
+import { formatLine, formatProblem, levelFromEnv, levelProblem } from './log.ts';
 
 describe('levelFromEnv', () => {
   const table: [Record<string, string>, string][] = [
@@ -35,5 +35,14 @@ describe('levelProblem', () => {
   });
   it('names LOG_LEVEL, the choices and the bad value', () => {
     assert.equal(levelProblem({ LOG_LEVEL: 'loud' }), 'LOG_LEVEL: expected one of trace|debug|info|warn|error|fatal|silent, got "loud"');
+  });
+});
+
+describe('formatProblem', () => {
+  it('accepts unset, empty, json and text in any case', () => {
+    for (const v of [undefined, '', 'json', 'TEXT', ' text ']) assert.equal(formatProblem(v === undefined ? {} : { LOG_FORMAT: v }), undefined);
+  });
+  it('names LOG_FORMAT, the choices and the bad value', () => {
+    assert.equal(formatProblem({ LOG_FORMAT: 'xml' }), 'LOG_FORMAT: expected one of json|text, got "xml"');
   });
 });

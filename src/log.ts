@@ -49,8 +49,17 @@ export function levelProblem(env: NodeJS.ProcessEnv): string | undefined {
   return `LOG_LEVEL: expected one of ${LEVELS.join('|')}, got ${JSON.stringify(raw.slice(0, 40))}`;
 }
 
+const FORMATS: readonly string[] = ['json', 'text'];
+
+/** What is wrong with LOG_FORMAT, or undefined when it is unset or valid (`xml` must not silently mean the default). */
+export function formatProblem(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env['LOG_FORMAT'];
+  if (raw === undefined || raw.trim() === '' || FORMATS.includes(raw.trim().toLowerCase())) return undefined;
+  return `LOG_FORMAT: expected one of ${FORMATS.join('|')}, got ${JSON.stringify(raw.slice(0, 40))}`;
+}
+
 export function createLogger(level: LogLevel, destination: NodeJS.WritableStream = process.stdout): Logger {
-  const format = process.env['LOG_FORMAT'];
+  const format = process.env['LOG_FORMAT']?.trim().toLowerCase(); // as formatProblem reads it
   const tty = destination === process.stdout && (format === 'text' || (process.stdout.isTTY && format !== 'json'));
   return pino(
     { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },

@@ -9,27 +9,29 @@ import { it } from 'node:test';
 const SRC = new URL('../src/', import.meta.url).pathname;
 
 const ALLOWED: Record<string, readonly string[]> = {
-  main: ['cli'], // checks the Node.js version, then imports the CLI
-  cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log', 'reload', 'safe-text'],
+  main: ['cli', 'signals'], // checks the Node.js version, holds the signals, then imports the CLI
+  cli: ['app', 'check', 'cluster', 'config', 'errors', 'lifecycle', 'log', 'reload', 'safe-text', 'signals'],
   lifecycle: ['log'],
+  signals: [], // SIGINT, SIGTERM and SIGHUP held from the first moment, then routed: a leaf
   check: ['app', 'config', 'connector', 'log', 'metrics', 'naming', 'safe-text', 'server'],
-  cluster: ['admin', 'app', 'config', 'engine', 'errors', 'health', 'interpreter', 'lifecycle', 'log', 'metrics', 'naming', 'reload', 'server'], // engine: the addon's port holds (ports.ts)
+  cluster: ['admin', 'app', 'config', 'engine', 'errors', 'health', 'interpreter', 'lifecycle', 'log', 'metrics', 'naming', 'reload', 'server', 'signals'], // engine: the addon's port holds (ports.ts)
   app: ['admin', 'config', 'connector', 'engine', 'errors', 'health', 'interpreter', 'log', 'metrics', 'reload', 'router', 'server'],
   engine: ['balancer', 'config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'server', 'wire'], // the engine seam: native addon binding, native servers and connections, engine choice
-  admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming', 'safe-text'],
+  admin: ['balancer', 'config', 'errors', 'log', 'metrics', 'naming', 'regular-file', 'safe-text'],
   server: ['config', 'connector', 'errors', 'log', 'metrics', 'naming', 'router', 'wire'],
   router: ['balancer', 'config', 'connector', 'health', 'interpreter', 'log', 'metrics', 'naming', 'proxy', 'wire'],
   health: ['config', 'log', 'metrics'], // active health checks: probe, policy, checker, and the workers' IPC seam
   reload: ['config', 'connector', 'errors', 'log', 'metrics'], // config reloads: plan (pure), file and hash, the reloader, live apply
-  interpreter: ['config', 'errors', 'log', 'metrics', 'naming'],
-  connector: ['config', 'errors', 'wire'],
+  interpreter: ['config', 'errors', 'log', 'metrics', 'naming', 'regular-file', 'safe-text'], // safe-text: namerd's and files' text bounded
+  connector: ['config', 'errors', 'regular-file', 'wire'],
   balancer: ['config', 'naming'],
   proxy: [],
   metrics: [],
-  config: ['errors', 'naming', 'safe-text', 'wire'],
+  config: ['errors', 'naming', 'regular-file', 'safe-text', 'wire'],
   naming: ['errors'], // the error catalogue is a leaf every layer may use
   wire: [], // pure parsers and builders of network bytes (ClientHello, PROXY protocol)
   log: ['safe-text'],
+  'regular-file': [], // the one file reader: regular files only, non-blocking, capped: a leaf
   'safe-text': [], // escaping and redaction for what a person reads: a leaf
   errors: [],
 };

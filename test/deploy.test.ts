@@ -1,6 +1,8 @@
 // Running under supervisors: the checked-in systemd unit (systemd-analyze verify, and its
 // keys against the drain), the Kubernetes manifest (parsed, its config loaded, probes and
-// ports matched to README, the preStop + drain within terminationGracePeriodSeconds),
+// ports matched to README, the preStop + drain within terminationGracePeriodSeconds; the
+// admin token from a Secret, the probes answered without it by the real CLI on the
+// manifest's config, watchConfig on),
 // `npm start` passing a supervisor's SIGTERM to the proxy itself, and an old Node getting
 // one clear line from bin/linkerd-tcp.js and dist/main.js instead of a SyntaxError.
 import assert from 'node:assert/strict';
@@ -13,12 +15,23 @@ import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig } from '../src/config/load.ts';
-import { deadline } from './support/harness.ts';
+import { deadline, Proxy, writeConfig } from './support/harness.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const HARD_EXIT_MARGIN_SECS = 3; // lifecycle: a worker's 2 s, the primary's 1 s more
 const cleanup: (() => void)[] = [];
+
+/** The Kubernetes manifest's objects, its config text, and its proxy container. */
+function kubernetes(): { objs: unknown[]; configText: string; pod: unknown; container: unknown } {
+  const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy/kubernetes.yml'), 'utf8'));
+  for (const d of docs) assert.deepEqual(d.errors, []);
+  const objs = docs.map((d) => d.toJS() as unknown);
+  const find = (pred: (o: unknown) => boolean, what: string): unknown => { const o = objs.find(pred); assert.ok(o, what); return o; };
+  const configText = String(at(find((o) => at(o, 'kind') === 'ConfigMap', 'a ConfigMap'), 'data', 'config.yml'));
+  const pod = at(find((o) => at(o, 'kind') === 'Deployment' || at(o, 'kind') === 'DaemonSet', 'a Deployment or DaemonSet'), 'spec', 'template', 'spec');
+  return { objs, configText, pod, container: at(pod, 'containers', 0) };
+}
 after(() => { for (const c of cleanup.reverse()) c(); });
 
 /** A systemd unit file: section → key → values (a key may repeat). */
@@ -70,14 +83,8 @@ describe('deploy', () => {
   });
 
   it('deploy/kubernetes.yml: its config loads; probes on /ready and /ping at the admin port; preStop + graceSecs + margin within terminationGracePeriodSeconds', () => {
-    const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy/kubernetes.yml'), 'utf8'));
-    for (const d of docs) assert.deepEqual(d.errors, []);
-    const objs = docs.map((d) => d.toJS() as unknown);
-    const find = (pred: (o: unknown) => boolean, what: string): unknown => { const o = objs.find(pred); assert.ok(o, what); return o; };
-    const config = parseConfig(String(at(find((o) => at(o, 'kind') === 'ConfigMap', 'a ConfigMap'), 'data', 'config.yml')), 'deploy/kubernetes.yml#config.yml');
-    const workload = find((o) => at(o, 'kind') === 'Deployment' || at(o, 'kind') === 'DaemonSet', 'a Deployment or DaemonSet');
-    const pod = at(workload, 'spec', 'template', 'spec');
-    const c = at(pod, 'containers', 0);
+    const { configText, pod, container: c } = kubernetes();
+    const config = parseConfig(configText, 'deploy/kubernetes.yml#config.yml');
     const ports = at(c, 'ports') as unknown[];
     const port = (name: unknown): unknown => typeof name === 'number' ? name : at(ports.find((p) => at(p, 'name') === name), 'containerPort');
     assert.equal(config.admin.ip, '0.0.0.0', 'the kubelet reaches the admin port on the pod IP');
@@ -98,6 +105,58 @@ describe('deploy', () => {
       `terminationGracePeriodSeconds ${termSecs} < ${preStopSecs} + ${config.admin.graceSecs} + ${HARD_EXIT_MARGIN_SECS}`);
     assert.equal(at(c, 'command'), undefined, "the image's ENTRYPOINT: Node as PID 1, no shell to swallow SIGTERM");
     assert.ok(README.includes('deploy/kubernetes.yml') && README.includes('deploy/linkerd-tcp.service'));
+  });
+
+  it('deploy/kubernetes.yml: the admin token comes from a Secret (one source only); the probes answer without it and POST /abort does not; watchConfig is on', { timeout: 30_000 }, async () => {
+    const { configText, pod, container: c } = kubernetes();
+    const config = parseConfig(configText, 'deploy/kubernetes.yml#config.yml');
+    assert.equal(config.watchConfig, true, 'an edited ConfigMap applies without a restart');
+    // The token: LINKERD_TCP_ADMIN_TOKEN from a secretKeyRef, or admin.tokenFile in a mounted Secret; not both, never a literal.
+    const env = (at(c, 'env') ?? []) as unknown[];
+    const tokenEnv = env.find((e) => at(e, 'name') === 'LINKERD_TCP_ADMIN_TOKEN');
+    assert.equal(at(tokenEnv, 'value'), undefined, 'no token written into the manifest');
+    const fromEnv = tokenEnv !== undefined && typeof at(tokenEnv, 'valueFrom', 'secretKeyRef', 'name') === 'string' && typeof at(tokenEnv, 'valueFrom', 'secretKeyRef', 'key') === 'string';
+    if (tokenEnv !== undefined) assert.ok(fromEnv, 'LINKERD_TCP_ADMIN_TOKEN comes from a secretKeyRef');
+    if (fromEnv) assert.notEqual(at(tokenEnv, 'valueFrom', 'secretKeyRef', 'optional'), true, 'a pod without the Secret must not start tokenless');
+    const tokenFile = config.admin.tokenFile;
+    const fromFile = tokenFile !== undefined && ((at(c, 'volumeMounts') ?? []) as unknown[]).some((m) => {
+      const volume = ((at(pod, 'volumes') ?? []) as unknown[]).find((v) => at(v, 'name') === at(m, 'name'));
+      return tokenFile.startsWith(`${String(at(m, 'mountPath')).replace(/\/$/, '')}/`) && typeof at(volume, 'secret', 'secretName') === 'string';
+    });
+    if (tokenFile !== undefined) assert.ok(fromFile, `admin.tokenFile ${tokenFile} is in a mounted Secret`);
+    assert.ok(fromEnv !== fromFile, 'the admin token comes from exactly one Secret source (both set is refused at start)');
+    // The probes send no Authorization header: they must be on paths that need none.
+    for (const probe of ['readinessProbe', 'livenessProbe']) assert.equal(at(c, probe, 'httpGet', 'httpHeaders'), undefined);
+
+    // The manifest's own config, on free ports, with a token as the Secret would give it.
+    const token = 'k8s-secret-token-0123456789abcdef';
+    const cfg = JSON.parse(JSON.stringify(parseAllDocuments(configText)[0]!.toJS())) as { admin: { port: number; tokenFile?: string }; routers: { servers: { port: number }[] }[] };
+    cfg.admin.port = 0;
+    for (const s of cfg.routers.flatMap((r) => r.servers)) s.port = 0;
+    if (fromFile) {
+      const dir = mkdtempSync(join(tmpdir(), 'l5d-k8s-token-'));
+      cfg.admin.tokenFile = join(dir, 'token');
+      writeFileSync(cfg.admin.tokenFile, `${token}\n`);
+    }
+    const p = new Proxy([writeConfig(JSON.stringify(cfg))], { LOG_LEVEL: 'info', ...(fromEnv ? { LINKERD_TCP_ADMIN_TOKEN: token } : {}) });
+    cleanup.push(() => { try { p.proc.kill('SIGKILL'); } catch { /* gone */ } });
+    const up = await Promise.race([
+      p.waitForLog((l) => l.msg === 'admin listening', 20_000, 'admin listening'),
+      p.exited.then((code) => { throw new Error(`exited with ${code}: ${p.stderr}`); }),
+    ]);
+    const admin = `http://127.0.0.1:${String(up['admin']).split(':').pop()}`;
+    for (const probe of ['readinessProbe', 'livenessProbe']) {
+      const res = await fetch(`${admin}${String(at(c, probe, 'httpGet', 'path'))}`);
+      // /ready may be 503 here (the manifest's backend does not resolve outside a cluster), never 401.
+      assert.ok(probe === 'livenessProbe' ? res.status === 200 : res.status === 200 || res.status === 503, `${probe}: ${res.status} ${await res.text()}`);
+    }
+    for (const path of ['/abort', '/shutdown']) {
+      const res = await fetch(`${admin}${path}`, { method: 'POST' });
+      assert.equal(res.status, 401, `POST ${path} without the token`);
+    }
+    assert.equal((await fetch(`${admin}/shutdown`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 202);
+    assert.equal(await deadline(15_000, 'exit after POST /shutdown', p.exited), 0);
+    assert.ok(README.includes('secretKeyRef') && README.includes('watchConfig: true'), 'README says how the manifest gets its token and config edits');
   });
 
   it('npm start execs the proxy: a supervisor\'s SIGTERM to npm stops the proxy and its workers', { timeout: 60_000 }, async () => {

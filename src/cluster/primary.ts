@@ -3,12 +3,13 @@
 // the others keep serving), runs the admin server with every worker's metrics and state
 // summed up, and drains them all through the shared lifecycle. It tracks live workers
 // from their own 'exit' events (never `cluster.workers`, which lags while IPC is unread),
-// and no IPC failure to a dying worker is ever fatal.
+// and no IPC failure to a dying worker is ever fatal. A stop while it starts: before the
+// workers are forked, none are; after, they start, then drain (each waits for its own start).
 import cluster, { type Worker } from 'node:cluster';
 import { createProcessSampler } from '../admin/process-metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
 import type { Config } from '../config/types.ts';
-import { Lifecycle, trapSignals } from '../lifecycle.ts';
+import { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { Registry } from '../metrics/registry.ts';
 import { HealthChecker } from '../health/checker.ts';
@@ -25,6 +26,7 @@ import { pinReloadPorts, ReloadRounds } from './cluster-reload.ts';
 import { effectiveConfig } from '../reload/plan.ts';
 import { Reloader } from '../reload/reloader.ts';
 import type { LoadedConfig } from '../reload/source.ts';
+import { routeHup, routeStops } from '../signals.ts';
 import type { Answer, ToPrimary, ToWorker, WorkersState } from './protocol.ts';
 
 const ASK_TIMEOUT_MS = 3000;
@@ -46,7 +48,7 @@ export async function runPrimary(
   const tickets = new TicketKeys(); // TLS sessions resume on whichever worker accepts
   const sessions = new SessionCache(); // and so do sessions resumed by ID (TLS 1.2 without tickets)
   const ports = new PortBook(); // held while the config has a server on them: nothing else takes them between worker starts
-  let config = await ports.pin(configIn); // a reload replaces it: restarted workers start with the new one
+  let config = configIn; // pinned at start (ports.pin); a reload replaces it: restarted workers start with the new one
   const live = new Map<number, Worker>(); // forked and not yet exited
   const listening = new Set<number>();
   const pending = new Map<number, Pending>();
@@ -226,20 +228,32 @@ export async function runPrimary(
     ...(reloader ? { reload: () => reloader.reload('POST /reload') } : {}),
   });
 
-  tickets.start((keys) => { for (const w of live.values()) send(w, { type: 'ticket-keys', keys }); });
-  for (let i = 0; i < workers; i++) fork();
-  trapSignals(lc, () => {
-    // The config first (all workers or none), then every worker re-reads its TLS keys and certificates.
-    void (reloader?.reload('SIGHUP') ?? Promise.resolve()).then(() => {
-      log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
-      for (const w of live.values()) send(w, { type: 'reload' });
-    });
-  });
-  try {
+  // A stop held since the process began (signals.ts) drains now: no worker is forked. One
+  // while starting drains once the admin server listens; the workers wait for their own starts.
+  routeStops((s) => lc.stop(s));
+  const start = async (): Promise<void> => {
+    config = await ports.pin(configIn);
+    if (lc.stopping) return; // asked to stop while the ports were claimed: fork nothing
+    tickets.start((keys) => { for (const w of live.values()) send(w, { type: 'ticket-keys', keys }); });
+    for (let i = 0; i < workers; i++) fork();
     await admin.listen();
     log.info({ workers }, 'workers started');
+  };
+  try {
+    // Raced with the exit code: a second signal exits at once (halt kills the workers), also while starting.
+    const started = await Promise.race([lc.start(start), lc.exitCode.then(() => false)]);
+    if (started) {
+      routeHup(() => {
+        // The config first (all workers or none), then every worker re-reads its TLS keys and certificates.
+        void (reloader?.reload('SIGHUP') ?? Promise.resolve()).then(() => {
+          log.info({}, 'SIGHUP: workers reload TLS keys and certificates');
+          for (const w of live.values()) send(w, { type: 'reload' });
+        });
+      });
+    }
   } catch (e) {
     lc.finish(1);
+    reloader?.close();
     throw e;
   }
   const code = await lc.exitCode;

@@ -2,17 +2,20 @@
 // listeners shared through SO_REUSEPORT and no admin server of its own, and answers the
 // primary's questions (metrics, state, readiness) so the admin server can sum them up.
 // Its lifecycle is the single process's (lifecycle.ts): a signal to the worker itself or
-// to the whole process group (Ctrl-C) drains it, a second one exits now.
+// to the whole process group (Ctrl-C) drains it, a second one exits now; one that arrives
+// while it starts drains once its listeners are bound, and one before the config came
+// means it never starts.
 import cluster from 'node:cluster';
 import { App } from '../app.ts';
 import { RemoteHealth } from '../health/remote.ts';
 import { planReload } from '../reload/plan.ts';
-import { Lifecycle, trapSignals } from '../lifecycle.ts';
+import { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { PreparedRounds } from './prepared-rounds.ts';
 import type { ToPrimary, ToWorker } from './protocol.ts';
 import { RemoteNames } from './remote-names.ts';
 import { RemoteSessions } from './remote-sessions.ts';
+import { routeHup, routeStops } from '../signals.ts';
 
 /** Sends to the primary; a closed channel (the primary gone) is not an error here. */
 function send(m: ToPrimary): void {
@@ -49,7 +52,8 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
           abort: () => send({ type: 'admin', what: 'abort' }),
         }, { worker: true, workerId: cluster.worker?.id ?? 0, health, interpreterFor: (rc) => names.interpreter(rc.label), sessions });
         app = a;
-        a.start().then(() => send({ type: 'listening' }), (e: unknown) => {
+        // A stop meanwhile (the primary's word, or Ctrl-C to the group) drains once this is done.
+        lc.start(() => a.start()).then(() => send({ type: 'listening' }), (e: unknown) => {
           send({ type: 'failed', message: (e as Error).message });
           lc.finish(1);
         });
@@ -99,7 +103,8 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         return;
     }
   });
-  trapSignals(lc, () => app?.reloadTls('SIGHUP'));
+  routeStops((s) => lc.stop(s)); // held since the process began (signals.ts): before 'start', nothing to drain
+  routeHup(() => app?.reloadTls('SIGHUP'));
   // The primary is gone (killed, or it gave up on us): nobody supervises or answers for us.
   process.on('disconnect', () => lc.abort('primary gone: exiting now'));
   return lc.exitCode;

@@ -36,10 +36,21 @@ export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig): string | und
   return undefined;
 }
 
+const SETTINGS: readonly EngineSetting[] = ['auto', 'native', 'node'];
+
 /** The setting in force: LINKERD_TCP_ENGINE when set, else the config's. */
 export function engineSetting(config: Config, env: string | undefined): EngineSetting {
   if (env === 'node' || env === 'native' || env === 'auto') return env;
   return config.engine ?? 'auto';
+}
+
+/**
+ * What is wrong with LINKERD_TCP_ENGINE, or undefined when it is unset (or empty) or valid:
+ * engineSetting would read `bogus` as unset, so the CLI refuses it first.
+ */
+export function engineEnvProblem(env: string | undefined): string | undefined {
+  if (env === undefined || env === '' || (SETTINGS as readonly string[]).includes(env)) return undefined;
+  return `LINKERD_TCP_ENGINE: expected one of ${SETTINGS.join('|')}, got ${JSON.stringify(env.slice(0, 40))}`;
 }
 
 /**
