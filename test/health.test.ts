@@ -73,17 +73,17 @@ routers:
   // scrape asks every worker over the same ordered channel, so once answered all have the verdict.
   const verdictDelivered = async (p: Proxy): Promise<void> => void (await fetch(`http://${await adminOf(p)}/metrics`)).text();
 
-  it('a dead-but-listening backend leaves rotation within unhealthyThreshold × intervalMs + timeoutMs, before any client sees it fail, and comes back', async () => {
+  it('a dead-but-listening backend leaves rotation at its unhealthyThreshold-th failed check, before any client sees it fail, and comes back', async () => {
     const a = await backend();
     const bad = await backend();
     const { proxy: p, ports: [port] } = await proxy([a.b.port, bad.b.port], HC());
     await p.waitForLog(firstPass(bad.b.port), 5000);
     bad.mode = 'silent';
-    const t0 = performance.now();
-    const line = await p.waitForLog(unhealthy(bad.b.port), 5000, 'the unhealthy verdict');
-    const tookMs = performance.now() - t0;
-    // Bound: unhealthyThreshold × intervalMs + timeoutMs = 850 ms, plus log delivery on a busy machine.
-    assert.ok(tookMs <= 2 * 300 + 250 + 300, `left rotation after ${Math.round(tookMs)}ms (bound 850 ms + log delivery)`);
+    const line = await p.waitForLog(unhealthy(bad.b.port), 10_000, 'the unhealthy verdict');
+    // Out at the unhealthyThreshold-th failed check in a row (so within unhealthyThreshold ×
+    // intervalMs + timeoutMs of going silent), counted by the checker rather than timed by the
+    // test: a wall-clock bound failed on a loaded machine.
+    assert.equal(line['fails'], 2);
     assert.equal(line['result'], 'timeout');
     await verdictDelivered(p);
     const clientsBefore = bad.clients;
@@ -154,7 +154,7 @@ routers:
     const bad = await backend();
     const hc = '{kind: send-expect, send: "hc\\n", expect: "hc", intervalMs: 150, timeoutMs: 140, unhealthyThreshold: 2, healthyThreshold: 2}';
     const { proxy: p, ports: [port] } = await proxy([a.b.port, bad.b.port], hc, '\nworkers: 2', { LINKERD_TCP_WORKERS: '2' });
-    await p.waitForCount((l) => l.msg === 'listening', 2, 15_000, 'two workers listening');
+    await p.waitForCount((l) => l.msg === 'listening', 2, 45_000, 'two workers listening');
     // One checker: 15 checks take at least 14 × 120 ms (intervalMs less the jitter); two would take half that.
     await deadline(10_000, 'a first check', new Promise<void>((resolve) => (a.onCheck = resolve)));
     const start = a.checks;

@@ -280,7 +280,7 @@ routers:
     const [port, added] = [await deadPort(), await deadPort()];
     const text = (dtab: string, servers: string): string => cfg(dtab, servers, '\nworkers: 2');
     const { proxy: p, file, admin } = await proxy(text(`/svc/a => /$/inet/127.0.0.1/${a.port};`, server(port)), 1, { LINKERD_TCP_WORKERS: '2' });
-    await p.waitForCount((l) => l.msg === 'listening', 2, 15_000, 'both workers listening');
+    await p.waitForCount((l) => l.msg === 'listening', 2, 45_000, 'both workers listening');
     const old = await Promise.all(Array.from({ length: 10 }, () => Stream.open(port)));
     await Promise.all(old.map((s) => s.round(1024)));
     writeFileSync(file, text(`/svc/a => /$/inet/127.0.0.1/${b.port};`, server(port) + server(added)));
@@ -316,7 +316,7 @@ routers:
     const [port, added] = [await deadPort(), await deadPort()];
     const text = (servers: string): string => cfg(`/svc/a => /$/inet/127.0.0.1/${a.port};`, servers, '\nworkers: 2');
     const { proxy: p, file, admin } = await proxy(text(server(port)), 1, { LINKERD_TCP_WORKERS: '2' });
-    const first = await p.waitForCount((l) => l.msg === 'listening', 2, 15_000, 'both workers listening');
+    const first = await p.waitForCount((l) => l.msg === 'listening', 2, 45_000, 'both workers listening');
     const victim = Number(first[0]!['pid']);
     process.kill(victim, 'SIGKILL');
     await p.waitForLog((l) => l.msg === 'worker exited; restarting' && l['workerPid'] === victim);

@@ -79,7 +79,7 @@ describe('the primary as a supervisor', () => {
       const victim = liveWorkers(p)[0]!;
       process.kill(victim, 'SIGKILL');
       await p.waitForLog((l) => l.msg === 'worker exited; restarting' && (l['workerPid'] ?? l['pid']) === victim, 10_000, `round ${round}: restart`);
-      await p.waitForCount((l) => l.msg === 'listening', 2 + round, 15_000, `round ${round}: replacement listening`);
+      await p.waitForCount((l) => l.msg === 'listening', 2 + round, 45_000, `round ${round}: replacement listening`);
       assert.equal(p.proc.exitCode, null, `round ${round}: the primary is alive (${p.stderr})`);
     }
     await load.stop();

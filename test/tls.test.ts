@@ -396,7 +396,7 @@ describe('TLS material', () => {
       const pids = (): number => new Set(proxy.logs.filter(since).map((l) => l['pid'])).size;
       return proxy.waitForCount((l) => since(l) && pids() >= Number(TEST_WORKERS), 1, 10_000, `'${msg}' from every worker`);
     };
-    await proxy.waitForCount((l) => l.msg === 'listening', Number(TEST_WORKERS), 10_000, 'every worker listening');
+    await proxy.waitForCount((l) => l.msg === 'listening', Number(TEST_WORKERS), 45_000, 'every worker listening');
 
     // 1. Files replaced: the key first (a mismatch, refused), then the certificate (now they match).
     writeFileSync(join(dir, 'cert.tmp'), pem('ec.pem') + pem('chain.pem'));

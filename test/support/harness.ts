@@ -89,7 +89,8 @@ export class Proxy {
   async listening(n: number): Promise<number[]> {
     const ports: number[] = [];
     for (let i = 0; i < n; i++) {
-      const l = await this.waitForLog((x) => x.msg === 'listening' && !ports.includes(portOf(x)), 15_000, `listener ${i}`);
+      // Generous: a start with two workers on a machine loaded by two CPU hogs took over 15 s.
+      const l = await this.waitForLog((x) => x.msg === 'listening' && !ports.includes(portOf(x)), 45_000, `listener ${i}`);
       ports.push(portOf(l));
     }
     return ports;
