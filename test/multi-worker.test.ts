@@ -15,6 +15,8 @@ const FILES = [
   'test/proxy.test.ts', 'test/chaos.test.ts', 'test/reliability/chaos.test.ts', 'test/discovery.test.ts',
   'test/health.test.ts', 'test/reload.test.ts', 'test/resilience.test.ts', 'test/tls.test.ts',
   'test/observability.test.ts', 'test/reliability/admin-hostile.test.ts',
+  // Files that block or never end, settings-only reloads and watches (issue 20): the primary and every worker read them.
+  'test/reliability/files.test.ts', 'test/reload-hardening.test.ts',
 ];
 const ROOT = new URL('../', import.meta.url).pathname;
 

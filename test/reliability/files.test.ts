@@ -76,6 +76,8 @@ describe('files that are not regular files', () => {
     const key = join(dir, 'key.pem'), cert = join(dir, 'cert.pem');
     const { proxy, ports: [plain] } = await startProxy(config(be.port, key, cert, 'watchConfig: true'), 2);
     cleanup.push(() => proxy.stop('SIGKILL'));
+    // Every worker started (each reads the key at start): a file made bad before would stop a late one.
+    await proxy.waitForCount((l) => l.msg === 'listening', 2 * Number(TEST_WORKERS), 45_000, 'every worker listening');
     const admin = String((await proxy.waitForLog((l) => l.msg === 'admin listening'))['admin']);
     const file = String(proxy.proc.spawnargs.at(-1));
 
@@ -98,7 +100,7 @@ describe('files that are not regular files', () => {
     })();
     const logsFrom = (n: number, msg: string, re: RegExp): Promise<unknown> =>
       proxy.waitForLog((l) => proxy.logs.indexOf(l) >= n && l.msg === msg && re.test(String(l['err'])), 15_000, `${msg} ${re}`)
-        .catch((e: Error) => { throw new Error(`${e.message}; logs since: ${JSON.stringify(proxy.logs.slice(n).map((l) => [l.msg, l['err']]))}`); });
+        .catch((e: Error) => { throw new Error(`${e.message}; logs since: ${JSON.stringify(proxy.logs.slice(n).map((l) => [l.msg, l['pid'], l['err']]))}; stderr: ${proxy.stderr}`); });
 
     // 1. The key replaced by a FIFO: the TLS watch sees it and refuses it.
     let n = proxy.logs.length;
