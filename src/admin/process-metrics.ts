@@ -2,6 +2,7 @@
 // as `process:*` gauges read at scrape time, and as the `process` block of /api/state.
 // One event-loop delay monitor per sampler; `close()` stops it.
 import { readdirSync, readFileSync } from 'node:fs';
+import { fdExhaustions } from '../metrics/fd-exhaustion.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Registry } from '../metrics/registry.ts';
 
@@ -107,12 +108,14 @@ export function fdLimit(): number | null {
 /**
  * Watches open files against the limit once a second. At the limit the kernel (through
  * libuv) accepts and closes new connections without telling anyone; this makes it visible:
- * `warn` when 95 % is reached (at most every 10 s while it lasts), `info` once back under 80 %.
+ * `warn` when 95 % is reached or an accept or connect failed with EMFILE/ENFILE since the last
+ * look (at most every 10 s while it lasts), `info` once back under 80 % with no new failure.
  */
 export function watchFdLimit(onState: (state: 'near' | 'clear', openFds: number, limit: number) => void, everyMs = 1000): { close(): void } {
   let near = false;
   let warnedAt = 0;
   let lastLimit = fdLimit();
+  let lastExhaustions = fdExhaustions();
   const timer = setInterval(() => {
     // At the limit even these reads fail (they need a descriptor): that failure is the answer.
     const limit = (lastLimit = fdLimit() ?? lastLimit);
@@ -124,7 +127,11 @@ export function watchFdLimit(onState: (state: 'near' | 'clear', openFds: number,
       if ((e as NodeJS.ErrnoException).code !== 'EMFILE' && (e as NodeJS.ErrnoException).code !== 'ENFILE') return;
       open = limit;
     }
-    if (open >= limit * 0.95) {
+    // An accept or connect refused for want of descriptors since the last look: the table was
+    // full then, even if it is not at this moment.
+    const exhausted = fdExhaustions() !== lastExhaustions;
+    lastExhaustions = fdExhaustions();
+    if (exhausted || open >= limit * 0.95) {
       if (!near || Date.now() - warnedAt >= 10_000) {
         warnedAt = Date.now();
         onState('near', open, limit);

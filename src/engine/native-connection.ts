@@ -12,6 +12,7 @@ import type { Slot } from '../balancer/wait-queue.ts';
 import type { ConnectFailureCause } from '../connector/dial.ts';
 import type { Origin } from '../connector/proxy-header.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
+import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import type { CloseReason } from '../router/connection.ts';
 import type { Destination, Grant, Waiter } from '../router/destination.ts';
 import type { NativeBinding } from './native-binding.ts';
@@ -141,7 +142,10 @@ export class NativeConnection implements Waiter, NativeConnHandler {
   connectFailed(errno: number): void {
     if (this.phase !== CONNECTING) return;
     const code = errnoName(errno);
-    if (errno === EMFILE || errno === ENFILE) this.finish('connect_failed', code); // ours, not the endpoint's
+    if (errno === EMFILE || errno === ENFILE) {
+      noteFdExhaustion(); // for the open-files warning
+      this.finish('connect_failed', code); // ours, not the endpoint's
+    }
     else this.attemptFailed(errno === ECONNREFUSED ? 'refused' : errno === ETIMEDOUT ? 'timeout' : 'other', errno === ETIMEDOUT ? undefined : code);
   }
 

@@ -7,6 +7,7 @@ import { LinkerdTcpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type ServerMetrics, serverMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
+import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import { addrKey } from '../naming/resolution.ts';
 import type { Router } from '../router/router.ts';
 import { type ClosedRecordSink, recordClosed, recordRefused } from '../server/closed-record.ts';
@@ -14,6 +15,9 @@ import type { NativeBinding } from './native-binding.ts';
 import { NativeConnection, type NativeServerSide } from './native-connection.ts';
 import { errnoName, type NativeEngine } from './native-engine.ts';
 import { NativePreface } from './native-preface.ts';
+
+/** errno values (Linux) of a process or system out of descriptors. */
+const EMFILE = 24, ENFILE = 23;
 
 export class NativeServer implements NativeServerSide {
   readonly engine = 'native';
@@ -144,6 +148,7 @@ export class NativeServer implements NativeServerSide {
   /** Out of descriptors, the engine closes the waiting connections at once (as libuv does for
    * Node's servers; the open-files warning says why); any other failure pauses accepting. */
   private acceptError(errno: number, refused: number): void {
+    if (errno === EMFILE || errno === ENFILE) noteFdExhaustion(); // for the open-files warning
     if (refused >= 0) {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, err: errnoName(errno), refused }, 'out of descriptors: waiting connections closed');
     } else if (refused === -1) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');

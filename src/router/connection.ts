@@ -13,6 +13,7 @@ import type { Slot } from '../balancer/wait-queue.ts';
 import { type ConnectFailureCause, connectFailureCause, dial } from '../connector/dial.ts';
 import { type Origin, proxyHeader } from '../connector/proxy-header.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
+import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import { pump } from '../proxy/duplex.ts';
 import type { Destination, Grant, Waiter } from './destination.ts';
 
@@ -292,7 +293,10 @@ export class Connection implements Waiter {
 /** The lease outcome for a connection ending in `phase` with `reason`. */
 function outcomeOf(phase: number, reason: CloseReason, err: Error | undefined, openMs: number): Outcome {
   if (phase === OPEN) return { kind: 'closed', durationMs: openMs };
-  if (err && isLocalShortage(err)) return { kind: 'cancelled' }; // our fds ran out: not the endpoint's fault
+  if (err && isLocalShortage(err)) {
+    noteFdExhaustion(); // for the open-files warning
+    return { kind: 'cancelled' }; // our fds ran out: not the endpoint's fault
+  }
   if (reason === 'connect_timeout') return { kind: 'failed', cause: 'timeout' };
   if (reason === 'connect_refused' || reason === 'connect_failed') return { kind: 'failed', cause: connectFailureCause(err) };
   return { kind: 'cancelled' }; // the client went away, or we are shutting down
