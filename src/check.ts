@@ -1,11 +1,15 @@
 // `--check`: describes a valid config — routers, servers, client settings — and what each
 // server's destination resolves to right now (bounded wait), without listening on anything.
+// A `{sni}` server's template is not a name: it is shown with the dtab entries it can reach.
 import { checkAdminToken, checkEngines, clientTlsContexts, createInterpreter, type EnginePlan } from './app.ts';
 import { connectorConfigFor } from './connector/client-config.ts';
-import type { Config, RouterConfig } from './config/types.ts';
+import { hasSniPlaceholder, parseSniTemplate, reachableDentries } from './config/sni-template.ts';
+import type { Config, RouterConfig, ServerConfig } from './config/types.ts';
 import { silentLogger } from './log.ts';
 import { Registry } from './metrics/registry.ts';
 import { escapeTerminal, redactUrl } from './safe-text.ts';
+import { parseDtab, showDentry } from './naming/dtab.ts';
+import { showPath } from './naming/path.ts';
 import { addrKey, type Resolution } from './naming/resolution.ts';
 import { TlsTerminator } from './server/tls.ts';
 
@@ -24,9 +28,18 @@ function showResolution(r: Resolution | undefined): string {
   }
 }
 
+/**
+ * The names a server resolves as they are written: its dstName, or for a `{sni}` template
+ * (never a name itself: each connection's is its expansion) only its defaultDstName.
+ */
+function fixedNames(s: ServerConfig): string[] {
+  if (!hasSniPlaceholder(s.dstName)) return [s.dstName];
+  return s.defaultDstName === undefined ? [] : [s.defaultDstName];
+}
+
 async function resolveAll(rc: RouterConfig, config: Config): Promise<Map<string, Resolution | undefined>> {
   const interp = createInterpreter(rc, config, new Registry(), silentLogger());
-  const names = [...new Set(rc.servers.map((s) => s.dstName))];
+  const names = [...new Set(rc.servers.flatMap(fixedNames))];
   const out = new Map<string, Resolution | undefined>();
   await Promise.all(names.map((name) => new Promise<void>((done) => {
     const timer = setTimeout(() => { w.close(); done(); }, RESOLVE_WAIT_MS);
@@ -39,6 +52,26 @@ async function resolveAll(rc: RouterConfig, config: Config): Promise<Map<string,
   })));
   await interp.close();
   return out;
+}
+
+/** An SNI-routed server's lines: its template, the dtab entries its names can reach, its default. */
+function sniLines(rc: RouterConfig, s: ServerConfig, resolved: Map<string, Resolution | undefined>): string[] {
+  const t = parseSniTemplate(s.dstName);
+  const reach = reachableDentries(t, parseDtab(rc.dtab)).map(showDentry);
+  const ic = rc.interpreter;
+  // With namerd, its namespace's dtab is not ours to read: say where the names go.
+  const namerd = ic.kind === 'default' ? undefined : `namerd's dtab of namespace ${ic.namespace}, under ${showPath(t.fixed)}`;
+  const reachable = [...reach, ...(namerd ? [namerd] : [])];
+  // No entry: `/$/…` and `/#/…` names still reach the namers (inet, fs, dnssrv) as written.
+  const none = t.fixed[0] === '$' || t.fixed[0] === '#' ? 'none (each name goes to the namers as written)' : 'none (every name it makes is neg)';
+  const d = s.defaultDstName;
+  return [
+    `    routed by SNI: ${s.dstName}, the client's server name in place of {sni}`,
+    `    dtab entries it can reach: ${reachable.length ? reachable.join('; ') : none}`,
+    d === undefined
+      ? '    no defaultDstName: connections without a usable name are closed'
+      : `    default destination ${d} → ${showResolution(resolved.get(d))}`,
+  ];
 }
 
 /** Loads every TLS key and certificate as a start would; one message per bad setting. */
@@ -84,7 +117,8 @@ export async function describeConfig(config: Config, file: string, env: Readonly
         cc.tls ? `client.tls=${cc.tls.dnsName}` : '',
       ].filter(Boolean);
       lines.push(`  server ${s.ip.includes(':') ? `[${s.ip}]` : s.ip}:${s.port} → ${s.dstName}${extras.length ? ` (${extras.join(', ')})` : ''}`);
-      lines.push(`    destination ${s.dstName} → ${showResolution(resolved.get(s.dstName))}`);
+      if (hasSniPlaceholder(s.dstName)) lines.push(...sniLines(rc, s, resolved));
+      else lines.push(`    destination ${s.dstName} → ${showResolution(resolved.get(s.dstName))}`);
       const plan = plans[k++];
       if (plan) lines.push(`    engine ${plan.kind} (${plan.why})`);
     }

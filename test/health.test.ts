@@ -98,9 +98,9 @@ routers:
     assert.deepEqual({ state: ep.state, cause: ep.cause, healthy: ep.healthy }, { state: 'failed', cause: 'health check', healthy: false });
     assert.equal(dst.failed, 1);
     const metrics = await (await fetch(`http://${admin}/metrics`)).text();
-    assert.match(metrics, new RegExp(`l5d:healthcheck:checks\\{dst="/svc/x", endpoint="127.0.0.1:${bad.b.port}", result="timeout"\\} [2-9]`));
-    assert.match(metrics, new RegExp(`l5d:healthcheck:healthy\\{dst="/svc/x", endpoint="127.0.0.1:${bad.b.port}"\\} 0\\n`));
-    assert.match(metrics, new RegExp(`l5d:healthcheck:healthy\\{dst="/svc/x", endpoint="127.0.0.1:${a.b.port}"\\} 1\\n`));
+    assert.match(metrics, new RegExp(`l5d:healthcheck:checks\\{dst="/svc/x", endpoint="127.0.0.1:${bad.b.port}", result="timeout", rt="r"\\} [2-9]`));
+    assert.match(metrics, new RegExp(`l5d:healthcheck:healthy\\{dst="/svc/x", endpoint="127.0.0.1:${bad.b.port}", rt="r"\\} 0\\n`));
+    assert.match(metrics, new RegExp(`l5d:healthcheck:healthy\\{dst="/svc/x", endpoint="127.0.0.1:${a.b.port}", rt="r"\\} 1\\n`));
 
     bad.mode = 'ok';
     const back = await p.waitForLog(healthy(bad.b.port), 5000, 'the healthy verdict');

@@ -1,5 +1,6 @@
 // The active health check's flag beside the passive fail-fast state (issue 16): an endpoint
-// takes new connections only when both say so, and neither judge undoes the other.
+// takes new connections only when both say so. A passing check ends a fail-fast ejection
+// (issue 21, as Envoy's and HAProxy's do); the penalty ending never overrides the check.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { seeded } from '../../test/support/random.ts';
@@ -9,7 +10,11 @@ const addr = (port: number) => ({ host: '127.0.0.1', port, weight: 1 });
 
 function setup() {
   let now = 0;
-  const b = new Balancer({ random: seeded(3), now: () => now, failFast: { maxConsecutiveFailures: 2, failurePenaltySecs: 10 } });
+  const revived: string[] = [];
+  const b = new Balancer({
+    random: seeded(3), now: () => now, failFast: { maxConsecutiveFailures: 2, failurePenaltySecs: 10 },
+    events: { revived: (e, by) => revived.push(`${e.port}${by ? ` by ${by}` : ''}`) },
+  });
   b.update({ kind: 'bound', endpoints: [addr(1), addr(2), addr(3)] });
   const ep = (port: number) => b.endpoints.get(`127.0.0.1:${port}`)!;
   const picks = (n = 60): Set<number> => {
@@ -25,7 +30,7 @@ function setup() {
   const failTwice = (port: number) => {
     for (let i = 0; i < 2; i++) b.lease(ep(port)).release({ kind: 'failed', cause: 'refused' });
   };
-  return { b, ep, picks, failTwice, advance: (ms: number) => (now += ms) };
+  return { b, ep, picks, failTwice, revived, advance: (ms: number) => (now += ms) };
 }
 
 describe('balancer: health flag beside fail-fast', () => {
@@ -43,12 +48,41 @@ describe('balancer: health flag beside fail-fast', () => {
     assert.ok(picks().has(1));
   });
 
-  it('a passing check does not end a fail-fast ejection', () => {
-    const { b, ep, picks, failTwice } = setup();
+  it('a passing check ends a fail-fast ejection at once, failure count cleared (Envoy, HAProxy)', () => {
+    const { b, ep, picks, failTwice, revived } = setup();
     failTwice(1);
     assert.equal(ep(1).state.kind, 'failed');
-    b.setHealthy(ep(1), true);
+    b.setHealthy(ep(1), true); // a verdict alone is not a pass
     assert.equal(picks().has(1), false);
+    b.checkPassed(ep(1));
+    assert.equal(ep(1).state.kind, 'available');
+    assert.equal(ep(1).consecutiveFailures, 0);
+    assert.deepEqual(revived, ['1 by health check']);
+    assert.ok(picks().has(1));
+    // One new failure does not eject again: the count started over.
+    b.lease(ep(1)).release({ kind: 'failed', cause: 'refused' });
+    assert.equal(ep(1).state.kind, 'available');
+  });
+
+  it('a pass while the check still calls it unhealthy (fewer than healthyThreshold) ends nothing', () => {
+    const { b, ep, picks, failTwice, revived } = setup();
+    failTwice(1);
+    b.setHealthy(ep(1), false);
+    b.checkPassed(ep(1));
+    assert.equal(ep(1).state.kind, 'failed');
+    assert.deepEqual(revived, []);
+    b.setHealthy(ep(1), true);
+    b.checkPassed(ep(1)); // the healthyThreshold-th pass: healthy, and the ejection ends with it
+    assert.equal(ep(1).state.kind, 'available');
+    assert.ok(picks().has(1));
+  });
+
+  it('a pass on an endpoint that is not ejected changes nothing', () => {
+    const { b, ep, revived } = setup();
+    b.lease(ep(1)).release({ kind: 'failed', cause: 'refused' });
+    b.checkPassed(ep(1));
+    assert.equal(ep(1).consecutiveFailures, 1, 'only an ejection is ended; connect failures still count');
+    assert.deepEqual(revived, []);
   });
 
   it('the fail-fast penalty ending does not return an endpoint its check calls unhealthy', () => {

@@ -84,7 +84,7 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         names.deliver(m.rt, m.dst, m.resolution);
         return;
       case 'health':
-        health.deliver(m.key, m.healthy);
+        health.deliver(m.key, m.healthy, m.passed);
         return;
       case 'reload-prepare': {
         // The primary decided the reload; prepare it here (bind, load TLS) and say so, then wait for commit or abort.

@@ -286,15 +286,17 @@ function router(c: Cursor, v: unknown): RouterConfig | undefined {
   const f = object(c, v, ['label', 'interpreter', 'dtab', 'servers', 'client', 'maxSniDestinations']);
   if (!f) return undefined;
   const label = req(c, f, 'label', nonEmptyString);
-  const interp = opt(c, f, 'interpreter', interpreter, { kind: 'default' } as const);
+  // Absent means the default interpreter; a block that fails to decode is `undefined`, not
+  // the default: it has its own problems, and the default's dtab rule below must not add one.
+  const interp = f['interpreter'] == null ? ({ kind: 'default' } as const) : interpreter(c.key('interpreter'), f['interpreter']);
   const dtab = opt(c, f, 'dtab', dtabString, '');
   const servers = req(c, f, 'servers', listOf(server));
   if (Array.isArray(f['servers']) && f['servers'].length === 0) c.key('servers').fail('expected at least one server');
   const cl = opt(c, f, 'client', client, { kind: 'io.l5d.global' } as const);
-  if (interp.kind === 'default' && dtab === '' && f['dtab'] === undefined) {
+  if (interp?.kind === 'default' && dtab === '' && f['dtab'] === undefined) {
     c.key('dtab').fail('missing: a router with the default interpreter needs a dtab (e.g. "/svc => /$/inet/127.0.0.1/8080;")');
   }
-  if (label === undefined || !servers) return undefined;
+  if (label === undefined || !servers || !interp) return undefined;
   const maxSniDestinations = opt(c, f, 'maxSniDestinations', posInt, undefined);
   return { label, interpreter: interp, dtab, servers, client: cl, ...(maxSniDestinations === undefined ? {} : { maxSniDestinations }) };
 }

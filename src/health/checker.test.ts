@@ -60,9 +60,10 @@ describe('health checks against real backends', () => {
     const verdicts: boolean[] = [];
     let notify: (() => void) | undefined;
     const next = (): Promise<void> => new Promise((r) => (notify = r));
-    const target = { dst: '/svc/x', host: '127.0.0.1', port: b.port, check: sendExpect('ping', 'ping') };
+    const target = { rt: 'r', dst: '/svc/x', host: '127.0.0.1', port: b.port, check: sendExpect('ping', 'ping') };
     let waiting = next();
-    checker.watch(target, (h) => { verdicts.push(h); notify?.(); });
+    // Verdict changes only: every pass is reported too (the next test).
+    checker.watch(target, (h) => { if (verdicts.at(-1) !== h) { verdicts.push(h); notify?.(); } });
     await deadline(2000, 'first verdict', waiting);
     assert.deepEqual(verdicts, [true]);
     answer = false;
@@ -79,9 +80,9 @@ describe('health checks against real backends', () => {
     assert.deepEqual(verdicts, [true, false, true]);
     const text = registry.render();
     for (const result of ['ok', 'timeout']) {
-      assert.match(text, new RegExp(`l5d:healthcheck:checks\\{dst="/svc/x", endpoint="127.0.0.1:${b.port}", result="${result}"\\} [1-9]`));
+      assert.match(text, new RegExp(`l5d:healthcheck:checks\\{dst="/svc/x", endpoint="127.0.0.1:${b.port}", result="${result}", rt="r"\\} [1-9]`));
     }
-    assert.match(text, new RegExp(`l5d:healthcheck:healthy\\{dst="/svc/x", endpoint="127.0.0.1:${b.port}"\\} 1`));
+    assert.match(text, new RegExp(`l5d:healthcheck:healthy\\{dst="/svc/x", endpoint="127.0.0.1:${b.port}", rt="r"\\} 1`));
   });
 
   it('a second watcher of the same target gets the known verdict and shares its checks; the last unwatch stops them', async () => {
@@ -90,7 +91,7 @@ describe('health checks against real backends', () => {
     const checker = new HealthChecker({ registry, log: silentLogger() });
     cleanup.push(() => checker.close());
     // A name with a quote and a backslash: its metrics are found (escaped as rendered) and dropped too.
-    const target = { dst: '/svc/"y\\', host: '127.0.0.1', port: b.port, check: { kind: 'connect', ...timing } as const };
+    const target = { rt: 'r', dst: '/svc/"y\\', host: '127.0.0.1', port: b.port, check: { kind: 'connect', ...timing } as const };
     const first = new Promise<boolean>((r) => checker.watch(target, r));
     assert.equal(await deadline(2000, 'first verdict', first), true);
     const second = await deadline(1000, 'known verdict', new Promise<boolean>((r) => {
@@ -103,6 +104,47 @@ describe('health checks against real backends', () => {
     checker.close();
     assert.equal(checker.size, 0);
     assert.doesNotMatch(registry.render(), /l5d:healthcheck:/, 'metrics of unwatched targets are dropped');
+  });
+
+  it('every passing check reaches the listeners (passed: true), also when the verdict stays; a failing one that changes nothing does not', async () => {
+    let answer = true;
+    const b = await backend((s) => s.on('data', (d) => answer && s.write(d)));
+    const checker = new HealthChecker({ registry: new Registry(), log: silentLogger() });
+    cleanup.push(() => checker.close());
+    const calls: [boolean, boolean][] = [];
+    let notify: (() => void) | undefined;
+    checker.watch({ rt: 'r', dst: '/svc/p', host: '127.0.0.1', port: b.port, check: sendExpect('ping', 'ping') }, (h, passed) => {
+      calls.push([h, passed]);
+      notify?.();
+    });
+    await deadline(3000, 'three passes', new Promise<void>((r) => (notify = () => calls.length >= 3 && r())));
+    assert.deepEqual(calls.slice(0, 3), [[true, true], [true, true], [true, true]]);
+    answer = false;
+    await deadline(3000, 'the unhealthy verdict', new Promise<void>((r) => (notify = () => calls.at(-1)![0] === false && r())));
+    // Two failures (unhealthyThreshold 2): only the second changed the verdict, so only it was told.
+    assert.deepEqual(calls.slice(3), [[false, false]]);
+  });
+
+  it('two routers checking one destination name and endpoint: one series each (rt), neither summed into the other', async () => {
+    const b = await backend(() => {});
+    const registry = new Registry();
+    const checker = new HealthChecker({ registry, log: silentLogger() });
+    cleanup.push(() => checker.close());
+    const check = { kind: 'connect', ...timing } as const;
+    const passes = new Map<string, number>();
+    let notify: (() => void) | undefined;
+    const stops = ['a', 'b'].map((rt) => checker.watch({ rt, dst: '/svc/same', host: '127.0.0.1', port: b.port, check }, (_h, passed) => {
+      if (passed) passes.set(rt, (passes.get(rt) ?? 0) + 1);
+      notify?.();
+    }));
+    await deadline(3000, 'passes for both', new Promise<void>((r) => (notify = () => (passes.get('a') ?? 0) >= 2 && (passes.get('b') ?? 0) >= 2 && r())));
+    assert.equal(checker.size, 2, 'each router has its own checks');
+    const ok = (rt: string): number => Number(new RegExp(`l5d:healthcheck:checks\\{dst="/svc/same", endpoint="127.0.0.1:${b.port}", result="ok", rt="${rt}"\\} (\\d+)`).exec(registry.render())?.[1]);
+    assert.ok(ok('a') >= 2 && ok('b') >= 2, registry.render());
+    for (const rt of ['a', 'b']) assert.match(registry.render(), new RegExp(`l5d:healthcheck:healthy\\{dst="/svc/same", endpoint="127.0.0.1:${b.port}", rt="${rt}"\\} 1`));
+    stops[0]!();
+    assert.doesNotMatch(registry.render(), /rt="a"/, "router a's series go with its watch");
+    assert.match(registry.render(), /l5d:healthcheck:healthy\{[^}]*rt="b"\} 1/, "router b's stay");
   });
 
   it('never more than one check in flight per endpoint, nor more than maxInFlight overall', async () => {
@@ -133,7 +175,7 @@ describe('health checks against real backends', () => {
     let unhealthy = 0;
     const allDown = new Promise<void>((resolve) => {
       for (const b of backends) {
-        checker.watch({ dst: '/svc/z', host: '127.0.0.1', port: b.port, check: sendExpect('x', 'y') }, (h) => {
+        checker.watch({ rt: 'r', dst: '/svc/z', host: '127.0.0.1', port: b.port, check: sendExpect('x', 'y') }, (h) => {
           if (!h && ++unhealthy === backends.length) resolve();
         });
       }

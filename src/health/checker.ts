@@ -1,7 +1,8 @@
 // Runs active health checks: one timer per watched target, the first check anywhere in the
 // interval and the next at most one interval after the previous start, never two in flight
 // for one target, at most `maxInFlight` in flight overall (the rest queue). Verdicts go to
-// the target's listeners; counts to l5d:healthcheck:*. No target, no timer: zero cost.
+// the target's listeners, and so is every pass (it ends a fail-fast ejection); counts go to
+// l5d:healthcheck:*{rt, dst, endpoint}. No target, no timer: zero cost.
 import type { Logger } from '../log.ts';
 import type { Counter, Gauge, Registry, Stat } from '../metrics/registry.ts';
 import { firstDelayMs, type HealthState, newHealthState, nextDelayMs, recordCheck } from './policy.ts';
@@ -50,7 +51,8 @@ export class HealthChecker implements HealthSource {
     let e = this.entries.get(key);
     if (!e) {
       const endpoint = `${target.host}:${target.port}`;
-      const labels = { dst: target.dst, endpoint };
+      // The order of the other per-router metrics: rt first.
+      const labels = { rt: target.rt, dst: target.dst, endpoint };
       e = {
         key, target, endpoint, listeners: new Set(), state: newHealthState(), timer: undefined,
         inFlight: false, queued: false, removed: false, results: new Map(),
@@ -64,7 +66,7 @@ export class HealthChecker implements HealthSource {
     const entry = e;
     entry.listeners.add(listener);
     const known = entry.state.healthy;
-    if (known !== undefined) queueMicrotask(() => entry.listeners.has(listener) && listener(known));
+    if (known !== undefined) queueMicrotask(() => entry.listeners.has(listener) && listener(known, false));
     return () => this.unwatch(entry, listener);
   }
 
@@ -85,9 +87,10 @@ export class HealthChecker implements HealthSource {
     clearTimeout(e.timer);
     this.entries.delete(e.key);
     const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n'); // as the registry renders labels
-    const labels = `dst="${esc(e.target.dst)}", endpoint="${esc(e.endpoint)}"`;
-    if (![...this.entries.values()].some((o) => o.target.dst === e.target.dst && o.endpoint === e.endpoint)) {
-      this.registry.removeWhere((name, l) => name.startsWith('l5d:healthcheck:') && l.includes(labels));
+    // The registry renders labels sorted by name: dst, endpoint, (result,) rt.
+    const head = `dst="${esc(e.target.dst)}", endpoint="${esc(e.endpoint)}", `, tail = `, rt="${esc(e.target.rt)}"`;
+    if (![...this.entries.values()].some((o) => o.target.rt === e.target.rt && o.target.dst === e.target.dst && o.endpoint === e.endpoint)) {
+      this.registry.removeWhere((name, l) => name.startsWith('l5d:healthcheck:') && l.startsWith(head) && l.endsWith(tail));
     }
   }
 
@@ -122,14 +125,17 @@ export class HealthChecker implements HealthSource {
     if (result === 'ok') e.latencyUs.record(elapsed * 1000);
     const was = e.state.healthy;
     const verdict = recordCheck(e.state, result === 'ok', t.check);
-    const fields = { dst: t.dst, endpoint: e.endpoint };
+    const fields = { rt: t.rt, dst: t.dst, endpoint: e.endpoint };
     if (result !== 'ok' && this.log.isLevelEnabled('debug')) this.log.debug({ ...fields, result, detail, fails: e.state.fails }, 'health check failed');
     if (verdict !== undefined) {
       e.healthy.value = verdict ? 1 : 0;
       if (!verdict) this.log.warn({ ...fields, result, detail, fails: e.state.fails }, 'endpoint unhealthy: health check failed');
       else if (was === false) this.log.info({ ...fields, passes: e.state.passes }, 'endpoint healthy: health check passed');
       else this.log.debug({ ...fields }, 'health check: first pass');
-      for (const l of [...e.listeners]) l(verdict);
+      for (const l of [...e.listeners]) l(verdict, result === 'ok');
+    } else if (result === 'ok' && e.state.healthy === true) {
+      // A pass that changes no verdict still goes out: it ends a fail-fast ejection.
+      for (const l of [...e.listeners]) l(true, true);
     }
     this.schedule(e, nextDelayMs(t.check, this.random, elapsed));
   }
@@ -145,7 +151,7 @@ export class HealthChecker implements HealthSource {
 
   private count(e: Entry, result: ProbeResult): void {
     let c = e.results.get(result);
-    if (!c) e.results.set(result, (c = this.registry.counter('l5d:healthcheck:checks', { dst: e.target.dst, endpoint: e.endpoint, result })));
+    if (!c) e.results.set(result, (c = this.registry.counter('l5d:healthcheck:checks', { rt: e.target.rt, dst: e.target.dst, endpoint: e.endpoint, result })));
     c.value++;
   }
 }

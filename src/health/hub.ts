@@ -21,7 +21,7 @@ export class HealthHub {
       case 'health-watch': {
         if (mine.has(m.key)) return;
         const key = m.key;
-        mine.set(key, this.checker.watch(m.target, (healthy) => reply({ type: 'health', key, healthy })));
+        mine.set(key, this.checker.watch(m.target, (healthy, passed) => reply({ type: 'health', key, healthy, passed })));
         return;
       }
       case 'health-unwatch':

@@ -26,7 +26,7 @@ export class RemoteHealth implements HealthSource {
     const entry = w;
     entry.listeners.add(listener);
     const known = entry.healthy;
-    if (known !== undefined) queueMicrotask(() => entry.listeners.has(listener) && listener(known));
+    if (known !== undefined) queueMicrotask(() => entry.listeners.has(listener) && listener(known, false));
     return () => {
       entry.listeners.delete(listener);
       if (entry.listeners.size > 0 || this.watched.get(key) !== entry) return;
@@ -35,12 +35,12 @@ export class RemoteHealth implements HealthSource {
     };
   }
 
-  /** A verdict from the primary. */
-  deliver(key: string, healthy: boolean): void {
+  /** A verdict, or a passing check, from the primary. */
+  deliver(key: string, healthy: boolean, passed: boolean): void {
     const w = this.watched.get(key);
     if (!w) return; // unwatched meanwhile
     w.healthy = healthy;
-    for (const l of [...w.listeners]) l(healthy);
+    for (const l of [...w.listeners]) l(healthy, passed);
   }
 
   close(): void {

@@ -1,7 +1,8 @@
 // Keeps one destination's endpoints under active health checks (when its client config
 // has `healthCheck`): watches each endpoint in the balancer's set, stops watching retired
 // and removed ones, and hands each verdict to the balancer's `setHealthy` (a flag beside
-// the passive fail-fast state; the pick needs both). Destinations without a check have none.
+// the passive fail-fast state; the pick needs both) and each pass to its `checkPassed` (a
+// pass ends a fail-fast ejection). Destinations without a check have none.
 import type { Balancer } from '../balancer/balancer.ts';
 import type { HealthCheckConfig } from '../config/types.ts';
 import type { HealthSource } from '../health/source.ts';
@@ -9,14 +10,16 @@ import type { HealthSource } from '../health/source.ts';
 export class HealthWatch {
   private readonly balancer: Balancer;
   private readonly source: HealthSource;
+  private readonly rt: string;
   private readonly dst: string;
   private readonly check: HealthCheckConfig;
   /** By endpoint key: the unwatch function and the last verdict. */
   private readonly watched = new Map<string, { unwatch: () => void; healthy: boolean | undefined }>();
 
-  constructor(opts: { balancer: Balancer; source: HealthSource; dst: string; check: HealthCheckConfig }) {
+  constructor(opts: { balancer: Balancer; source: HealthSource; rt: string; dst: string; check: HealthCheckConfig }) {
     this.balancer = opts.balancer;
     this.source = opts.source;
+    this.rt = opts.rt;
     this.dst = opts.dst;
     this.check = opts.check;
   }
@@ -40,10 +43,12 @@ export class HealthWatch {
       }
       const entry = { unwatch: () => {}, healthy: undefined as boolean | undefined };
       this.watched.set(key, entry);
-      entry.unwatch = this.source.watch({ dst: this.dst, host: ep.host, port: ep.port, check: this.check }, (healthy) => {
+      entry.unwatch = this.source.watch({ rt: this.rt, dst: this.dst, host: ep.host, port: ep.port, check: this.check }, (healthy, passed) => {
         entry.healthy = healthy;
         const cur = this.balancer.endpoints.get(key);
-        if (cur && this.watched.get(key) === entry) this.balancer.setHealthy(cur, healthy);
+        if (!cur || this.watched.get(key) !== entry) return;
+        this.balancer.setHealthy(cur, healthy); // first: a pass ends an ejection only once the verdict is healthy
+        if (passed) this.balancer.checkPassed(cur);
       });
     }
   }
