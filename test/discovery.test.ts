@@ -194,4 +194,69 @@ routers:
     c2.destroy();
     assert.equal(b.accepted, 1);
   });
+  it('routes io.l5d.fs lines that name a host (linkerd-examples\' `redis1 6379` form) through the system resolver', async () => {
+    const a = await backend();
+    const root = mkdtempSync(join(tmpdir(), 'l5d-fs-host-'));
+    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
+    writeFileSync(join(root, 'app'), `# as linkerd reads it: host port [* weight]\nlocalhost ${a.port} * 2\n`);
+    const { proxy: p, ports: [port] } = await proxy(`
+admin: {port: 0}
+namers:
+- {kind: io.l5d.fs, rootDir: ${JSON.stringify(root)}}
+routers:
+- label: fs
+  dtab: /svc => /#/io.l5d.fs;
+  servers:
+  - {port: 0, dstName: /svc/app}
+`);
+    const c = await dial(port!);
+    await ping(c, 'through localhost');
+    c.destroy();
+    assert.ok(a.accepted >= 1, 'the backend behind localhost got the connection');
+    await p.waitForLog((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${a.port}`, 5000, 'localhost bound to 127.0.0.1');
+    assert.ok(!p.logs.some((l) => l.msg === 'io.l5d.fs: bad file'), 'the file is not refused');
+  });
+
+  it('a weighted union whose main branch is emptied fails its 90 % and the canary keeps its 10 %', async () => {
+    const b = await backend();
+    const root = mkdtempSync(join(tmpdir(), 'l5d-fs-empty-'));
+    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
+    writeFileSync(join(root, 'web'), '# emptied for maintenance\n');
+    writeFileSync(join(root, 'web-canary'), `127.0.0.1 ${b.port}\n`);
+    const { proxy: p, ports: [port] } = await proxy(`
+admin: {port: 0}
+namers:
+- {kind: io.l5d.fs, rootDir: ${JSON.stringify(root)}}
+routers:
+- label: fs
+  dtab: /svc/web => 9 * /#/io.l5d.fs/web & 1 * /#/io.l5d.fs/web-canary;
+  servers:
+  - {port: 0, dstName: /svc/web, connectTimeoutMs: 3000}
+`);
+    /** One connection: true when its byte comes back, false when the proxy closes it. */
+    const attempt = async (): Promise<boolean> => {
+      const s = await dial(port!);
+      let got = '';
+      const outcome = new Promise<boolean>((resolve) => {
+        s.on('data', (d: Buffer) => { got += d.toString(); if (got === 'x') resolve(true); });
+        s.once('end', () => resolve(got === 'x'));
+        s.once('close', () => resolve(got === 'x'));
+      });
+      s.write('x');
+      const ok = await deadline(5000, 'an echo or a close', outcome);
+      s.destroy();
+      return ok;
+    };
+    const n = 200;
+    let served = 0;
+    for (let i = 0; i < n; i++) if (await attempt()) served++;
+    // Binomial(200, 0.1): 3..44 leaves under 2e-7 in each tail (over 5σ); before issue 21 all 200 went to the canary.
+    assert.ok(served >= 3 && served <= 44, `the canary served ${served} of ${n}`);
+    assert.equal(b.accepted, served, 'every served connection went to the canary');
+    await p.waitForLog((l) => l.msg === 'a weighted branch of this name has no endpoints: its share of connections fails' && l['emptyShare'] === 0.9, 5000, 'the empty share logged');
+    // The rest failed as "no endpoints" does: counted in l5d:balancer:unavailable, closed with reason no_endpoints.
+    const metrics = await (await fetch(`${await adminUrl(p)}/metrics`)).text();
+    assert.match(metrics, new RegExp(`l5d:balancer:unavailable\\{dst="/svc/web", rt="fs"\\} ${n - served}\\b`));
+    await p.waitForCount((l) => l.msg === 'connection closed' && l['reason'] === 'no_endpoints', n - served, 5000, 'a closed record per failed connection');
+  });
 });

@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { NamerConfig } from '../src/config/types.ts';
 import { createDefaultInterpreter } from '../src/interpreter/default.ts';
-import { silentLogger } from '../src/log.ts';
+import { FsNamer } from '../src/interpreter/namers/fs.ts';
+import type { LookupAll } from '../src/interpreter/namers/host-lookups.ts';
+import { createLogger, silentLogger } from '../src/log.ts';
 import { Registry } from '../src/metrics/registry.ts';
 import type { Resolution } from '../src/naming/resolution.ts';
 import { DnsServer } from './support/dns-server.ts';
 import { deadline, runCli, writeConfig } from './support/harness.ts';
+import { logSink } from './support/log-sink.ts';
 
 function setup(t: TestContext, dtab: string, namers: NamerConfig[] = []) {
   const interp = createDefaultInterpreter({ dtab, namers, log: silentLogger(), registry: new Registry(), inetRefreshMs: 100 });
@@ -38,7 +41,10 @@ function setup(t: TestContext, dtab: string, namers: NamerConfig[] = []) {
 }
 
 const show = (r: Resolution): string =>
-  r.kind === 'bound' ? r.endpoints.map((e) => `${e.host}:${e.port}${e.weight === 1 ? '' : '*' + Math.round(e.weight * 1000) / 1000}`).sort().join(',') : r.kind === 'failed' ? `failed` : r.kind;
+  r.kind === 'bound'
+    ? r.endpoints.map((e) => `${e.host}:${e.port}${e.weight === 1 ? '' : '*' + Math.round(e.weight * 1000) / 1000}`).sort().join(',') +
+      (r.emptyWeight === undefined ? '' : ` empty*${Math.round(r.emptyWeight * 1000) / 1000}`)
+    : r.kind === 'failed' ? `failed` : r.kind;
 const is = (want: string) => (r: Resolution): boolean => show(r) === want;
 
 describe('io.l5d.fs', () => {
@@ -228,5 +234,113 @@ routers:
     await watch('/svc/nil').until(is(''), 'nil is bound with no endpoints');
     await watch('/nothing').until(is('neg'), 'neg');
     await watch('/svc/alt').until(is('127.0.0.1:5'), 'alt falls through ~');
+  });
+});
+
+describe('io.l5d.fs host names (issue 21)', () => {
+  function dir(t: TestContext): string {
+    const d = mkdtempSync(join(tmpdir(), 'l5d-fs-hosts-'));
+    t.after(() => rmSync(d, { recursive: true, force: true }));
+    return d;
+  }
+
+  it('resolves a real host name (localhost) through the system resolver, beside IP lines', async (t) => {
+    const root = dir(t);
+    writeFileSync(join(root, 'redis'), 'localhost 6379\n127.0.0.1 6380 * 3\n');
+    const watch = setup(t, '/svc => /#/io.l5d.fs;', [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: root }]);
+    // localhost may also be ::1 here or there: its line's share (1 of 4) is split among its addresses.
+    await watch('/svc/redis').until((r) => {
+      if (r.kind !== 'bound') return false;
+      const lo = r.endpoints.filter((e) => e.port === 6379);
+      const sum = lo.reduce((s, e) => s + e.weight, 0);
+      return lo.some((e) => e.host === '127.0.0.1') && lo.every((e) => e.host === '127.0.0.1' || e.host === '::1') && Math.abs(sum - 0.25) < 1e-9 &&
+        r.endpoints.some((e) => e.host === '127.0.0.1' && e.port === 6380 && Math.abs(e.weight - 0.75) < 1e-9);
+    }, 'localhost resolved');
+  });
+
+  /** An FsNamer over `root` with a scripted resolver; `bound()` reads /#/io.l5d.fs/<name> as the interpreter would on every change. */
+  function scripted(t: TestContext, root: string, answers: Map<string, readonly string[] | string>, hostRefreshMs: number) {
+    const asked: string[] = [];
+    const waiters = new Set<() => void>();
+    const poke = (): void => { for (const w of [...waiters]) w(); };
+    const lookup: LookupAll = async (host) => {
+      asked.push(host);
+      setImmediate(poke);
+      const a = answers.get(host) ?? 'ENOTFOUND';
+      if (typeof a === 'string') throw Object.assign(new Error(`getaddrinfo ${a} ${host}`), { code: a });
+      return a;
+    };
+    const sink = logSink();
+    const namer = new FsNamer({ prefix: '/io.l5d.fs', rootDir: root, log: createLogger('debug', sink.stream), onChange: () => poke(), hostRefreshMs, restatMs: 50, lookup });
+    t.after(() => namer.close());
+    const bound = (name: string): string => {
+      const a = namer.lookup(['#', 'io.l5d.fs', name])!;
+      if (a.kind !== 'ok') return a.kind;
+      const addr = a.value.kind === 'leaf' ? a.value.value.addr : undefined;
+      return addr?.kind === 'bound' ? addr.endpoints.map((e) => `${e.host}:${e.port}*${e.weight}`).sort().join(',') : addr?.kind ?? a.value.kind;
+    };
+    // As the interpreter does: every change is followed by a bind, which reads the files again.
+    waiters.add(() => bound('web'));
+    const until = (pred: () => boolean, what: string): Promise<void> =>
+      deadline(5000, what, new Promise<void>((resolve) => {
+        const w = (): void => { if (pred()) { waiters.delete(w); resolve(); } };
+        waiters.add(w);
+        w();
+      }));
+    const count = (host: string): number => asked.filter((h) => h === host).length;
+    return { namer, bound, until, count, sink };
+  }
+
+  it('looks names up at read, every refresh and when the file changes; a failed refresh keeps the answer; a name that does not resolve is left out and logged', async (t) => {
+    const root = dir(t);
+    const answers = new Map<string, readonly string[] | string>([['redis1', ['10.0.0.2', '10.0.0.1']], ['redis2', ['10.0.0.3']], ['nope', 'ENOTFOUND']]);
+    writeFileSync(join(root, 'web'), 'redis1 6379\nredis2 6380 * 3\nnope 1\n127.0.0.1 9\n');
+    const { bound, until, count, sink } = scripted(t, root, answers, 50);
+    assert.equal(bound('web'), 'pending', 'pending until every name has a first answer');
+    // Two addresses share their line's weight; the name that does not resolve is left out.
+    await until(() => bound('web') === '10.0.0.1:6379*0.5,10.0.0.2:6379*0.5,10.0.0.3:6380*3,127.0.0.1:9*1', 'first answers');
+    const warned = (): Record<string, unknown>[] => sink.lines.filter((l) => l['msg'] === 'io.l5d.fs: host lookup failed' && l['host'] === 'nope' && l['level'] === 40);
+    assert.match(String(warned()[0]?.['reason']), /cannot resolve nope: ENOTFOUND/);
+
+    answers.set('redis1', ['10.0.0.9']);
+    await until(() => bound('web') === '10.0.0.3:6380*3,10.0.0.9:6379*1,127.0.0.1:9*1', 'a periodic refresh');
+    answers.set('redis1', 'EAI_AGAIN');
+    const n = count('redis1');
+    await until(() => count('redis1') >= n + 3, 'three failed refreshes');
+    assert.equal(bound('web'), '10.0.0.3:6380*3,10.0.0.9:6379*1,127.0.0.1:9*1', 'a failed refresh keeps the last answer');
+    assert.equal(warned().length, 1, 'a failure that repeats is warned about once');
+
+    // A name no file names any more is no longer looked up.
+    writeFileSync(join(root, 'web'), 'redis2 6380\n');
+    await until(() => bound('web') === '10.0.0.3:6380*1', 'the file without nope');
+    const nope = count('nope');
+    const m = count('redis2');
+    await until(() => count('redis2') >= m + 6, 'six more refreshes of redis2');
+    assert.ok(count('nope') <= nope + 2, `nope asked ${count('nope') - nope} more times after the file dropped it`);
+  });
+
+  it('a changed file has its names looked up again at once, not at the next refresh', async (t) => {
+    const root = dir(t);
+    const answers = new Map<string, readonly string[] | string>([['db', ['10.0.0.3']]]);
+    writeFileSync(join(root, 'web'), 'db 80\n');
+    const { bound, until } = scripted(t, root, answers, 3_600_000);
+    await until(() => bound('web') === '10.0.0.3:80*1', 'first answer');
+    answers.set('db', ['10.0.0.4']);
+    writeFileSync(join(root, 'web'), 'db 81\n');
+    await until(() => bound('web') === '10.0.0.4:81*1', 'the name looked up again with the file');
+  });
+
+  it('a union branch whose file is emptied keeps its share as empty weight; ~ drops out', async (t) => {
+    const root = dir(t);
+    writeFileSync(join(root, 'web'), '127.0.0.1 1\n');
+    writeFileSync(join(root, 'web-canary'), '127.0.0.1 2\n');
+    const watch = setup(t, '/svc => /#/io.l5d.fs; /app => 9 * /svc/web & 1 * /svc/web-canary; /gone => 9 * /svc/missing & 1 * /svc/web-canary;', [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: root }]);
+    const app = watch('/app');
+    await app.until(is('127.0.0.1:1*0.9,127.0.0.1:2*0.1'), 'both branches');
+    writeFileSync(join(root, 'web'), '# emptied for maintenance\n');
+    await app.until(is('127.0.0.1:2*0.1 empty*0.9'), 'the canary keeps 10 %');
+    writeFileSync(join(root, 'web'), '127.0.0.1 3\n');
+    await app.until(is('127.0.0.1:2*0.1,127.0.0.1:3*0.9'), 'web back');
+    await watch('/gone').until(is('127.0.0.1:2'), 'a missing file is neg: its branch drops out, as Finagle drops ~');
   });
 });

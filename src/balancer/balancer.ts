@@ -21,7 +21,8 @@ import { pickP2C } from './p2c.ts';
 
 export interface BalancerEvents {
   ejected?(ep: Endpoint): void;
-  revived?(ep: Endpoint): void;
+  /** `by`: set when a passing health check ended the ejection (else its penalty, or every endpoint being ejected). */
+  revived?(ep: Endpoint, by?: 'health check'): void;
   /** A lease's connect succeeded. */
   connected?(ep: Endpoint, latencyUs: number, lease: Lease): void;
   /** A lease's connect failed (after the endpoint's failure accrual). */
@@ -38,6 +39,11 @@ export class Balancer implements LeaseOwner {
   lastResolution: Resolution | undefined;
   /** Client leases (not spares) still pending: connects in flight for waiting clients. */
   clientsConnecting = 0;
+  /**
+   * The share of new connections that land on a union branch bound to no endpoints
+   * (`Resolution.emptyWeight`, normalised with the endpoints' weights): they get none.
+   */
+  emptyShare = 0;
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly failFast: FailFastConfig;
@@ -56,15 +62,17 @@ export class Balancer implements LeaseOwner {
   /**
    * Applies a resolution. `failed` keeps the current set. Endpoints that disappear retire
    * (dropped once idle); ones that come back return with their state; weights are
-   * normalised to sum 1 as linkerd-tcp did.
+   * normalised to sum 1 as linkerd-tcp did, with the empty share (if any) in the sum.
    */
   update(r: Resolution): void {
     this.lastResolution = r;
     if (r.kind === 'failed') return;
     this.resolved = true;
     const addrs = r.kind === 'bound' ? r.endpoints : [];
-    let total = 0;
+    const empty = r.kind === 'bound' && addrs.length ? (r.emptyWeight ?? 0) : 0;
+    let total = empty;
     for (const a of addrs) total += a.weight;
+    this.emptyShare = total > 0 ? empty / total : 0;
     const seen = new Set<string>();
     for (const a of addrs) {
       const key = addrKey(a.host, a.port);
@@ -88,13 +96,15 @@ export class Balancer implements LeaseOwner {
   /**
    * The endpoint a new connection should use, without claiming it (a plain synchronous
    * choice; `acquire` claims). `exclude` (the endpoint that just failed this connection) is
-   * skipped; undefined when nothing else is available.
+   * skipped; undefined when nothing else is available, or when a first attempt is drawn onto
+   * the empty share. A retry (`exclude`) and a spare stay among endpoints: Finagle's requeues
+   * happen inside the balancer of the branch already drawn, below its NameTreeFactory.
    */
-  choose(exclude?: Endpoint): Endpoint | undefined {
+  choose(exclude?: Endpoint, spare = false): Endpoint | undefined {
     this.reviveExpired();
     let classes = this.classes;
     if (exclude && this.available.includes(exclude)) classes = weightClasses(this.available.filter((e) => e !== exclude));
-    const c = pickClass(classes, this.random);
+    const c = pickClass(classes, this.random, exclude || spare ? 0 : this.emptyShare);
     if (c < 0) return undefined;
     const members = classes[c]!.members;
     return members[pickP2C(members, this.random)];
@@ -102,7 +112,7 @@ export class Balancer implements LeaseOwner {
 
   /** Chooses an endpoint and claims it with a pending lease; undefined when none is available. */
   acquire(opts: { exclude?: Endpoint | undefined; spare?: boolean } = {}): Lease | undefined {
-    const ep = this.choose(opts.exclude);
+    const ep = this.choose(opts.exclude, opts.spare ?? false);
     if (!ep) return undefined;
     return this.lease(ep, opts.spare ?? false);
   }
@@ -138,12 +148,27 @@ export class Balancer implements LeaseOwner {
 
   /**
    * The active health check's verdict for `ep` (issue 16). It moves only this flag: a
-   * passing check never ends a fail-fast ejection, a fail-fast penalty ending never returns
-   * an endpoint its check calls unhealthy, and reviveAll leaves it alone too.
+   * fail-fast penalty ending never returns an endpoint its check calls unhealthy, and
+   * reviveAll leaves it alone too.
    */
   setHealthy(ep: Endpoint, healthy: boolean | undefined): void {
     if (ep.healthy === healthy) return;
     ep.healthy = healthy;
+    this.refresh();
+  }
+
+  /**
+   * An active check of `ep` passed (issue 21). It ends a fail-fast ejection at once, and
+   * clears the failure count, when the check's verdict is not unhealthy: Envoy's
+   * `successful_active_health_check_uneject_host` (default true) does the same, and
+   * HAProxy's `observe`/`on-error` errors only move the check's own health, which passing
+   * checks restore. The check reached the endpoint just now; the penalty is a guess.
+   */
+  checkPassed(ep: Endpoint): void {
+    if (ep.state.kind !== 'failed' || ep.healthy === false) return;
+    ep.state = { kind: 'available' };
+    ep.consecutiveFailures = 0;
+    this.events.revived?.(ep, 'health check');
     this.refresh();
   }
 

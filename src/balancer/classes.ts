@@ -27,10 +27,15 @@ export function weightClasses<T extends { readonly weight: number }>(items: read
   return groups.map((g) => ({ weight: g.weight, total: g.weight * g.members.length, members: g.members }));
 }
 
-/** Index of a class drawn ∝ `total`, or -1 when there is none. Calls `random()` once (none for one class). */
-export function pickClass(classes: readonly WeightClass<unknown>[], random: () => number): number {
-  if (classes.length <= 1) return classes.length - 1;
-  let sum = 0;
+/**
+ * Index of a class drawn ∝ `total`, or -1 when there is none or the draw lands on `empty`:
+ * the share (in the classes' units) of union branches bound to no endpoints, which Finagle's
+ * NameTreeFactory draws like any branch. Calls `random()` once (none for one class and no empty share).
+ */
+export function pickClass(classes: readonly WeightClass<unknown>[], random: () => number, empty = 0): number {
+  const withEmpty = empty > 0;
+  if (classes.length === 0 || (classes.length === 1 && !withEmpty)) return classes.length - 1;
+  let sum = withEmpty ? empty : 0;
   for (const c of classes) sum += c.total;
   let r = random() * sum;
   for (let i = 0; i < classes.length; i++) {
@@ -38,5 +43,5 @@ export function pickClass(classes: readonly WeightClass<unknown>[], random: () =
     if (r < t) return i;
     r -= t;
   }
-  return classes.length - 1; // floating-point remainder
+  return withEmpty ? -1 : classes.length - 1; // the empty share is drawn last; else a floating-point remainder
 }

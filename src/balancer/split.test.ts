@@ -133,3 +133,61 @@ describe('least-loaded among equals', () => {
     for (const ep of b.endpoints.values()) assert.ok(Math.abs(ep.open - 100) <= 3, `${ep.key}: ${ep.open}`);
   });
 });
+
+describe('an empty union branch keeps its share (issue 21)', () => {
+  // `9 * /web & 1 * /web-canary` with web bound to no endpoints: the flattened resolution is
+  // the canary at 0.1 and an empty weight of 0.9 (bind.ts). Finagle's NameTreeFactory draws
+  // the empty branch 90 % of the time and fails it; the canary keeps its 10 %.
+  const emptied = (seed: number): Balancer => {
+    const b = new Balancer({ random: seeded(seed), now: () => 0 });
+    b.update({ kind: 'bound', endpoints: [{ ...B, weight: 0.1 }], emptyWeight: 0.9 });
+    return b;
+  };
+
+  for (const seed of [1, 2, 3]) {
+    it(`1000 first attempts: about 90 % get no endpoint, the canary about 10 % (seed ${seed})`, () => {
+      const b = emptied(seed);
+      let canary = 0;
+      for (let i = 0; i < 1000; i++) {
+        const l = b.acquire();
+        if (!l) continue;
+        assert.equal(l.endpoint.port, B.port);
+        canary++;
+        l.release({ kind: 'cancelled' });
+      }
+      // Binomial(1000, 0.1): σ ≈ 9.5; ± 50 is over 5σ.
+      assert.ok(Math.abs(canary - 100) <= 50, `canary got ${canary} of 1000`);
+    });
+  }
+
+  it('the endpoint weights shown are the real shares: the canary is 10 %, not 100 %', () => {
+    const b = emptied(1);
+    assert.equal(b.emptyShare, 0.9);
+    assert.equal(b.endpoints.get(`127.0.0.1:${B.port}`)!.weight, 0.1);
+  });
+
+  it('a retry after a failed attempt and a spare stay among endpoints', () => {
+    const b = new Balancer({ random: seeded(7), now: () => 0 });
+    b.update({ kind: 'bound', endpoints: [{ ...A, weight: 0.05 }, { ...B, weight: 0.05 }], emptyWeight: 0.9 });
+    const a = b.endpoints.get('127.0.0.1:1')!;
+    for (let i = 0; i < 200; i++) {
+      const retry = b.acquire({ exclude: a });
+      assert.equal(retry?.endpoint.port, B.port, 'a retry lands on the other endpoint, never on the empty share');
+      retry!.release({ kind: 'cancelled' });
+      const spare = b.acquire({ spare: true });
+      assert.ok(spare, 'a spare always gets an endpoint');
+      spare.release({ kind: 'cancelled' });
+    }
+  });
+
+  it('the empty share goes once the branch has endpoints again', () => {
+    const b = emptied(4);
+    b.update({ kind: 'bound', endpoints: [{ ...A, weight: 0.9 }, { ...B, weight: 0.1 }] });
+    assert.equal(b.emptyShare, 0);
+    for (let i = 0; i < 100; i++) {
+      const l = b.acquire();
+      assert.ok(l, 'every attempt gets an endpoint');
+      l.release({ kind: 'cancelled' });
+    }
+  });
+});

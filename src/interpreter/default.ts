@@ -23,7 +23,9 @@ interface Watched {
 }
 
 export function createDefaultInterpreter(opts: {
-  dtab: string; namers: readonly NamerConfig[]; log: Logger; registry: Registry; inetRefreshMs?: number;
+  dtab: string; namers: readonly NamerConfig[]; log: Logger; registry: Registry;
+  /** How often host names (`/$/inet/<name>/…`, io.l5d.fs lines) are looked up again; default 5 s (tests shorten it). */
+  inetRefreshMs?: number;
 }): Interpreter {
   const dtab = parseDtab(opts.dtab);
   const log = opts.log.child({ interpreter: 'default' });
@@ -60,7 +62,7 @@ export function createDefaultInterpreter(opts: {
   const configured: Namer[] = opts.namers.map((n) => {
     switch (n.kind) {
       case 'io.l5d.fs':
-        return new FsNamer({ prefix: n.prefix, rootDir: n.rootDir, log, onChange: schedule });
+        return new FsNamer({ prefix: n.prefix, rootDir: n.rootDir, log, onChange: schedule, hostRefreshMs: opts.inetRefreshMs });
       case 'io.l5d.dnssrv':
         return new DnsSrvNamer({ ...n, log, onChange: schedule });
     }

@@ -6,7 +6,9 @@ import { parseDtab } from './dtab.ts';
 import type { NameTree } from './name-tree.ts';
 import { parsePath, type Path } from './path.ts';
 
-type TestState = 'pending' | 'failed' | 'neg' | 'empty' | number; // number = bound to 127.0.0.1:<n>
+// number = bound to 127.0.0.1:<n>; 'none' = a leaf bound to no addresses (an emptied fs file);
+// 'negaddr' = a leaf whose address set is negative (Addr.Neg); 'empty' = the tree $.
+type TestState = 'pending' | 'failed' | 'neg' | 'empty' | 'none' | 'negaddr' | number;
 
 /** A namer for `/test/N` paths whose states the test sets. */
 function testNamer(states: Record<string, TestState>): NamerLookup {
@@ -17,6 +19,9 @@ function testNamer(states: Record<string, TestState>): NamerLookup {
     if (s === 'failed') return { kind: 'failed', reason: `test ${p[1]} failed` };
     if (s === 'neg') return { kind: 'ok', value: { kind: 'neg' } };
     if (s === 'empty') return { kind: 'ok', value: { kind: 'empty' } };
+    if (s === 'none' || s === 'negaddr') {
+      return { kind: 'ok', value: { kind: 'leaf', value: { id: `/test/${p[1]}`, residual: p.slice(2), addr: s === 'none' ? { kind: 'bound', endpoints: [] } : { kind: 'neg' } } } };
+    }
     return { kind: 'ok', value: { kind: 'leaf', value: { id: `/test/${p[1]}`, residual: p.slice(2), addr: { kind: 'bound', endpoints: [{ host: '127.0.0.1', port: s, weight: 1 }] } } } };
   };
 }
@@ -31,8 +36,10 @@ function run(tree: string, states: Record<string, TestState> = {}, dtab = ''): s
       return 'neg';
     case 'failed':
       return `failed: ${r.reason}`;
-    case 'bound':
-      return `{${r.endpoints.map((e) => `${e.port}${e.weight === 1 ? '' : '*' + Math.round(e.weight * 100) / 100}`).join(',')}}`;
+    case 'bound': {
+      const empty = r.emptyWeight === undefined ? '' : ` empty*${Math.round(r.emptyWeight * 100) / 100}`;
+      return `{${r.endpoints.map((e) => `${e.port}${e.weight === 1 ? '' : '*' + Math.round(e.weight * 100) / 100}`).join(',')}}${empty}`;
+    }
   }
 }
 
@@ -58,6 +65,28 @@ describe('bind', () => {
     ['3 * /test/1 & 1 * /test/2', { 1: 1, 2: 2 }, '{1*0.75,2*0.25}'],
     ['3 * /test/1 & 1 * /test/2', { 1: 1, 2: 'neg' }, '{1}'],
     ['/test/1 & /test/1', { 1: 1 }, '{1}'],
+    // A branch bound to no endpoints keeps its share (Finagle's NameTreeFactory draws it and
+    // fails with no brokers): the canary is not handed the emptied main branch's 90 % (issue 21).
+    ['9 * /test/1 & 1 * /test/2', { 1: 'none', 2: 2 }, '{2*0.1} empty*0.9'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 'negaddr', 2: 2 }, '{2*0.1} empty*0.9'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 1, 2: 'none' }, '{1*0.9} empty*0.1'],
+    ['1 * (1 * /test/1 & 1 * /test/2) & 2 * /test/3', { 1: 'none', 2: 2, 3: 3 }, '{2*0.17,3*0.67} empty*0.17'],
+    ['/test/1 | /test/2', { 1: 'none', 2: 2 }, '{}'], // an empty leaf is not negative: no fallback
+    // `$` and `/$/nil` in a union are kept too: Finagle's NameTree.simplify drops only ~ and ! from a union.
+    ['9 * $ & 1 * /test/2', { 2: 2 }, '{2*0.1} empty*0.9'],
+    ['9 * /$/nil & 1 * /test/2', { 2: 2 }, '{2*0.1} empty*0.9'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 'empty', 2: 2 }, '{2*0.1} empty*0.9'],
+    // What binding drops stays dropped: ~, !, a name that does not exist, a failed or pending branch.
+    ['9 * ~ & 1 * /test/2', { 2: 2 }, '{2}'],
+    ['9 * ! & 1 * /test/2', { 2: 2 }, '{2}'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 'neg', 2: 2 }, '{2}'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 'failed', 2: 2 }, '{2}'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 'pending', 2: 2 }, '{2}'],
+    // A weight of 0 is no share; a name with no endpoints at all has nothing to split.
+    ['0 * /test/1 & 1 * /test/2', { 1: 'none', 2: 2 }, '{2}'],
+    ['/test/1', { 1: 'none' }, '{}'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 'none', 2: 'none' }, '{}'],
+    ['9 * /test/1 & 1 * /test/2', { 1: 'negaddr', 2: 'negaddr' }, 'neg'],
   ];
   for (const [tree, states, want] of table) {
     it(`${tree} with ${JSON.stringify(states)} → ${want}`, () => assert.equal(run(tree, states), want));

@@ -84,13 +84,22 @@ function isNegOrFail(t: NameTree<BoundName>): boolean {
   return t.kind === 'neg' || t.kind === 'fail';
 }
 
-type Flat = { kind: 'endpoints'; endpoints: Map<string, WeightedAddr> } | { kind: 'neg' } | { kind: 'pending' } | { kind: 'failed'; reason: string };
+/** `empty`: the part of this subtree's share that lands on no endpoint (an empty branch of a union). */
+type Flat = { kind: 'endpoints'; endpoints: Map<string, WeightedAddr>; empty: number } | { kind: 'neg' } | { kind: 'pending' } | { kind: 'failed'; reason: string };
 
 /**
- * Flattens a bound tree into weighted endpoints. A union gives each usable branch the
- * share w_i / Σw (over branches that resolved), split among that branch's endpoints in
- * proportion to their own weights, so `3 * /a & 1 * /b` with one endpoint each gives
- * 0.75/0.25. The same address reached twice has its weights summed.
+ * Flattens a bound tree into weighted endpoints. A union gives each branch it keeps the
+ * share w_i / Σw, split among that branch's endpoints in proportion to their own weights,
+ * so `3 * /a & 1 * /b` with one endpoint each gives 0.75/0.25. The same address reached
+ * twice has its weights summed.
+ *
+ * A branch bound to no endpoints (a leaf whose set is empty or negative, `$`, `/$/nil`)
+ * keeps its share as `emptyWeight`, as Finagle's NameTreeFactory keeps it in the union
+ * (its Drv still draws it, and the leaf's balancer fails with no brokers): with
+ * `9 * /web & 1 * /web-canary` and web emptied, 90 % of connections fail rather than the
+ * canary taking 10× its planned load. What binding drops stays dropped: a branch that binds
+ * to ~ or ! (Namer.bind's `Union.fromSeq(oks).simplified`), or whose binding failed or is
+ * still pending.
  */
 export function resolve(a: Bound): Resolution | 'pending' {
   if (a.kind === 'pending') return 'pending';
@@ -108,7 +117,8 @@ export function resolve(a: Bound): Resolution | 'pending' {
       // Sources bound every weight (MAX_WEIGHT), so this holds; checked so that a namer that
       // forgot cannot hand the balancer shares of NaN or 0-of-Infinity.
       if (endpoints.some((e) => !Number.isFinite(e.weight))) return { kind: 'failed', reason: 'endpoint weights are not finite numbers' };
-      return { kind: 'bound', endpoints };
+      // With no endpoints at all every connection fails anyway: no empty share to carry.
+      return endpoints.length && f.empty > 0 ? { kind: 'bound', endpoints, emptyWeight: f.empty } : { kind: 'bound', endpoints };
     }
   }
 }
@@ -120,14 +130,15 @@ function flatten(t: NameTree<BoundName>, share: number): Flat {
     case 'fail':
       return { kind: 'failed', reason: 'the name is bound to ! (fail)' };
     case 'empty':
-      return { kind: 'endpoints', endpoints: new Map() };
+      return { kind: 'endpoints', endpoints: new Map(), empty: share };
     case 'leaf': {
       const addr = t.value.addr;
       if (addr.kind !== 'bound') return addr.kind === 'failed' ? { kind: 'failed', reason: addr.reason } : { kind: addr.kind };
       const total = addr.endpoints.reduce((s, e) => s + e.weight, 0);
       const out = new Map<string, WeightedAddr>();
       for (const e of addr.endpoints) add(out, e, total > 0 ? (share * e.weight) / total : 0);
-      return { kind: 'endpoints', endpoints: out };
+      // No endpoint (or only weight-0 ones) to take this leaf's share: it lands nowhere.
+      return { kind: 'endpoints', endpoints: out, empty: total > 0 ? 0 : share };
     }
     case 'alt':
       for (const x of t.trees) {
@@ -141,13 +152,22 @@ function flatten(t: NameTree<BoundName>, share: number): Flat {
       if (usable.length === 0) {
         return parts.find((p) => p.r.kind === 'failed')?.r ?? parts.find((p) => p.r.kind === 'pending')?.r ?? { kind: 'neg' };
       }
-      const total = usable.reduce((s, p) => s + p.weight, 0);
+      // Binding dropped ~ and ! branches, so a neg here is a leaf whose address set is
+      // negative: Finagle's balancer takes Addr.Neg as an empty set (AddrLifecycle), an empty branch.
+      const kept = parts.filter((p) => p.r.kind === 'endpoints' || p.r.kind === 'neg');
+      const total = kept.reduce((s, p) => s + p.weight, 0);
       const out = new Map<string, WeightedAddr>();
-      for (const p of usable) {
+      let empty = 0;
+      for (const p of kept) {
         const bshare = total > 0 ? (share * p.weight) / total : 0;
-        for (const e of (p.r as { endpoints: Map<string, WeightedAddr> }).endpoints.values()) add(out, e, e.weight * bshare);
+        if (p.r.kind !== 'endpoints') {
+          empty += bshare;
+          continue;
+        }
+        for (const e of p.r.endpoints.values()) add(out, e, e.weight * bshare);
+        empty += p.r.empty * bshare;
       }
-      return { kind: 'endpoints', endpoints: out };
+      return { kind: 'endpoints', endpoints: out, empty };
     }
   }
 }

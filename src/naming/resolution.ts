@@ -9,8 +9,13 @@ export interface WeightedAddr {
 }
 
 export type Resolution =
-  /** The name exists; these are its endpoints (possibly none). */
-  | { readonly kind: 'bound'; readonly endpoints: readonly WeightedAddr[] }
+  /**
+   * The name exists; these are its endpoints (possibly none). `emptyWeight` (absent: 0), in
+   * the endpoints' weight units, is the share of weighted-union branches bound to no
+   * endpoints: Finagle keeps such a branch in the union (NameTreeFactory), so the
+   * connections drawn there fail, and it does not hand its share to the other branches.
+   */
+  | { readonly kind: 'bound'; readonly endpoints: readonly WeightedAddr[]; readonly emptyWeight?: number }
   /** The name does not exist: no endpoints. */
   | { readonly kind: 'neg' }
   /** Resolution failed (namerd down, bad answer...): consumers keep the last good set. */
@@ -47,7 +52,7 @@ export function sameResolution(a: Resolution, b: Resolution): boolean {
       return a.reason === (b as typeof a).reason;
     case 'bound': {
       const be = (b as typeof a).endpoints;
-      if (a.endpoints.length !== be.length) return false;
+      if (a.endpoints.length !== be.length || (a.emptyWeight ?? 0) !== ((b as typeof a).emptyWeight ?? 0)) return false;
       for (let i = 0; i < be.length; i++) {
         const x = a.endpoints[i]!;
         const y = be[i]!;

@@ -84,7 +84,7 @@ export class Destination {
       failFast: opts.config.failFast,
       events: {
         ejected: (ep) => this.transitions.ejected(ep.key, ep.consecutiveFailures),
-        revived: (ep) => this.transitions.revived(ep.key),
+        revived: (ep, by) => this.transitions.revived(ep.key, by),
         connected: (_ep, latencyUs) => {
           this.metrics.connects.value++;
           this.metrics.latencyUs.record(latencyUs);
@@ -116,7 +116,7 @@ export class Destination {
       })
       : undefined;
     const hc = opts.config.healthCheck;
-    this.health = hc && opts.health ? new HealthWatch({ balancer: b, source: opts.health, dst: opts.name, check: hc }) : undefined;
+    this.health = hc && opts.health ? new HealthWatch({ balancer: b, source: opts.health, rt: opts.rt, dst: opts.name, check: hc }) : undefined;
     this.watch = opts.interpreter.watch(opts.name, (r) => this.onResolution(r));
   }
 
@@ -141,7 +141,8 @@ export class Destination {
 
   /** A pre-connected spare (minConnections), detached from the pool: its lease is already open. */
   takeSpare(): Spare | undefined {
-    if (!this.pool || !this.balancer.resolved) return undefined;
+    // With an empty union branch, a client must be drawn (request) so that its share fails.
+    if (!this.pool || !this.balancer.resolved || this.balancer.emptyShare > 0) return undefined;
     const spare = this.pool.take();
     if (spare) this.metrics.pooled.value++;
     return spare;
@@ -185,6 +186,7 @@ export class Destination {
     const before = new Set(this.balancer.endpoints.keys());
     // Retired endpoints with open connections stay in the set: log their removal once, not at every change.
     const wasRetired = new Set([...this.balancer.endpoints.values()].filter((e) => e.state.kind === 'retired').map((e) => e.key));
+    const emptyBefore = this.balancer.emptyShare;
     const t0 = performance.now();
     this.balancer.update(r);
     this.health?.sync();
@@ -209,6 +211,12 @@ export class Destination {
         if (added.length > LOG_EACH_MAX) this.log.info({ more: added.length - LOG_EACH_MAX, total: added.length }, 'more endpoints added');
         for (const k of removed.slice(0, LOG_EACH_MAX)) this.log.info({ endpoint: k }, 'endpoint removed');
         if (removed.length > LOG_EACH_MAX) this.log.info({ more: removed.length - LOG_EACH_MAX, total: removed.length }, 'more endpoints removed');
+        const empty = this.balancer.emptyShare;
+        if (empty !== emptyBefore) {
+          // Not silent: the connections drawn onto an empty union branch fail as no_endpoints.
+          if (empty > 0) this.log.warn({ emptyShare: Math.round(empty * 1e4) / 1e4 }, 'a weighted branch of this name has no endpoints: its share of connections fails');
+          else this.log.info({}, 'no weighted branch of this name is empty any more');
+        }
         break;
       }
     }

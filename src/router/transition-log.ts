@@ -56,11 +56,13 @@ export class TransitionLog {
     else w.unlogged++;
   }
 
-  revived(endpoint: string): void {
+  /** `by`: what ended the ejection before its penalty did (a passing health check). */
+  revived(endpoint: string, by?: 'health check'): void {
+    const fields = by ? { endpoint, by } : { endpoint };
     const w = this.closed ? undefined : this.window(endpoint);
-    if (!w) return this.log.info({ endpoint }, 'endpoint revived');
+    if (!w) return this.log.info(fields, 'endpoint revived');
     w.state = 'available';
-    if (++w.revivals === 1) this.log.info({ endpoint }, 'endpoint revived');
+    if (++w.revivals === 1) this.log.info(fields, 'endpoint revived');
     else w.unlogged++;
   }
 

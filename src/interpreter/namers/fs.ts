@@ -1,5 +1,7 @@
 // The `io.l5d.fs` namer: one file per service under `rootDir` (subdirectories are deeper
-// path segments), each line `host port [* weight]`, `#` comments. Every directory is watched;
+// path segments), each line `host port [* weight]`, `#` comments (linkerd's grammar,
+// fs-file.ts). A host name is looked up through the system resolver when the file is read,
+// again whenever the file is read again, and every `hostRefreshMs`. Every directory is watched;
 // any event in a directory forgets every name read under it (so a symlink whose target moved,
 // as in a Kubernetes ConfigMap's `..data` swap, is read again), and a periodic re-stat catches
 // what events miss. A deleted rootDir is watched again, with backoff, when it comes back.
@@ -10,14 +12,15 @@ import type { Activity, BoundName } from '../../naming/bind.ts';
 import type { NameTree, Path } from '../../naming/types.ts';
 import type { WeightedAddr } from '../../naming/resolution.ts';
 import type { Logger } from '../../log.ts';
-import { parseEndpointFile, readEndpointFile } from './fs-file.ts';
+import { type FileEndpoint, parseEndpointFile, readEndpointFile } from './fs-file.ts';
+import { HostLookups, type LookupAll } from './host-lookups.ts';
 import { type Namer, type NamerContext, owns } from './namer.ts';
 
 export { MAX_FILE_BYTES, parseEndpointFile } from './fs-file.ts';
 
 /** `sig` identifies what was read (device, inode, size, mtime) so a re-stat can tell it changed. */
 type FileState =
-  | { kind: 'ok'; endpoints: readonly WeightedAddr[]; sig: string }
+  | { kind: 'ok'; lines: readonly FileEndpoint[]; sig: string }
   | { kind: 'missing'; sig: string }
   | { kind: 'failed'; reason: string; sig: string };
 
@@ -49,14 +52,20 @@ export class FsNamer implements Namer {
   private rootTimer: NodeJS.Timeout | undefined;
   private rootRetryMs = ROOT_RETRY_MIN_MS;
   private readonly restat: NodeJS.Timeout;
+  private readonly hosts: HostLookups;
   private closed = false;
 
-  /** `restatMs`: how often every name read is stat'ed again in case an event was missed (default 5 s). */
-  constructor(opts: { prefix: string; rootDir: string; restatMs?: number } & NamerContext) {
+  /**
+   * `restatMs`: how often every name read is stat'ed again in case an event was missed
+   * (default 5 s); `hostRefreshMs`: how often host names are looked up again (default 5 s,
+   * as `/$/inet`); `lookup`: the resolver (tests).
+   */
+  constructor(opts: { prefix: string; rootDir: string; restatMs?: number; hostRefreshMs?: number | undefined; lookup?: LookupAll } & NamerContext) {
     this.prefix = ['#', ...opts.prefix.split('/').filter(Boolean)];
     this.rootDir = opts.rootDir;
     this.log = opts.log.child({ namer: 'io.l5d.fs', rootDir: opts.rootDir });
     this.onChange = opts.onChange;
+    this.hosts = new HostLookups({ refreshMs: opts.hostRefreshMs ?? 5000, log: this.log, label: 'io.l5d.fs', onChange: opts.onChange, lookup: opts.lookup });
     if (!this.watchRoot()) this.retryRoot();
     this.restat = setInterval(() => this.recheck(), opts.restatMs ?? 5000);
     this.restat.unref();
@@ -74,14 +83,38 @@ export class FsNamer implements Namer {
       if (state === 'dir') continue;
       if (state.kind === 'missing') return { kind: 'ok', value: { kind: 'neg' } };
       if (state.kind === 'failed') return { kind: 'failed', reason: state.reason };
+      const endpoints = this.endpointsOf(state.lines);
+      if (endpoints === 'pending') return { kind: 'pending' };
       const id = '/' + [...this.prefix, ...rest.slice(0, n)].join('/');
-      return { kind: 'ok', value: { kind: 'leaf', value: { id, residual: rest.slice(n), addr: { kind: 'bound', endpoints: state.endpoints } } } };
+      return { kind: 'ok', value: { kind: 'leaf', value: { id, residual: rest.slice(n), addr: { kind: 'bound', endpoints } } } };
     }
     return { kind: 'ok', value: { kind: 'neg' } };
   }
 
+  /**
+   * A file's lines as addresses. A host name's line waits (pending) for its first lookup; a
+   * name that does not resolve is left out (logged with why), as namerd drops the unresolved
+   * address linkerd's `Address(host, port)` makes of it, and the rest of the file stays; a
+   * name with several addresses shares its line's weight among them.
+   */
+  private endpointsOf(lines: readonly FileEndpoint[]): WeightedAddr[] | 'pending' {
+    const out: WeightedAddr[] = [];
+    let pending = false;
+    for (const l of lines) {
+      if (l.kind === 'ip') {
+        out.push({ host: l.host, port: l.port, weight: l.weight });
+        continue;
+      }
+      const ips = this.hosts.get(l.host); // every first lookup starts now, not one per rebind
+      if (ips.kind === 'pending') pending = true;
+      else if (ips.kind === 'ok') for (const ip of ips.value) out.push({ host: ip, port: l.port, weight: l.weight / ips.value.length });
+    }
+    return pending ? 'pending' : out;
+  }
+
   close(): void {
     this.closed = true;
+    this.hosts.close();
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
     clearTimeout(this.pending);
@@ -156,13 +189,16 @@ export class FsNamer implements Namer {
         if (this.rootSig !== undefined) this.watchDir(rel);
         return 'dir';
       }
-      next = { kind: 'ok', endpoints: parseEndpointFile(got.text), sig: sigOf(got.stat) };
+      next = { kind: 'ok', lines: parseEndpointFile(got.text), sig: sigOf(got.stat) };
+      // Read again (it changed, or something near it did): its names are looked up again too,
+      // as linkerd resolves them whenever it reads the file. Their answers stay meanwhile.
+      if (this.lastGood.has(rel)) for (const l of next.lines) if (l.kind === 'name') this.hosts.refreshNow(l.host);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') next = { kind: 'missing', sig: 'none' };
       else {
         const last = this.lastGood.get(rel);
-        this.log.warn({ file, reason: (e as Error).message, keeping: last ? last.endpoints.length : 0 }, last ? 'io.l5d.fs: bad file; keeping the last good set' : 'io.l5d.fs: bad file');
+        this.log.warn({ file, reason: (e as Error).message, keeping: last ? last.lines.length : 0 }, last ? 'io.l5d.fs: bad file; keeping the last good set' : 'io.l5d.fs: bad file');
         next = last ? { ...last, sig: sigNow(file) } : { kind: 'failed', reason: `${file}: ${(e as Error).message}`, sig: sigNow(file) };
       }
     }
@@ -205,6 +241,10 @@ export class FsNamer implements Namer {
   private recheck(): void {
     if (this.closed || this.rootSig === undefined) return;
     if (!this.rootIsSame()) return void (this.rootLost(), this.onChange());
+    // Host names no file read names any more are no longer looked up.
+    const named = new Set<string>();
+    for (const st of this.files.values()) if (st.kind === 'ok') for (const l of st.lines) if (l.kind === 'name') named.add(l.host);
+    this.hosts.retain((h) => named.has(h));
     let changed = false;
     for (const [rel, st] of this.files) {
       if (sigNow(join(this.rootDir, rel)) !== st.sig) {

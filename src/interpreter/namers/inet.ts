@@ -3,13 +3,12 @@
 // literals bind at once, including inet_aton short forms such as `127.1`; host names are
 // looked up through the system resolver and re-resolved every 5 s, as linkerd does. Any other
 // `/$/<class>` fails with its name, as linkerd's class loading does (`/$/fail`, `/$/nil` are bind's).
-import { lookup } from 'node:dns/promises';
 import { isIPv6 } from 'node:net';
 import type { Activity, BoundName } from '../../naming/bind.ts';
 import type { NameTree } from '../../naming/name-tree.ts';
 import { type Path, showPath } from '../../naming/path.ts';
 import type { WeightedAddr } from '../../naming/resolution.ts';
-import type { Logger } from '../../log.ts';
+import { HostLookups } from './host-lookups.ts';
 import type { Namer, NamerContext } from './namer.ts';
 
 /** The `/$/<class>` names this namer knows (besides `fail` and `nil`, which binding handles). */
@@ -38,22 +37,11 @@ export function parseInetAton(s: string): string | null {
   return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
 }
 
-interface HostEntry {
-  state: Activity<readonly string[]>;
-  timer: NodeJS.Timeout | undefined;
-}
-
 export class InetNamer implements Namer {
-  private readonly hosts = new Map<string, HostEntry>();
-  private readonly onChange: () => void;
-  private readonly log: Logger;
-  private readonly refreshMs: number;
-  private closed = false;
+  private readonly hosts: HostLookups;
 
   constructor(opts: NamerContext & { refreshMs?: number }) {
-    this.onChange = opts.onChange;
-    this.log = opts.log;
-    this.refreshMs = opts.refreshMs ?? 5000;
+    this.hosts = new HostLookups({ refreshMs: opts.refreshMs ?? 5000, log: opts.log, label: 'inet', onChange: opts.onChange });
   }
 
   /** Binds a path that starts with `$` (null for other paths); an unknown `/$/<class>` is failed. */
@@ -90,40 +78,13 @@ export class InetNamer implements Namer {
   }
 
   close(): void {
-    this.closed = true;
-    for (const e of this.hosts.values()) clearTimeout(e.timer);
-    this.hosts.clear();
+    this.hosts.close();
   }
 
   private resolveHost(host: string): Activity<readonly string[]> {
     const v4 = parseInetAton(host);
     if (v4) return { kind: 'ok', value: [v4] };
     if (isIPv6(host)) return { kind: 'ok', value: [host] };
-    let e = this.hosts.get(host);
-    if (!e) {
-      e = { state: { kind: 'pending' }, timer: undefined };
-      this.hosts.set(host, e);
-      void this.refresh(host, e);
-    }
-    return e.state;
-  }
-
-  private async refresh(host: string, e: HostEntry): Promise<void> {
-    let next: Activity<readonly string[]>;
-    try {
-      const addrs = await lookup(host, { all: true });
-      next = { kind: 'ok', value: [...new Set(addrs.map((a) => a.address))].sort() };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      // Keep the last good answer through a failed refresh; fail only before the first.
-      next = e.state.kind === 'ok' ? e.state : { kind: 'failed', reason: `cannot resolve ${host}: ${code}` };
-      this.log.warn({ host, err: code }, 'inet: host lookup failed');
-    }
-    if (this.closed || this.hosts.get(host) !== e) return;
-    const changed = JSON.stringify(next) !== JSON.stringify(e.state);
-    e.state = next;
-    e.timer = setTimeout(() => void this.refresh(host, e), this.refreshMs);
-    e.timer.unref();
-    if (changed) this.onChange();
+    return this.hosts.get(host);
   }
 }
