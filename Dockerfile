@@ -4,14 +4,16 @@
 # Listeners default to 127.0.0.1: set `ip: 0.0.0.0` on servers and admin to reach them from outside the container.
 
 FROM node:24-slim AS build
-# A C compiler for the native engine (native/, built by `npm ci` with npm's node-gyp and the image's Node headers).
-RUN apt-get update && apt-get install -y --no-install-recommends python3 make gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+# The native engine's toolchain (native/, built by `npm ci` with npm's node-gyp and the image's Node headers):
+# node-gyp compiles the C with gcc and links the addon with g++.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make gcc g++ libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json binding.gyp ./
 COPY native ./native
 COPY src ./src
 # `npm ci` builds the native engine (install) and runs `prepare`, which compiles src/ to dist/ with the pinned TypeScript.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev && test -f build/Release/linkerd_tcp_engine.node
+# LINKERD_TCP_REQUIRE_NATIVE=1: an addon that does not build fails here, with native/build.sh's reason, not later.
+RUN LINKERD_TCP_REQUIRE_NATIVE=1 npm ci --no-audit --no-fund && npm prune --omit=dev && test -f build/Release/linkerd_tcp_engine.node
 
 FROM node:24-slim
 ENV NODE_ENV=production

@@ -17,7 +17,7 @@ import { Reloader } from './reload/reloader.ts';
 import { type LoadedConfig, readConfigFile } from './reload/source.ts';
 import type { Config } from './config/types.ts';
 import { LinkerdTcpError } from './errors.ts';
-import { EXIT, Lifecycle } from './lifecycle.ts';
+import { EXIT, HARD_EXIT_MARGIN_MS, Lifecycle, PRIMARY_EXTRA_MARGIN_MS } from './lifecycle.ts';
 import { createLogger, formatProblem, levelFromEnv, levelProblem, type Logger } from './log.ts';
 import { escapeLines, escapeTerminal } from './safe-text.ts';
 import { releaseSignals, routeHup, routeStops } from './signals.ts';
@@ -58,8 +58,8 @@ ENVIRONMENT:
 EXIT CODES:
     0  stopped cleanly (after SIGINT/SIGTERM and draining), or --check passed
     1  invalid config or environment variable, a bad TLS key or certificate, a listener could
-       not bind (port in use), a second signal, POST /abort, or a drain still running 2 s
-       after admin.graceSecs
+       not bind (port in use), a second signal, POST /abort, or a drain still running ${HARD_EXIT_MARGIN_MS / 1000} s
+       after admin.graceSecs (${(HARD_EXIT_MARGIN_MS + PRIMARY_EXTRA_MARGIN_MS) / 1000} s with workers: the first process waits for theirs)
     2  bad command line
     70 internal error (a bug)
 
@@ -104,9 +104,6 @@ function envProblems(env: NodeJS.ProcessEnv): string[] {
 function workerCount(config: Config): number {
   return config.workers ?? workersFromEnv(process.env) ?? defaultWorkers(availableParallelism(), readCpuLimit());
 }
-
-/** Drains past graceSecs by at most this before the hard exit (the primary waits a little longer). */
-const HARD_EXIT_MARGIN_MS = 2000;
 
 async function main(argv: string[]): Promise<number> {
   if (cluster.isWorker) return runWorker(createLogger(levelFromEnv(process.env)), HARD_EXIT_MARGIN_MS);

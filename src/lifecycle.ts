@@ -7,6 +7,11 @@
 // `halt` is where a primary kills what must not outlive it. signals.ts routes the signals.
 import type { Logger } from './log.ts';
 
+/** A drain may run this long past the grace period before the hard exit (`--help`, README). */
+export const HARD_EXIT_MARGIN_MS = 2000;
+/** With workers, the first process's hard exit comes this much later still, so workers get theirs first. */
+export const PRIMARY_EXTRA_MARGIN_MS = 1000;
+
 /** The exit codes of `--help` and README. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 70 } as const;
 

@@ -65,7 +65,7 @@ const XSS = '/svc/<img src=x onerror="window.__xss=1">';
 /** A state that moves on every poll: +5 accepts and +2 KiB rx per (fake) second. */
 function changingState(): () => AppState {
   let n = 0;
-  return () => {
+  return (): AppState => {
     n++;
     return {
       at: 1_700_000_000_000 + n * 1000,
@@ -91,7 +91,11 @@ function changingState(): () => AppState {
         connectLatencyUs: { count: 5 * n, p50: 350, p99: 1800, windowSecs: 60 }, tlsFailures: { unknown_sni: 2 },
       }],
       processes: [],
-      recentErrors: [{ at: 1_700_000_000_000, level: 'warn', msg: 'endpoint ejected', context: { dst: XSS, endpoint: '10.0.0.2:80' } }],
+      recentErrors: [
+        { at: 1_700_000_000_000, level: 'warn', msg: 'endpoint ejected', context: { dst: XSS, endpoint: '10.0.0.2:80' } },
+        // A dead endpoint's connect failures: one entry at info (as logged), counted.
+        { at: 1_700_000_000_000 + n * 1000, level: 'info', msg: 'connect failed', context: { dst: XSS, endpoint: '10.0.0.2:80', cause: 'refused' }, count: 40 + n, firstAt: 1_700_000_000_000 },
+      ],
     };
   };
 }
@@ -143,6 +147,15 @@ it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async
   assert.equal(await colorOf('ep-failures-10.0.0.2:80'), 'rgb(207, 34, 46)'); // failures in red, not plain
   assert.equal(await colorOf('srv-tls-failures-127.0.0.1:7474'), 'rgb(207, 34, 46)');
   assert.equal(await text('srv-tls-failures-127.0.0.1:7474'), 'unknown_sni 2');
+  // One failure long ago (the count stays 1): no failures per second, nothing red.
+  assert.equal(await text('srv-failures-rate-127.0.0.1:7474'), '0.0/s');
+  assert.equal(await colorOf('srv-failures-rate-127.0.0.1:7474'), 'rgb(29, 35, 48)', 'the plain ink, not red');
+  assert.equal(await colorOf('srv-failures-127.0.0.1:7474'), 'rgb(29, 35, 48)');
+  // Recent errors at the log's level: the info line is dim, the warning amber; the repeat counted.
+  assert.equal(await text('err-level-0'), 'info ');
+  assert.equal(await colorOf('err-level-0'), 'rgb(107, 115, 133)');
+  assert.equal(await colorOf('err-level-1'), 'rgb(154, 103, 0)');
+  assert.match(await text('err-count-0') ?? '', /^ \u00d7\d+ since \d\d:\d\d:\d\d$/);
   assert.match(await text('scale-proc-rss') ?? '', /^0 \u2013 60\.0 MiB$/);
   assert.equal(await text(`dst-status-web-${XSS}`), 'bound \u00b7 3 endpoints');
   assert.ok(Number(await page.getByTestId('spark-srv-accepts-rate-127.0.0.1:7474').getAttribute('data-points')) >= 2);

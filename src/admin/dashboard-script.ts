@@ -172,10 +172,12 @@ export const DASHBOARD_SCRIPT = `
       tile('accepts/s', fmtPerSec(r.accepts), 'srv-accepts-rate-' + id, 'srv-accepts-rate-' + id, r.accepts),
       tile('rx', fmtRate(r.rx), 'srv-rx-rate-' + id, 'srv-rx-rate-' + id, r.rx),
       tile('tx', fmtRate(r.tx), 'srv-tx-rate-' + id, 'srv-tx-rate-' + id, r.tx),
+      // Failures now, not since start: red only while the last interval had some.
+      mark(tile('failures/s', fmtPerSec(r.failures), 'srv-failures-rate-' + id, 'srv-failures-rate-' + id, r.failures), num(r.failures) > 0),
       latencyTile('p50', s, id),
       latencyTile('p99', s, id),
       tile('accepts', s.accepts, 'srv-accepts-' + id),
-      mark(tile('failures', s.failures, 'srv-failures-' + id), num(s.failures) > 0),
+      tile('failures', s.failures, 'srv-failures-' + id),
       tile('waiting', s.waiters, 'srv-waiters-' + id),
       s.tls ? tlsFailuresTile(s, id) : null));
     return card;
@@ -216,7 +218,7 @@ export const DASHBOARD_SCRIPT = `
     return ['warn', 'waiting for first resolution'];
   }
 
-  function renderDestination(rt, d) {
+  function renderDestination(rt, d, at) {
     var box = el('div', 'dst', null, 'dst-' + rt + '-' + d.name);
     var st = statusOf(d);
     add(box, add(el('h4'), el('span', 'name', d.name), d.sni ? el('span', 'dim', ' (SNI) ', 'dst-sni-' + rt + '-' + d.name) : null,
@@ -229,6 +231,8 @@ export const DASHBOARD_SCRIPT = `
     table.appendChild(head);
     (d.endpoints || []).forEach(function (ep) {
       var k = ep.key;
+      // The failure count is cumulative: red only while it grows (or the endpoint is failing now).
+      var grew = num(rates('ep:' + rt + ':' + d.name + ':' + k, at, { failures: num(ep.failures) }).failures) > 0;
       // Not green while failing: an available endpoint whose last connects failed is shown as a warning.
       var failing = ep.state === 'available' && num(ep.consecutiveFailures) > 0;
       var state = el('td', 'state ' + ep.state + (failing ? ' failing' : ''), ep.state + (ep.healthy === false ? ' (health check)' : '') + (failing ? ', failing' : ''), 'ep-state-' + k);
@@ -237,7 +241,7 @@ export const DASHBOARD_SCRIPT = `
       add(table, add(el('tr', null, null, 'ep-' + k), el('td', 'mono', k), state,
         el('td', 'num', (num(ep.weight) * 100).toFixed(1) + '%', 'ep-weight-' + k),
         el('td', 'num', ep.load, 'ep-load-' + k), el('td', 'num', ep.open), el('td', 'num', ep.pending),
-        el('td', 'num', ep.connects), el('td', num(ep.failures) > 0 ? 'num bad' : 'num', ep.failures, 'ep-failures-' + k),
+        el('td', 'num', ep.connects), el('td', grew || num(ep.consecutiveFailures) > 0 ? 'num bad' : 'num', ep.failures, 'ep-failures-' + k),
         el('td', num(ep.consecutiveFailures) > 0 ? 'num bad' : 'num', ep.consecutiveFailures, 'ep-consecutive-' + k),
         el('td', ep.failedUntil ? 'num bad' : 'num dim', ep.state === 'failed' && ep.failedUntil ? clock(ep.failedUntil) : '\\u2013', 'ep-ejected-' + k)));
     });
@@ -245,7 +249,7 @@ export const DASHBOARD_SCRIPT = `
     return add(box, table);
   }
 
-  function renderRouter(rt, servers, rs) {
+  function renderRouter(rt, servers, rs, at) {
     var open = 0, acc = 0, rx = 0, tx = 0, known = servers.length > 0;
     servers.forEach(function (s, i) {
       open += num(s.active);
@@ -264,17 +268,20 @@ export const DASHBOARD_SCRIPT = `
       tile('tx', known ? fmtRate(tx) : '\\u2013', 'rt-tx-rate-' + id, 'rt-tx-rate-' + id, known ? tx : null)));
     var sni = rt.sniDestinations;
     if (sni) card.appendChild(el('p', 'dim', 'SNI destinations: ' + sni.count + ' of ' + sni.max + ' (least recently used closed beyond that)', 'rt-sni-' + id));
-    (rt.destinations || []).forEach(function (d) { card.appendChild(renderDestination(id, d)); });
+    (rt.destinations || []).forEach(function (d) { card.appendChild(renderDestination(id, d, at)); });
     if (!(rt.destinations || []).length) card.appendChild(el('p', 'dim', 'no destinations yet (created on the first connection)'));
     return card;
   }
 
+  // Newest first, at the level the log wrote them; a repeated entry says how often and since when.
   function renderErrors(list) {
     var ul = el('ul', 'errors', null, 'errors');
-    list.slice().reverse().forEach(function (e) {
+    list.slice().reverse().forEach(function (e, i) {
       var ctx = Object.keys(e.context || {}).map(function (k) { return k + '=' + e.context[k]; }).join(' ');
-      add(ul, add(el('li', e.level), el('span', 'mono', clock(e.at) + ' '), el('span', 'level', e.level + ' '),
-        el('span', 'msg', e.msg), el('span', 'dim', ctx ? ' ' + ctx : '')));
+      var n = num(e.count, 1);
+      add(ul, add(el('li', e.level, null, 'err-' + i), el('span', 'mono', clock(e.at) + ' '), el('span', 'level', e.level + ' ', 'err-level-' + i),
+        el('span', 'msg', e.msg), n > 1 ? el('span', 'count', ' \\u00d7' + n + ' since ' + clock(num(e.firstAt, e.at)), 'err-count-' + i) : null,
+        el('span', 'dim', ctx ? ' ' + ctx : '')));
     });
     if (!list.length) ul.appendChild(el('li', 'dim', 'none'));
     return ul;
@@ -284,7 +291,7 @@ export const DASHBOARD_SCRIPT = `
     seen = new Set();
     var servers = st.servers || [], routers = st.routers || [];
     var rs = servers.map(function (s) {
-      return rates('srv:' + s.router + ':' + s.srvAddr, st.at, { accepts: num(s.accepts), rx: num(s.rxBytes), tx: num(s.txBytes) });
+      return rates('srv:' + s.router + ':' + s.srvAddr, st.at, { accepts: num(s.accepts), rx: num(s.rxBytes), tx: num(s.txBytes), failures: num(s.failures) });
     });
     document.getElementById('process').replaceChildren(renderProcess(st.process, st.processes, st.at, st.config, st.workers));
     document.getElementById('servers').replaceChildren.apply(document.getElementById('servers'),
@@ -292,7 +299,7 @@ export const DASHBOARD_SCRIPT = `
     document.getElementById('routers').replaceChildren.apply(document.getElementById('routers'), routers.map(function (rt) {
       var mine = [], mineRates = [];
       servers.forEach(function (s, i) { if (s.router === rt.label) { mine.push(s); mineRates.push(rs[i]); } });
-      return renderRouter(rt, mine, mineRates);
+      return renderRouter(rt, mine, mineRates, st.at);
     }));
     var errs = st.recentErrors || [];
     document.getElementById('errors-count').textContent = String(errs.length);

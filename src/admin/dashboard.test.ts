@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Script, createContext } from 'node:vm';
 import { DASHBOARD_SCRIPT } from './dashboard-script.ts';
+import type { RecentError } from './recent-errors.ts';
 import type { AppState } from './state.ts';
 
 class FakeNode {
@@ -68,6 +69,8 @@ function page(states: (() => AppState | Error)[]) {
   return {
     text: (testid: string) => find('data-testid', testid)?.textContent,
     node: (testid: string) => find('data-testid', testid),
+    /** The element holding the one with this test id (a tile, for a tile's value). */
+    parentOf: (testid: string) => { const n = find('data-testid', testid); return n && [...body.walk()].find((x) => x.children.includes(n)); },
     /** Runs the script (first poll) or the next poll, and waits until it has rescheduled itself. */
     async step(): Promise<void> {
       cycle = Promise.withResolvers<void>();
@@ -221,6 +224,51 @@ describe('dashboard script', () => {
     await p.step();
     assert.equal(p.text('config-hash'), 'abababababab \u00b7 06:07:08');
     assert.equal(p.text('ep-state-10.0.0.1:80'), 'failed (health check)');
+  });
+
+  it('failures: the server shows failures per second, red only while they happen; an endpoint\'s count is red while it grows', async () => {
+    // failures: 2, 2, 7 (5 in the last second), 7; endpoint 10.0.0.3 fails the same way, consecutive 0.
+    const at = (t: number, failures: number): AppState => {
+      const st = state(t, 10, 0);
+      const d = st.routers[0]!.destinations[0]!;
+      return {
+        ...st,
+        servers: [{ ...st.servers[0]!, failures }],
+        routers: [{ ...st.routers[0]!, destinations: [{ ...d, endpoints: [...d.endpoints,
+          { ...d.endpoints[0]!, key: '10.0.0.3:80', failures, consecutiveFailures: 0 }] }] }],
+      };
+    };
+    const p = page([() => at(1000, 2), () => at(2000, 2), () => at(3000, 7), () => at(4000, 7)]);
+    const srv = '127.0.0.1:7474';
+    const look = (): [string | undefined, boolean, string | undefined, string | undefined] => [
+      p.text(`srv-failures-rate-${srv}`), /\bbad\b/.test(p.parentOf(`srv-failures-rate-${srv}`)?.className ?? ''),
+      p.text(`srv-failures-${srv}`), p.node('ep-failures-10.0.0.3:80')?.className,
+    ];
+    await p.step();
+    assert.deepEqual(look(), ['\u2013', false, '2', 'num'], 'one sample: no rate, nothing red');
+    await p.step();
+    assert.deepEqual(look(), ['0.0/s', false, '2', 'num'], 'failures long ago are not red');
+    await p.step();
+    assert.deepEqual(look(), ['5.0/s', true, '7', 'num bad'], 'failures in the last interval are');
+    await p.step();
+    assert.deepEqual(look(), ['0.0/s', false, '7', 'num'], 'and stop being red when they stop');
+    assert.equal(/\bbad\b/.test(p.parentOf(`srv-failures-${srv}`)?.className ?? ''), false, 'the total is never red');
+    assert.equal(p.node('ep-failures-10.0.0.2:80')?.className, 'num bad', 'an endpoint failing now (consecutive failures) stays red');
+  });
+
+  it('recent errors: at the level the log wrote them, a repeated entry counted, newest first', async () => {
+    const recentErrors: RecentError[] = [
+      { at: 900, level: 'warn', msg: 'endpoint ejected', context: { endpoint: '10.0.0.2:80', failures: 5 }, count: 1, firstAt: 900 },
+      { at: 61_000, level: 'info', msg: 'connect failed', context: { endpoint: '10.0.0.2:80', cause: 'refused' }, count: 400, firstAt: 100 },
+    ];
+    const p = page([() => ({ ...state(1000, 0, 0), recentErrors })]);
+    await p.step();
+    assert.equal(p.node('err-0')?.className, 'info');
+    assert.equal(p.text('err-level-0'), 'info ');
+    assert.equal(p.text('err-count-0'), ' \u00d7400 since 00:00:00');
+    assert.equal(p.node('err-1')?.className, 'warn');
+    assert.equal(p.node('err-count-1'), undefined, 'no count on a single one');
+    assert.equal(p.text('errors-count'), '2');
   });
 
   it('inserts server data as text only', () => {

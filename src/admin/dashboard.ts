@@ -44,6 +44,8 @@ ul.errors { list-style: none; padding: 0; margin: 0; }
 ul.errors li { padding: 3px 0; border-bottom: 1px solid var(--line); }
 ul.errors li.error .level, ul.errors li.fatal .level { color: var(--bad); font-weight: 600; }
 ul.errors li.warn .level { color: var(--warn); font-weight: 600; }
+ul.errors li.info .level { color: var(--dim); }
+ul.errors .count { font-weight: 600; }
 `;
 
 function sha256(text: string): string {

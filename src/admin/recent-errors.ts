@@ -2,18 +2,31 @@
 // Logger so every warn/error/fatal written through it (or its children, with their
 // bindings) is also kept in a bounded ring. Only primitive context values are kept, cut
 // short, so nothing large or secret-shaped lingers in memory. Backend connect failures and
-// failed TLS handshakes (logged at info: they are expected outcomes) are kept too, as
-// warnings, at most PER_CAUSE_PER_SEC a second per cause.
+// failed TLS handshakes (logged at info: they are expected outcomes) are kept too, at info
+// as the log has them. A repeat (same level, message and context) updates its entry (`count`,
+// `at`; `firstAt` stays) instead of adding one, as the log sums a flapping endpoint's
+// transitions (router/transition-log.ts): one dead endpoint cannot fill the ring. New
+// entries of a failure cause are kept at most PER_CAUSE_PER_SEC a second.
 import type { Logger, LogLevel } from '../log.ts';
 import { boundText } from '../safe-text.ts';
 
 export type ContextValue = string | number | boolean | null;
 
 export interface RecentError {
-  readonly at: number; // epoch ms
-  readonly level: 'warn' | 'error' | 'fatal';
+  readonly at: number; // epoch ms, of the last occurrence
+  readonly level: 'info' | 'warn' | 'error' | 'fatal';
   readonly msg: string;
   readonly context: Readonly<Record<string, ContextValue>>;
+  /** Occurrences summed into this entry (1 when absent). */
+  readonly count?: number;
+  /** Epoch ms of the first occurrence (`at` when absent). */
+  readonly firstAt?: number;
+}
+
+/** An entry and what makes a repeat of it: level, message and context but `suppressed`. */
+interface Kept {
+  readonly key: string;
+  entry: RecentError;
 }
 
 const MAX_TEXT = 300;
@@ -21,7 +34,7 @@ const MAX_KEYS = 12;
 export const PER_CAUSE_PER_SEC = 5;
 
 export class RecentErrors {
-  private readonly ring: RecentError[] = [];
+  private readonly ring: Kept[] = [];
   private readonly limit: number;
   private readonly now: () => number;
 
@@ -31,28 +44,22 @@ export class RecentErrors {
   }
 
   add(level: RecentError['level'], msg: string, ...contexts: readonly object[]): void {
-    const context: Record<string, ContextValue> = {};
-    let n = 0;
-    for (const c of contexts) {
-      for (const [k, v] of Object.entries(c)) {
-        if (n >= MAX_KEYS || k === 'pid' || k in context) continue;
-        const p = primitive(v);
-        if (p === undefined) continue;
-        context[k] = p;
-        n++;
-      }
-    }
-    this.ring.push({ at: this.now(), level, msg: cut(msg), context });
-    if (this.ring.length > this.limit) this.ring.shift();
+    const context = contextOf(contexts);
+    const key = keyOf(level, msg, context);
+    if (!this.repeat(key)) this.push(key, level, msg, context);
   }
 
   private readonly limits = new Map<string, { since: number; n: number; dropped: number }>();
 
   /**
-   * Like `add`, at most PER_CAUSE_PER_SEC a second for each `key` (a small, bounded set:
-   * the failure causes); the next one kept says how many were left out (`suppressed`).
+   * Like `add`, but a new entry (not a repeat) is kept at most PER_CAUSE_PER_SEC a second for
+   * each `key` (a small, bounded set: the failure causes); the next one kept says how many
+   * were left out (`suppressed`). Returns whether it was kept.
    */
   addLimited(key: string, level: RecentError['level'], msg: string, ...contexts: readonly object[]): boolean {
+    const context = contextOf(contexts);
+    const entryKey = keyOf(level, msg, context);
+    if (this.repeat(entryKey)) return true;
     const t = this.now();
     let l = this.limits.get(key);
     if (!l || t - l.since >= 1000) this.limits.set(key, (l = { since: t, n: 0, dropped: l?.dropped ?? 0 }));
@@ -63,14 +70,51 @@ export class RecentErrors {
     l.n++;
     const dropped = l.dropped;
     l.dropped = 0;
-    this.add(level, msg, ...contexts, dropped > 0 ? { suppressed: dropped } : {});
+    this.push(entryKey, level, msg, dropped > 0 ? { ...context, suppressed: dropped } : context);
     return true;
   }
 
-  /** Oldest first. */
+  /** Oldest first (by last occurrence). */
   list(): readonly RecentError[] {
-    return [...this.ring];
+    return this.ring.map((k) => k.entry);
   }
+
+  /** Counts a repeat into its entry, which moves to the end; false when there is none. */
+  private repeat(key: string): boolean {
+    const i = this.ring.findIndex((k) => k.key === key);
+    if (i < 0) return false;
+    const [k] = this.ring.splice(i, 1);
+    const e = k!.entry;
+    k!.entry = { ...e, at: this.now(), count: (e.count ?? 1) + 1 };
+    this.ring.push(k!);
+    return true;
+  }
+
+  private push(key: string, level: RecentError['level'], msg: string, context: Record<string, ContextValue>): void {
+    const at = this.now();
+    this.ring.push({ key, entry: { at, level, msg: cut(msg), context, count: 1, firstAt: at } });
+    if (this.ring.length > this.limit) this.ring.shift();
+  }
+}
+
+/** The primitive values of the contexts, first key wins, at most MAX_KEYS, without `pid`. */
+function contextOf(contexts: readonly object[]): Record<string, ContextValue> {
+  const context: Record<string, ContextValue> = {};
+  let n = 0;
+  for (const c of contexts) {
+    for (const [k, v] of Object.entries(c)) {
+      if (n >= MAX_KEYS || k === 'pid' || k in context) continue;
+      const p = primitive(v);
+      if (p === undefined) continue;
+      context[k] = p;
+      n++;
+    }
+  }
+  return context;
+}
+
+function keyOf(level: string, msg: string, context: Readonly<Record<string, ContextValue>>): string {
+  return `${level}\0${msg}\0${JSON.stringify(context)}`;
 }
 
 function cut(s: string): string {
@@ -85,13 +129,13 @@ function primitive(v: unknown): ContextValue | undefined {
   return undefined;
 }
 
-/** Connect failures and failed handshakes (info records) go to the ring as rate-limited warnings. */
+/** Connect failures and failed handshakes (info records) go to the ring at info, new ones rate-limited. */
 function keepFailure(errors: RecentErrors, obj: object, msg: string, bindings: Readonly<Record<string, unknown>>): void {
   const o = obj as Record<string, unknown>;
   if (msg === 'connect failed') {
-    errors.addLimited(`connect ${String(o['cause'])}`, 'warn', 'connect failed', { rt: bindings['rt'], dst: bindings['dst'], endpoint: o['endpoint'], cause: o['cause'] });
+    errors.addLimited(`connect ${String(o['cause'])}`, 'info', 'connect failed', { rt: bindings['rt'], dst: bindings['dst'], endpoint: o['endpoint'], cause: o['cause'] });
   } else if (o['reason'] === 'tls_handshake') {
-    errors.addLimited(`tls ${String(o['error'])}`, 'warn', 'tls handshake failed', { rt: bindings['rt'], srv: o['srv'], client: o['client'], sni: o['sni'], cause: o['error'] });
+    errors.addLimited(`tls ${String(o['error'])}`, 'info', 'tls handshake failed', { rt: bindings['rt'], srv: o['srv'], client: o['client'], sni: o['sni'], cause: o['error'] });
   }
 }
 

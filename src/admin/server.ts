@@ -1,5 +1,5 @@
 // The admin HTTP server: /metrics (tacho-format Prometheus text), /ping, /ready, /api/state,
-// the dashboard at /, and POST /shutdown and /abort. It only reads counters; it is hardened
+// the dashboard at /, and POST /shutdown, /abort and /reload. It only reads counters; it is hardened
 // (header/request timeouts, header and body limits, a connection cap, every socket error
 // handled) so a slow or hostile client costs the proxy nothing but a few sockets. Every
 // request must name this server in Host (DNS rebinding, host-check.ts); every mutation goes

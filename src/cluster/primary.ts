@@ -9,7 +9,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { createProcessSampler } from '../admin/process-metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
 import type { Config } from '../config/types.ts';
-import { Lifecycle } from '../lifecycle.ts';
+import { Lifecycle, PRIMARY_EXTRA_MARGIN_MS } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { Registry } from '../metrics/registry.ts';
 import { HealthChecker } from '../health/checker.ts';
@@ -34,8 +34,6 @@ const RESTART_DELAY_MS = 500;
 const RESTART_DELAY_MAX_MS = 30_000;
 /** How long a reload waits for workers still starting before it goes ahead with those listening. */
 const SETTLE_TIMEOUT_MS = 10_000;
-/** The primary's hard exit comes this long after a worker's own, so workers get theirs first. */
-const PRIMARY_EXTRA_MARGIN_MS = 1000;
 
 type Pending = { readonly worker: number; readonly resolve: (v: Answer | undefined) => void; readonly timer: NodeJS.Timeout };
 
