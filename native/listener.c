@@ -8,7 +8,11 @@
  * are closed here if no conn could be made). Out of descriptors (EMFILE/ENFILE), the
  * waiting connections are accepted into the engine's reserve descriptor and closed at
  * once, as libuv does for Node's servers (clients are refused, not left hanging), and
- * accepting pauses for 100 ms only if even that fails: never a spin on a readable listener. */
+ * accepting pauses for 100 ms only if even that fails: never a spin on a readable listener.
+ * Before that point, a client accepted with too few descriptors left for its backend
+ * socket (and those of the burst's earlier clients) is closed at once with the rest of the
+ * queue, and accepting slows to one a turn: the descriptors left go to connects, so some
+ * clients are served. */
 #include "engine.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,6 +29,7 @@
 #define PAUSE_MS 100
 #define REFUSE_BURST 1024
 #define DRAIN_MAX 4096 /* connections accepted from the queue of a listener JavaScript closes */
+#define FD_SPARE 2       /* descriptors kept free beyond one backend socket per client accepted */
 
 static void on_accept(uv_poll_t *h, int status, int events);
 
@@ -62,13 +68,10 @@ static void on_resume(uv_timer_t *t) {
 
 /* Closes the connections waiting in the accept queue, using the reserve descriptor as room
  * to accept them; returns how many. The reserve is reopened afterwards. */
-static int refuse_queued(listener_t *l) {
-  engine_t *e = l->e;
-  if (e->reserve_fd < 0) return -1;
-  if (close(e->reserve_fd) != 0) errno = 0;
-  e->reserve_fd = -1;
+/* Accepts and closes what waits in the queue, one descriptor at a time; returns how many.
+ * Bounded: a flood must not hold the loop here; the rest waits for the next readable event. */
+static int close_queued(listener_t *l) {
   int n = 0;
-  /* Bounded: a flood must not hold the loop here; the rest waits for the next readable event. */
   while (n < REFUSE_BURST) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -78,6 +81,15 @@ static int refuse_queued(listener_t *l) {
     if (close(fd) != 0) errno = 0;
     n++;
   }
+  return n;
+}
+
+static int refuse_queued(listener_t *l) {
+  engine_t *e = l->e;
+  if (e->reserve_fd < 0) return -1;
+  if (close(e->reserve_fd) != 0) errno = 0;
+  e->reserve_fd = -1;
+  int n = close_queued(l);
   e->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* -1 if another fd took the room: pause next time */
   return n;
 }
@@ -94,6 +106,14 @@ static int hand_over(listener_t *l, int fd) {
   return 1;
 }
 
+/* The soft limit on descriptors (read at each burst: prlimit can change it), or -1 when
+ * unknown or unlimited. */
+static long fd_limit(void) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return -1;
+  return (long)r.rlim_cur;
+}
+
 static void on_accept(uv_poll_t *h, int status, int events) {
   listener_t *l = h->data;
   engine_t *e = l->e;
@@ -103,6 +123,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
    * backend connect (in JavaScript's turn) before the next client takes a descriptor;
    * a burst would spend them all on clients and serve none. */
   int burst = uv_now(e->loop) < e->fd_pressure_until ? 1 : ACCEPT_BURST;
+  long limit = fd_limit();
   for (int i = 0; i < burst && !l->closing; i++) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -116,6 +137,16 @@ static void on_accept(uv_poll_t *h, int status, int events) {
       int r = uv_poll_stop(&l->poll);
       if (r == 0) r = uv_timer_start(&l->pause, on_resume, PAUSE_MS, 0);
       if (r != 0) out_record(e, OUT_ACCEPT_ERROR, l->id, -r, -3, 0, 0); /* JavaScript logs the listener stopped */
+      return;
+    }
+    /* Descriptors are handed out lowest first, so fd + 1 is about how many are open. A
+     * client that leaves no descriptor for its own backend socket, and for those of the
+     * clients accepted before it in this burst, could not be served: refuse it and slow
+     * down (a loaded machine's flood spent every descriptor on clients and served none). */
+    if (limit > 0 && limit - ((long)fd + 1) < (long)(i + 1) + FD_SPARE) {
+      if (close(fd) != 0) errno = 0;
+      engine_fd_pressure(e, EMFILE);
+      out_record(e, OUT_ACCEPT_ERROR, l->id, EMFILE, 1 + close_queued(l), 0, 0);
       return;
     }
     /* TCP_NODELAY comes from the listener (Linux copies it to accepted sockets). */
