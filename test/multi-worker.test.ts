@@ -21,7 +21,7 @@ const FILES = [
 const ROOT = new URL('../', import.meta.url).pathname;
 
 for (const file of FILES) {
-  it(`${file} passes with two workers per proxy`, { timeout: 240_000 }, async (t) => {
+  it(`${file} passes with two workers per proxy`, { timeout: 480_000 }, async (t) => {
     const env: NodeJS.ProcessEnv = { ...process.env, LINKERD_TCP_TEST_WORKERS: '2' };
     delete env['NODE_TEST_CONTEXT']; // a test runner of its own, not a child of this one
     const run = spawn(process.execPath, ['--test', '--test-timeout=60000', '--test-reporter=spec', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -32,7 +32,7 @@ routers:
     try { process.kill(detached ? -p.proc.pid! : p.proc.pid!, 'SIGKILL'); } catch { /* gone */ }
   });
   const listening = await Promise.race([
-    p.waitForCount((l) => l.msg === 'listening', 2, 20_000, 'both workers listening'),
+    p.waitForCount((l) => l.msg === 'listening', 2, 45_000, 'both workers listening'), // over 20 s beside two CPU hogs
     p.exited.then((c) => { throw new Error(`proxy exited with ${c}: ${p.stderr}`); }),
   ]);
   const admin = String((await p.waitForLog((l) => l.msg === 'admin listening'))['admin']);

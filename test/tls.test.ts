@@ -429,7 +429,8 @@ describe('TLS material', () => {
     assert.equal((await roundTrip(open.socket, Buffer.from('kept'))).toString(), 'kept');
   });
 
-  it('refuses to start on a missing, unreadable, non-PEM or mismatched key or certificate, naming the key path and the file', async () => {
+  // Seven starts and checks one after another: on a loaded machine with two workers each, over the 60 s default.
+  it('refuses to start on a missing, unreadable, non-PEM or mismatched key or certificate, naming the key path and the file', { timeout: 240_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'l5d-tls-bad-'));
     writeFileSync(join(dir, 'garbage.pem'), 'hello');
     const cases: [string, RegExp][] = [

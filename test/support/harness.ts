@@ -134,7 +134,7 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   let stdout = '', stderr = '';
   p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = await deadline(20_000, 'cli exit', once(p, 'exit'));
+  const [code] = await deadline(45_000, 'cli exit', once(p, 'exit')); // many at once on a loaded machine took over 20 s
   return { code: code as number | null, stdout, stderr };
 }
 
