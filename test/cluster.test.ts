@@ -43,6 +43,13 @@ routers:
     // Each worker's own process figures, by worker, beside the primary's.
     for (const w of ['1', '2']) assert.match(metrics, new RegExp(`^process:rss_bytes\\{worker="${w}"\\} [1-9]\\d+$`, 'm'));
     assert.match(metrics, /^process:rss_bytes [1-9]\d+$/m);
+    // The workers' series and the primary's in one text: each family typed and documented once.
+    for (const kind of ['HELP', 'TYPE']) {
+      const names = metrics.split('\n').filter((l) => l.startsWith(`# ${kind} `)).map((l) => l.split(' ')[2]);
+      assert.deepEqual(names, [...new Set(names)], `one ${kind} per family`);
+    }
+    assert.equal(metrics.split('\n').filter((l) => l === '# TYPE process:rss_bytes gauge').length, 1);
+    assert.equal(metrics.split('\n').filter((l) => l === '# TYPE l5d:srv:accepts counter').length, 1);
     const state = await (await fetch(`${admin}/api/state`)).json() as { servers: { accepts: number }[] };
     assert.equal(state.servers.length, 1);
     assert.equal(state.servers[0]!.accepts, n);

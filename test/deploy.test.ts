@@ -1,6 +1,6 @@
 // Running under supervisors: the checked-in systemd unit (systemd-analyze verify, and its
 // keys against the drain), the Kubernetes manifest (parsed, its config loaded, probes and
-// ports matched to README, the preStop + drain within terminationGracePeriodSeconds; the
+// ports matched to docs/operations.md, the preStop + drain within terminationGracePeriodSeconds; the
 // admin token from a Secret, the probes answered without it by the real CLI on the
 // manifest's config, watchConfig on),
 // `npm start` passing a supervisor's SIGTERM to the proxy itself, and an old Node getting
@@ -16,9 +16,13 @@ import { after, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig } from '../src/config/load.ts';
 import { HARD_EXIT_MARGIN_MS, PRIMARY_EXTRA_MARGIN_MS } from '../src/lifecycle.ts';
+import { exportedFamilies } from '../src/metrics/help.ts';
+import { loadDashboard, metricNames, panelTargets, substitute } from './support/grafana.ts';
 import { deadline, Proxy, writeConfig } from './support/harness.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
+/** Where running it is documented: docs/operations.md (admin endpoints, systemd, Kubernetes), with README linking it. */
+const OPS = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const HARD_EXIT_MARGIN_SECS = (HARD_EXIT_MARGIN_MS + PRIMARY_EXTRA_MARGIN_MS) / 1000; // the larger: the first process of several workers
 const cleanup: (() => void)[] = [];
@@ -94,9 +98,9 @@ describe('deploy', () => {
     assert.equal(port(at(c, 'livenessProbe', 'httpGet', 'port')), config.admin.port);
     assert.equal(at(c, 'livenessProbe', 'httpGet', 'path'), '/ping');
     for (const s of config.routers.flatMap((r) => r.servers)) assert.ok(ports.some((p) => at(p, 'containerPort') === s.port), `server port ${s.port} declared`);
-    // README documents these paths and the default admin port.
-    for (const path of ['/ready', '/ping']) assert.ok(README.includes(`\`GET ${path}\``), `README documents ${path}`);
-    assert.ok(README.includes(`default 127.0.0.1:${config.admin.port}`));
+    // docs/operations.md documents these paths and the default admin port.
+    for (const path of ['/ready', '/ping']) assert.ok(OPS.includes(`\`GET ${path}\``), `docs/operations.md documents ${path}`);
+    assert.ok(OPS.includes(`default 127.0.0.1:${config.admin.port}`));
     const cmd = at(c, 'lifecycle', 'preStop', 'exec', 'command') as string[];
     assert.equal(cmd[0], 'sleep');
     const preStopSecs = Number(cmd[1]);
@@ -105,7 +109,8 @@ describe('deploy', () => {
     assert.ok(termSecs >= preStopSecs + config.admin.graceSecs + HARD_EXIT_MARGIN_SECS,
       `terminationGracePeriodSeconds ${termSecs} < ${preStopSecs} + ${config.admin.graceSecs} + ${HARD_EXIT_MARGIN_SECS}`);
     assert.equal(at(c, 'command'), undefined, "the image's ENTRYPOINT: Node as PID 1, no shell to swallow SIGTERM");
-    assert.ok(README.includes('deploy/kubernetes.yml') && README.includes('deploy/linkerd-tcp.service'));
+    assert.ok(OPS.includes('(../deploy/kubernetes.yml)') && OPS.includes('(../deploy/linkerd-tcp.service)'), 'docs/operations.md links both deploy files');
+    assert.ok(README.includes('(deploy/kubernetes.yml)') && README.includes('(deploy/linkerd-tcp.service)'), 'README links both deploy files');
   });
 
   it('deploy/kubernetes.yml: the admin token comes from a Secret (one source only); the probes answer without it and POST /abort does not; watchConfig is on', { timeout: 30_000 }, async () => {
@@ -157,7 +162,7 @@ describe('deploy', () => {
     }
     assert.equal((await fetch(`${admin}/shutdown`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 202);
     assert.equal(await deadline(15_000, 'exit after POST /shutdown', p.exited), 0);
-    assert.ok(README.includes('secretKeyRef') && README.includes('watchConfig: true'), 'README says how the manifest gets its token and config edits');
+    assert.ok(OPS.includes('secretKeyRef') && OPS.includes('watchConfig: true'), 'docs/operations.md says how the manifest gets its token and config edits');
   });
 
   it('npm start execs the proxy: a supervisor\'s SIGTERM to npm stops the proxy and its workers', { timeout: 60_000 }, async () => {
@@ -209,5 +214,42 @@ describe('deploy', () => {
     assert.equal(d.status, 1, d.stderr);
     const root = `${dirname(dist)}/`;
     assert.equal(d.stderr, `linkerd-tcp: Node.js >= 24 is needed, this is ${v}; \`npm ci\` in ${root} installs Node 24 there, then run: ${root}node_modules/.bin/node ${root}bin/linkerd-tcp.js c.yml\n`);
+  });
+});
+
+describe('the Grafana dashboard (deploy/grafana/linkerd-tcp.json)', () => {
+  const dash = loadDashboard();
+  const targets = panelTargets(dash);
+
+  it('is a dashboard on a Prometheus datasource variable, with rt, srv_addr and dst from label_values', () => {
+    assert.ok(Number(dash['schemaVersion']) >= 36, 'a current schema');
+    assert.ok(typeof dash['uid'] === 'string' && typeof dash['title'] === 'string');
+    const vars = (dash['templating'] as { list: { name: string; type: string; query: unknown; allValue?: string }[] }).list;
+    const ds = vars.find((v) => v.type === 'datasource');
+    assert.equal(ds?.query, 'prometheus');
+    for (const name of ['rt', 'srv_addr', 'dst']) {
+      const v = vars.find((x) => x.name === name);
+      assert.ok(v, `variable ${name}`);
+      const q = typeof v.query === 'string' ? v.query : (v.query as { query: string }).query;
+      assert.match(q, new RegExp(`^label_values\\(.+, ${name}\\)$`));
+      for (const m of metricNames(q)) assert.ok(exportedFamilies().has(m), `${name}: ${m} is not exported`);
+      assert.equal(v.allValue, '.*', `${name}: All is a regex the exprs match with =~`);
+    }
+    const panels = (dash['panels'] as { datasource?: { uid?: string }; targets?: unknown[] }[]).filter((p) => p.targets);
+    for (const p of panels) assert.equal(p.datasource?.uid, '${datasource}', 'every panel on the datasource variable');
+  });
+
+  it('names in every expr only metric families the proxy exports (the help table)', () => {
+    assert.ok(targets.length >= 20, `${targets.length} targets`);
+    const exported = exportedFamilies();
+    for (const t of targets) {
+      const names = metricNames(t.expr);
+      assert.ok(names.length > 0, `${t.panel}/${t.refId}: reads no metric: ${t.expr}`);
+      for (const n of names) assert.ok(exported.has(n), `${t.panel}/${t.refId}: ${n} is not a family the proxy exports`);
+      // Substitution leaves no variable behind (the interop test sends these to Prometheus).
+      assert.doesNotMatch(substitute(t.expr, { rt: '.*', srv_addr: '.*', dst: '.*' }), /\$/);
+    }
+    // The name check itself can fail: a misspelt family is caught.
+    assert.ok(!exported.has(metricNames('rate(l5d:srv:accept[1m])')[0]!));
   });
 });

@@ -12,10 +12,12 @@ import type { Duplex } from 'node:stream';
 import type { AdminConfig } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Registry } from '../metrics/registry.ts';
+import { type MetricDump, Registry } from '../metrics/registry.ts';
 import { addrKey } from '../naming/resolution.ts';
 import { redactUrl } from '../safe-text.ts';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
+import { answerDelegation, type Delegators } from './delegator.ts';
+import { DELEGATOR_CSP, DELEGATOR_HTML } from './delegator-page.ts';
 import { type AdminToken, MIN_TOKEN_CHARS, readAdminToken, refuseMutation, TOKEN_ENV } from './guard.ts';
 import { checkHost, type HostPolicy, hostPolicy, isLoopback } from './host-check.ts';
 import { type ProcessSampler, registerProcessMetrics } from './process-metrics.ts';
@@ -56,12 +58,17 @@ export interface AdminOptions {
   /** The state, or a promise of it (the primary of several workers gathers theirs). */
   state: () => AppState | Promise<AppState>;
   ready: () => boolean | Promise<boolean>;
-  /** Extra Prometheus text appended to the registry's (the workers' merged metrics). */
-  extraMetrics?: () => Promise<string>;
+  /**
+   * Series beside the registry's (the workers' merged metrics), given as data so that one
+   * render shows each family once, under one HELP and TYPE, with all its series together.
+   */
+  extraMetrics?: () => Promise<readonly MetricDump[]>;
   /** Begin a graceful drain; the caller exits when it is done. Called after the 202 is sent. */
   shutdown: () => void;
   /** Exit now. Called after the 202 is sent. */
   abort: () => void;
+  /** GET /delegator.json and the /delegator page: the routers' interpreters (absent: 404). */
+  delegators?: Delegators;
   /** POST /reload: re-read the config and apply it; answered with the outcome (absent: 404). */
   reload?: () => Promise<ReloadAnswer>;
   log: Logger;
@@ -109,12 +116,12 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     later(res, work().finally(() => gathering--));
   };
   // Scrapes that arrive while the workers' metrics are being gathered share that answer.
-  let extraInFlight: Promise<string> | undefined;
+  let extraInFlight: Promise<readonly MetricDump[]> | undefined;
   const metrics = (_req: IncomingMessage, res: ServerResponse): void => {
     const extra = opts.extraMetrics;
     if (!extra) return send(res, 200, opts.registry.render(), PROM_TYPE);
     // Our own series are rendered once the workers' are in (a refused request renders nothing).
-    gathered(res, () => (extraInFlight ??= extra().finally(() => { extraInFlight = undefined; })).then((more) => send(res, 200, more + opts.registry.render(), PROM_TYPE)));
+    gathered(res, () => (extraInFlight ??= extra().finally(() => { extraInFlight = undefined; })).then((more) => send(res, 200, Registry.merged([more, opts.registry.dump()]).render(), PROM_TYPE)));
   };
   const ping = (_req: IncomingMessage, res: ServerResponse): void => send(res, 200, 'pong', TEXT_TYPE);
   let token: AdminToken | undefined;
@@ -186,6 +193,24 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
     ['/shutdown', { method: 'POST', handle: mutation('shutdown', 'shutting down', opts.shutdown) }],
     ['/abort', { method: 'POST', handle: mutation('abort', 'aborting', opts.abort) }],
   ]);
+  const delegators = opts.delegators;
+  if (delegators) {
+    // Read-only (GET), behind the same Host check as every route; a namerd delegation is
+    // asked over the network, so it counts against the answers gathered at once.
+    routes.set('/delegator.json', {
+      method: 'GET',
+      handle: (req, res) => gathered(res, async () => {
+        const a = await answerDelegation(new URL(req.url ?? '/', 'http://admin').searchParams, delegators);
+        send(res, a.status, a.body, a.json ? 'application/json; charset=utf-8' : TEXT_TYPE);
+      }),
+    });
+    routes.set('/delegator', {
+      method: 'GET',
+      handle: (_q, res) => send(res, 200, DELEGATOR_HTML, 'text/html; charset=utf-8', {
+        'Content-Security-Policy': DELEGATOR_CSP, 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer',
+      }),
+    });
+  }
   const reload = opts.reload;
   if (reload) {
     // The same gate as every mutation; answered with the outcome once the reload is done.

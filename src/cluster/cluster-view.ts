@@ -26,10 +26,10 @@ export class ClusterView {
     this.log = teeErrors(log, this.errors);
   }
 
-  /** Prometheus text over every worker, from their answers to 'metrics'. */
-  renderMetrics(answers: readonly WorkerAnswer[]): string {
+  /** Every worker's series merged, from their answers to 'metrics' (the admin server renders them). */
+  mergedMetrics(answers: readonly WorkerAnswer[]): MetricDump[] {
     for (const a of answers) this.metrics.update(a.worker, Array.isArray(a.value) ? (a.value as MetricDump[]) : undefined);
-    return this.metrics.render();
+    return this.metrics.merged();
   }
 
   /** /api/state over every worker that answered, from their answers to 'state'. */

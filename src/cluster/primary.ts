@@ -15,6 +15,7 @@ import { Registry } from '../metrics/registry.ts';
 import { HealthChecker } from '../health/checker.ts';
 import { HealthHub } from '../health/hub.ts';
 import { createInterpreter } from '../app.ts';
+import { delegateOf } from '../interpreter/interpreter.ts';
 import { ClusterView, type WorkerAnswer } from './cluster-view.ts';
 import { NamesHub } from './names-hub.ts';
 import { SessionCache } from '../server/session-cache.ts';
@@ -217,10 +218,12 @@ export async function runPrimary(
   const sampler = createProcessSampler();
   const admin = createAdminServer({
     config: config.admin, registry, log, sampler,
-    extraMetrics: async () => view.renderMetrics(await askEach('metrics')),
+    extraMetrics: async () => view.mergedMetrics(await askEach('metrics')),
     state: async () => ({ ...view.state(sampler.sample(), await askEach('state')), workers: workersState(), ...(reloader ? { config: reloader.info } : {}) }),
     // Ready once every worker has started; later, while one is being replaced, the others serve.
     ready: async () => ws.started && listening.size > 0 && (await askAll('ready')).every((r) => r === true),
+    // Naming runs here for the workers: the delegator asks the same interpreters they resolve through.
+    delegators: { labels: () => config.routers.map((r) => r.label), delegate: (rt) => { const i = names.interpreterOf(rt); return i && delegateOf(i); } },
     shutdown: () => lc.stop('admin'),
     abort: () => lc.abort(),
     ...(reloader ? { reload: () => reloader.reload('POST /reload') } : {}),

@@ -1,6 +1,7 @@
 // Metrics in linkerd-tcp's shape (tacho): counters, gauges and stats, named with `:`-joined
 // scopes and rendered as Prometheus text. The data path only bumps plain number fields
 // (`counter.value++`); everything else (labels, formatting) happens at scrape time.
+import { familyHeader, METRIC_HELP, statPartHelp } from './help.ts';
 import type { SampleWindow } from './window.ts';
 
 export type Labels = Readonly<Record<string, string>>;
@@ -99,6 +100,17 @@ function renderLabels(labels: Labels): string {
     .join(', ');
 }
 
+/** A map's entries grouped by metric name, names in order of first registration. */
+function byName<T>(map: ReadonlyMap<string, Entry<T>>): Map<string, [string, Entry<T>][]> {
+  const out = new Map<string, [string, Entry<T>][]>();
+  for (const kv of map) {
+    const list = out.get(kv[1].name);
+    if (list) list.push(kv);
+    else out.set(kv[1].name, [kv]);
+  }
+  return out;
+}
+
 function fmt(v: number): string {
   return Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000);
 }
@@ -189,29 +201,47 @@ export class Registry {
     return e.metric;
   }
 
-  /** Prometheus text: counters, then gauges, then stats, each in registration order. */
+  /**
+   * Prometheus text: counters, then gauges, then stats, each family (name) in order of first
+   * registration, its series together under one `# HELP` and `# TYPE` (the text format wants a
+   * family's lines contiguous and typed before its first sample). A stat renders tacho's parts
+   * (`_count`, then `_bucket`, `_min`, `_max`, `_sum` once it has values), each a gauge family.
+   */
   render(): string {
     for (const fn of this.collectors) fn();
     const out: string[] = [];
     const line = (name: string, labels: string, v: number): void => {
       out.push(labels ? `${name}{${labels}} ${fmt(v)}` : `${name} ${fmt(v)}`);
     };
-    for (const e of this.counters.values()) line(e.name, e.labels, e.metric.value);
-    for (const e of this.gauges.values()) line(e.name, e.labels, e.metric.current());
-    for (const [k, e] of this.stats) {
-      const s = this.snapshots.get(k) ?? new Stat();
-      line(`${e.name}_count`, e.labels, s.count);
-      if (s.count === 0) continue;
-      const sep = e.labels ? `, ${e.labels}` : '';
-      let cum = 0;
-      for (let i = 0; i < STAT_BOUNDS.length; i++) {
-        cum += s.buckets[i]!;
-        if (s.buckets[i]! > 0) out.push(`${e.name}_bucket{le="${STAT_BOUNDS[i]}"${sep}} ${cum}`);
-      }
-      out.push(`${e.name}_bucket{le="+Inf"${sep}} ${s.count}`);
-      line(`${e.name}_min`, e.labels, s.min);
-      line(`${e.name}_max`, e.labels, s.max);
-      line(`${e.name}_sum`, e.labels, s.sum);
+    for (const [name, entries] of byName(this.counters)) {
+      out.push(...familyHeader(name, 'counter', METRIC_HELP[name]?.help));
+      for (const [, e] of entries) line(name, e.labels, e.metric.value);
+    }
+    for (const [name, entries] of byName(this.gauges)) {
+      out.push(...familyHeader(name, 'gauge', METRIC_HELP[name]?.help));
+      for (const [, e] of entries) line(name, e.labels, e.metric.current());
+    }
+    for (const [name, entries] of byName(this.stats)) {
+      const all = entries.map(([k, e]) => ({ labels: e.labels, s: this.snapshots.get(k) ?? new Stat() }));
+      const seen = all.filter((x) => x.s.count > 0);
+      const part = (suffix: string, rows: typeof all, write: (x: (typeof all)[number]) => void): void => {
+        if (rows.length === 0) return;
+        out.push(...familyHeader(name + suffix, 'gauge', statPartHelp(name, suffix)));
+        rows.forEach(write);
+      };
+      part('_count', all, (x) => line(`${name}_count`, x.labels, x.s.count));
+      part('_bucket', seen, ({ labels, s }) => {
+        const sep = labels ? `, ${labels}` : '';
+        let cum = 0;
+        for (let i = 0; i < STAT_BOUNDS.length; i++) {
+          cum += s.buckets[i]!;
+          if (s.buckets[i]! > 0) out.push(`${name}_bucket{le="${STAT_BOUNDS[i]}"${sep}} ${cum}`);
+        }
+        out.push(`${name}_bucket{le="+Inf"${sep}} ${s.count}`);
+      });
+      part('_min', seen, (x) => line(`${name}_min`, x.labels, x.s.min));
+      part('_max', seen, (x) => line(`${name}_max`, x.labels, x.s.max));
+      part('_sum', seen, (x) => line(`${name}_sum`, x.labels, x.s.sum));
     }
     return out.length ? out.join('\n') + '\n' : '';
   }

@@ -3,7 +3,8 @@
 # (npm run test:interop) drives, unless they are already on PATH:
 #   openssl, curl, redis-server + redis-tools (redis-cli, redis-benchmark),
 #   mariadb-server + mariadb-client (mariadbd, mariadb-install-db, mariadb), iperf3,
-#   haproxy and nginx (SNI passthrough and the PROXY protocol both ways).
+#   haproxy and nginx (SNI passthrough and the PROXY protocol both ways),
+#   prometheus + promtool (scraping /metrics, the Grafana dashboard's queries).
 # python3 (for its http.server) is expected to be there already; it is installed too if not.
 # Needs root (or sudo). Safe to run again: it does nothing when everything is present.
 set -euo pipefail
@@ -22,6 +23,8 @@ declare -A needs=(
   [python3]=python3
   [haproxy]=haproxy
   [nginx]=nginx
+  [prometheus]=prometheus
+  [promtool]=prometheus
 )
 
 # mariadbd and friends live in /usr/sbin, which is not always on a user's PATH.
@@ -53,9 +56,9 @@ $SUDO apt-get update -qq
 echo 'iperf3 iperf3/start_daemon boolean false' | $SUDO debconf-set-selections 2>/dev/null || true
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
-# The suite starts its own redis-server, mariadbd and iperf3 on free ports; stop the
+# The suite starts its own redis-server, mariadbd, iperf3 and prometheus on free ports; stop the
 # system services the packages may have started (harmless where there is no init system).
-for svc in redis-server mariadb iperf3 haproxy nginx; do
+for svc in redis-server mariadb iperf3 haproxy nginx prometheus; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

@@ -163,9 +163,9 @@ export class Cleanup {
     this.add(() => d.stop());
     return d;
   }
-  /** Starts the proxy; on cleanup stops it and removes its config dir. */
-  async proxy(config: string): Promise<{ proxy: Proxy; port: number }> {
-    const { proxy, ports } = await startProxy(config);
+  /** Starts the proxy (waiting for `servers` listeners); on cleanup stops it and removes its config dir. */
+  async proxy(config: string, servers = 1): Promise<{ proxy: Proxy; port: number }> {
+    const { proxy, ports } = await startProxy(config, servers);
     track(proxy.proc);
     const cfg = proxy.proc.spawnargs.at(-1);
     const cfgDir = cfg && dirname(cfg).startsWith(join(tmpdir(), 'l5d-tcp-')) ? dirname(cfg) : undefined;
