@@ -10,7 +10,7 @@ import { watchFiles } from './connector/file-watch.ts';
 import { LinkerdTcpError } from './errors.ts';
 import { ClientTls } from './connector/tls-client.ts';
 import { createDefaultInterpreter } from './interpreter/default.ts';
-import type { Interpreter } from './interpreter/interpreter.ts';
+import { delegateOf, type Interpreter } from './interpreter/interpreter.ts';
 import { createNamerdInterpreter } from './interpreter/namerd.ts';
 import type { Logger } from './log.ts';
 import { HealthChecker } from './health/checker.ts';
@@ -176,6 +176,14 @@ export class App {
         this.admin = createAdminServer({
           config: this.config.admin, registry: this.registry, log: this.log, sampler,
           state: () => this.state(), ready: () => this.isReady(),
+          // The live routers (a reload replaces them): each answers with its own interpreter.
+          delegators: {
+            labels: () => this.routers.map((r) => r.label),
+            delegate: (label) => {
+              const r = this.routers.find((x) => x.label === label);
+              return r && delegateOf(r.interpreter);
+            },
+          },
           shutdown: () => this.hooks.shutdown(),
           abort: () => this.hooks.abort(),
           ...(this.hooks.reload ? { reload: () => this.hooks.reload!() } : {}),

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { DASHBOARD_SCRIPT } from './dashboard-script.ts';
 
-const STYLE = `
+export const STYLE = `
 :root { --bg: #f6f7f9; --card: #fff; --ink: #1d2330; --dim: #6b7385; --line: #e2e5eb;
   --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; --accent: #2f6fdb; }
 * { box-sizing: border-box; }
@@ -77,6 +77,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <h1>linkerd-tcp</h1>
   <span id="status" class="status warn" data-testid="conn-status">connecting</span>
   <span class="dim">updated <span id="updated" data-testid="updated">never</span></span>
+  <a class="dim" href="delegator" data-testid="dtab-link">dtab</a>
 </header>
 <main>
   <h2>Process</h2>

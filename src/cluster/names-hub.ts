@@ -62,6 +62,14 @@ export class NamesHub {
     for (const key of [...this.shared.keys()]) this.leave(key, worker);
   }
 
+  /**
+   * Router `rt`'s interpreter, the one the workers' destinations resolve through (made now if
+   * none watched yet; undefined for an unknown router): the admin's delegator asks it.
+   */
+  interpreterOf(rt: string): Interpreter | undefined {
+    return this.interpreter(rt);
+  }
+
   /** Destinations watched now, for tests and state. */
   get watched(): number {
     return this.shared.size;

@@ -6,11 +6,13 @@ import type { NamerConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import type { Registry } from '../metrics/registry.ts';
 import { type Activity, type BoundName, bind, resolve } from '../naming/bind.ts';
-import { parseDtab } from '../naming/dtab.ts';
+import { delegate as delegateName } from '../naming/delegate.ts';
+import { delegateJson } from '../naming/delegate-json.ts';
+import { type Dtab, parseDtab } from '../naming/dtab.ts';
 import type { NameTree } from '../naming/name-tree.ts';
 import { parsePath, type Path } from '../naming/path.ts';
 import { type Resolution, sameResolution } from '../naming/resolution.ts';
-import type { Interpreter, Watch } from './interpreter.ts';
+import type { DelegateAnswer, Interpreter, Watch } from './interpreter.ts';
 import { DnsSrvNamer } from './namers/dnssrv.ts';
 import { FsNamer } from './namers/fs.ts';
 import { InetNamer } from './namers/inet.ts';
@@ -32,6 +34,8 @@ export function createDefaultInterpreter(opts: {
   const watched = new Map<string, Watched>();
   let scheduled = false;
   let closed = false;
+  /** Delegations waiting for a pending namer: told after every namer change, and on close. */
+  const delegations = new Set<() => void>();
 
   const evaluate = (name: string, w: Watched): void => {
     let r: Resolution | 'pending';
@@ -49,6 +53,7 @@ export function createDefaultInterpreter(opts: {
     scheduled = false;
     if (closed) return;
     for (const [name, w] of watched) evaluate(name, w);
+    for (const again of [...delegations]) again();
   };
   // Batches namer changes: one pass per tick, never inside the caller's stack.
   const schedule = (): void => {
@@ -99,8 +104,34 @@ export function createDefaultInterpreter(opts: {
         },
       };
     },
+    delegate(path: Path, extra: Dtab, waitMs: number): Promise<DelegateAnswer> {
+      const full = [...dtab, ...extra];
+      // A namer asked about a new name (a host to look up) answers pending and calls onChange
+      // once it knows: delegate again then, until nothing is pending or waitMs have passed
+      // (then the pending names show as such, rather than namerd's bare 503 "Request timed out.").
+      return new Promise((done) => {
+        const attempt = (last: boolean): void => {
+          let answer: DelegateAnswer;
+          try {
+            const r = delegateName(full, path, lookupNamer);
+            if (r.pending && !last && !closed) return;
+            answer = { status: 200, tree: delegateJson(r.tree) };
+          } catch (e) {
+            answer = { status: 500, message: `delegation failed: ${(e as Error).message}` };
+          }
+          clearTimeout(timer);
+          delegations.delete(again);
+          done(answer);
+        };
+        const again = (): void => attempt(false);
+        const timer = setTimeout(() => attempt(true), waitMs);
+        delegations.add(again);
+        attempt(false);
+      });
+    },
     async close(): Promise<void> {
       closed = true;
+      for (const again of [...delegations]) again();
       watched.clear();
       for (const n of namers) n.close();
     },

@@ -13,6 +13,7 @@ import { type Resolution, sameResolution } from '../naming/resolution.ts';
 import type { Interpreter, Watch } from './interpreter.ts';
 import { BindLoop, type LoopEnv } from './namerd-bind.ts';
 import { decodeAddr } from './namerd-decode.ts';
+import { namerdDelegate } from './namerd-delegate.ts';
 import { Feed } from './namerd-feed.ts';
 
 export { MAX_BODY_BYTES } from './namerd-feed.ts';
@@ -113,6 +114,8 @@ export function createNamerdInterpreter(opts: {
         },
       };
     },
+    // namerd has the namespace's dtab and namers: it answers, bounded by its request timeout too.
+    delegate: (path, extra, waitMs) => namerdDelegate({ baseUrl: config.baseUrl, namespace: config.namespace, dtab: env.dtab }, path, extra, Math.min(waitMs, config.requestTimeoutMs)),
     async close(): Promise<void> {
       closed = true;
       for (const n of names.values()) n.loop.stop();

@@ -21,7 +21,8 @@ export function showDtab(d: Dtab): string {
   return d.map(showDentry).join(';');
 }
 
-function matches(prefix: Prefix, path: Path): boolean {
+/** True when `prefix` matches the first labels of `path` (`*` matches any one label). */
+export function matches(prefix: Prefix, path: Path): boolean {
   if (prefix.length > path.length) return false;
   for (let i = 0; i < prefix.length; i++) if (prefix[i] !== WILDCARD && prefix[i] !== path[i]) return false;
   return true;
