@@ -1,4 +1,4 @@
-// What `--check` reports (issue 21). `{sni}` servers: the README's own SNI example, copied
+// What `--check` reports (issue 21). `{sni}` servers: the docs' own SNI example, copied
 // as written, is checked (it crashed with exit 70: the template was resolved as a name) and
 // shown as SNI-routed with the dtab entries its names can reach and its defaultDstName
 // resolved; `--check --diff` as well. A bad namerd interpreter block: only its own errors.
@@ -7,17 +7,19 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { runCli, writeConfig } from './support/harness.ts';
 
-/** The YAML block of README's "SNI routing and the PROXY protocol" section, as written. */
+/** The YAML block of docs/configuration.md's "SNI routing and the PROXY protocol" section (README's until issue 24), as written. */
 function readmeSniExample(): string {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(readme.indexOf('### SNI routing and the PROXY protocol'));
+  const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+  const at = doc.indexOf('## SNI routing and the PROXY protocol');
+  assert.ok(at >= 0, 'docs/configuration.md has the SNI section');
+  const section = doc.slice(at);
   const m = /```yaml\n([\s\S]*?)```/.exec(section);
-  assert.ok(m, 'the README has an SNI example');
+  assert.ok(m, 'docs/configuration.md has an SNI example');
   return m[1]!;
 }
 
 describe('--check and {sni} servers', () => {
-  it("the README's SNI example: exit 0, SNI-routed, the entries it can reach, the default resolved", async () => {
+  it("the docs' SNI example (docs/configuration.md): exit 0, SNI-routed, the entries it can reach, the default resolved", async () => {
     const example = readmeSniExample();
     assert.match(example, /dstName: \/svc\/sni\/\{sni\}/);
     const r = await runCli(['--check', writeConfig(example)]);
