@@ -200,7 +200,12 @@ export async function runPrimary(
       checkSettled();
       for (const [id, p] of pending) if (p.worker === w.id) { clearTimeout(p.timer); pending.delete(id); p.resolve(undefined); }
       if (lc.stopping) {
-        exitCodes.push(code);
+        // Killed by a stop signal while stopping: Ctrl-C to the process group reached a worker
+        // still in Node's own start-up, before main.ts held the signals (slow on a loaded
+        // machine). Nothing of ours ran in it, so nothing was lost: a clean stop, not a failure.
+        const stopSignal = signal === 'SIGINT' || signal === 'SIGTERM';
+        if (stopSignal) log.info({ worker: w.id, workerPid: w.process.pid, signal }, 'worker ended by the stop signal before it had started');
+        exitCodes.push(stopSignal ? 0 : code);
         if (live.size === 0) drained.resolve();
         return;
       }
