@@ -3,17 +3,11 @@
 // successive samples, and rebuilds the DOM with textContent/setAttribute only: nothing
 // from the server is ever parsed as HTML. Written without backticks so it can live in a
 // template literal; `?interval=ms` changes the poll period (tests use it).
-export const DASHBOARD_SCRIPT = `
-(function () {
-  'use strict';
-  var SVGNS = 'http://www.w3.org/2000/svg';
-  var HIST = 60;
-  var q = new URLSearchParams(location.search);
-  var interval = Math.min(10000, Math.max(100, Number(q.get('interval')) || 1000));
-  var history = new Map();
-  var prev = new Map();
-  var seen = new Set();
-
+/**
+ * The DOM builders both admin pages use (this dashboard and the dtab page): elements are made
+ * with textContent and setAttribute only, never from HTML text.
+ */
+export const DOM_HELPERS = `
   function el(tag, cls, text, testid) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -25,6 +19,20 @@ export const DASHBOARD_SCRIPT = `
     for (var i = 1; i < arguments.length; i++) if (arguments[i]) parent.appendChild(arguments[i]);
     return parent;
   }
+`;
+
+export const DASHBOARD_SCRIPT = `
+(function () {
+  'use strict';
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var HIST = 60;
+  var q = new URLSearchParams(location.search);
+  var interval = Math.min(10000, Math.max(100, Number(q.get('interval')) || 1000));
+  var history = new Map();
+  var prev = new Map();
+  var seen = new Set();
+
+${DOM_HELPERS}
   function num(n, d) { return typeof n === 'number' && isFinite(n) ? n : (d === undefined ? 0 : d); }
   function fmtBytes(n) {
     var u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -2,8 +2,7 @@
 // dentries, see the delegation tree live with the leaves' endpoints and their states. One
 // self-contained document in the dashboard's style; its Content-Security-Policy allows exactly
 // its script and stylesheet (by hash) and fetches to the admin server itself.
-import { createHash } from 'node:crypto';
-import { STYLE as DASHBOARD_STYLE } from './dashboard.ts';
+import { STYLE as DASHBOARD_STYLE, pageCsp } from './dashboard.ts';
 import { DELEGATOR_SCRIPT } from './delegator-script.ts';
 
 const STYLE = `${DASHBOARD_STYLE}
@@ -21,20 +20,7 @@ li.node.leaf > .line .badge { background: #dafbe1; color: var(--ok); }
 td.state.dim { color: var(--dim); font-weight: normal; }
 `;
 
-function sha256(text: string): string {
-  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
-}
-
-export const DELEGATOR_CSP = [
-  "default-src 'none'",
-  `script-src ${sha256(DELEGATOR_SCRIPT)}`,
-  `style-src ${sha256(STYLE)}`,
-  "connect-src 'self'",
-  'img-src data:',
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const DELEGATOR_CSP = pageCsp(DELEGATOR_SCRIPT, STYLE);
 
 export const DELEGATOR_HTML = `<!doctype html>
 <html lang="en">

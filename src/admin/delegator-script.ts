@@ -4,6 +4,8 @@
 // draws the tree. api/state is polled for the routers and the endpoints' states, shown beside
 // each leaf's addresses. Names and dentries are operator input and the tree echoes them: the
 // DOM is built with textContent/setAttribute only, nothing is ever parsed as HTML.
+import { DOM_HELPERS } from './dashboard-script.ts';
+
 export const DELEGATOR_SCRIPT = `
 (function () {
   'use strict';
@@ -18,17 +20,7 @@ export const DELEGATOR_SCRIPT = `
   if (q.get('path')) pathIn.value = q.get('path');
   if (q.get('dtab')) extraIn.value = q.get('dtab');
 
-  function el(tag, cls, text, testid) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    if (testid) e.setAttribute('data-testid', testid);
-    return e;
-  }
-  function add(parent) {
-    for (var i = 1; i < arguments.length; i++) if (arguments[i]) parent.appendChild(arguments[i]);
-    return parent;
-  }
+${DOM_HELPERS}
   function str(x) { return typeof x === 'string' ? x : ''; }
   function addrKey(ip, port) { return (ip.indexOf(':') >= 0 ? '[' + ip + ']' : ip) + ':' + port; }
 
