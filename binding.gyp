@@ -7,10 +7,13 @@
         "native/conn.c",
         "native/listener.c",
         "native/napi.c",
+        "native/napi-tls.c",
         "native/peek.c",
         "native/pipe-pool.c",
         "native/port-hold.c",
-        "native/timers.c"
+        "native/timers.c",
+        "native/tls-conn.c",
+        "native/tls-ctx.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"],
       "cflags!": ["-Wno-unused-parameter"],

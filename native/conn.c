@@ -7,10 +7,12 @@
  * takes it out; the key carries the slot, its generation and the attempt, so an event of
  * a closed fd is dropped. A socket both of whose directions are finished leaves the set
  * (its HUP would otherwise be reported at every turn while the other side drains).
+ * TLS connections (tls-conn.c) take the same path with a buffered pump instead of splice.
  * Ownership: the conn owns cfd from accept and bfd from socket() until conn_close(); a
- * failed attempt closes bfd; the conn's memory is freed when its timer's close callback
+ * failed attempt closes bfd (and frees its SSL); conn_close frees the TLS state; the conn's memory is freed when its timer's close callback
  * has run (so a pointer met later in the same epoll batch is still valid: state CLOSED). */
 #include "engine.h"
+#include <openssl/ssl.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -148,6 +150,7 @@ void conn_close(conn_t *c, int reason, int err, int report) {
   if (c->state == S_CLOSED) return;
   engine_t *e = c->e;
   c->state = S_CLOSED;
+  conn_tls_free(c); /* SSL objects first: they point at the fds closed below */
   if (report) out_record(e, OUT_CLOSED, c->id, reason, err, (double)c->up.in, (double)c->down.out);
   dir_release(e, &c->up);
   dir_release(e, &c->down);
@@ -165,7 +168,7 @@ void conn_close(conn_t *c, int reason, int err, int report) {
 }
 
 
-static void fail_side(conn_t *c, int client_side, int err) {
+void conn_fail_side(conn_t *c, int client_side, int err) {
   engine_fd_pressure(c->e, err);
   if (err == EMFILE || err == ENFILE || err == ENOMEM) conn_close(c, R_LOCAL, err, 1);
   else conn_close(c, client_side ? R_CLIENT_ERROR : R_BACKEND_ERROR, err, 1);
@@ -185,7 +188,7 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
           d->want_w = 1; /* dst is full: the bytes wait in the pipe (backpressure) */
           return 0;
         }
-        fail_side(c, !src_is_client, errno);
+        conn_fail_side(c, !src_is_client, errno);
         return -1;
       }
       d->inpipe -= (size_t)n;
@@ -201,7 +204,7 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
         dir_t *other = d == &c->up ? &c->down : &c->up;
         /* The last direction to finish: close() sends the FIN, no shutdown() needed. */
         if (!other->shut && shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) {
-          fail_side(c, !src_is_client, errno);
+          conn_fail_side(c, !src_is_client, errno);
           return -1;
         }
       }
@@ -242,7 +245,7 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
       d->want_r = 1;
       return 0;
     }
-    fail_side(c, src_is_client, errno);
+    conn_fail_side(c, src_is_client, errno);
     return -1;
   }
   /* Fairness: let other connections run; level-triggered polling brings us back. */
@@ -258,7 +261,7 @@ static int write_header(conn_t *c) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return 1;
-      fail_side(c, 0, errno);
+      conn_fail_side(c, 0, errno);
       return -1;
     }
     c->hdr_off += (size_t)n;
@@ -273,17 +276,19 @@ static void drive(conn_t *c) {
     hdr_left = write_header(c);
     if (hdr_left < 0) return;
   }
-  if (!hdr_left && pump(c, &c->up, c->cfd, c->bfd, 1) < 0) return;
-  if (pump(c, &c->down, c->bfd, c->cfd, 0) < 0) return;
+  int tls = c->cssl || c->bssl;
+  if (!hdr_left && (tls ? conn_tls_pump(c, &c->up, 1) : pump(c, &c->up, c->cfd, c->bfd, 1)) < 0) return;
+  if ((tls ? conn_tls_pump(c, &c->down, 0) : pump(c, &c->down, c->bfd, c->cfd, 0)) < 0) return;
   if (c->up.shut && c->down.shut) {
     conn_close(c, R_DONE, 0, 1);
     return;
   }
-  /* A socket read to EOF whose other direction is shut has nothing more to say (only HUP). */
+  /* A socket read to EOF whose other direction is shut has nothing more to say (only HUP).
+   * TLS adds the other readiness each SSL may need on its own socket (src_want_w, dst_want_r). */
   uint32_t cev = c->up.eof && c->down.shut ? WATCH_DONE
-    : (!hdr_left && c->up.want_r ? EPOLLIN : 0) | (c->down.want_w ? EPOLLOUT : 0);
+    : (!hdr_left && c->up.want_r ? EPOLLIN : 0) | (c->down.want_w || c->up.src_want_w ? EPOLLOUT : 0) | (c->down.dst_want_r ? EPOLLIN : 0);
   uint32_t bev = c->down.eof && c->up.shut ? WATCH_DONE
-    : (c->down.want_r ? EPOLLIN : 0) | (hdr_left || c->up.want_w ? EPOLLOUT : 0);
+    : (c->down.want_r || c->up.dst_want_r ? EPOLLIN : 0) | (hdr_left || c->up.want_w || c->down.src_want_w ? EPOLLOUT : 0);
   int r = conn_watch(c, 0, cev ? cev : NOTHING);
   if (r == 0) r = conn_watch(c, 1, bev ? bev : NOTHING);
   if (r != 0) conn_close(c, R_LOCAL, r, 1);
@@ -296,16 +301,35 @@ static int sock_error(int fd) {
   return err;
 }
 
-void conn_attempt_failed(conn_t *c, int err) {
+static void attempt_failed(conn_t *c, int err, double detail) {
   engine_fd_pressure(c->e, err);
+  if (c->bssl) SSL_free(c->bssl);
+  c->bssl = NULL;
   backend_drop(c);
   c->state = S_WAITING;
   c->attempt_deadline = 0;
-  out_record(c->e, OUT_CONNECT_FAILED, c->id, err, 0, 0, 0);
+  out_record(c->e, OUT_CONNECT_FAILED, c->id, err, detail, 0, 0);
   timers_arm(c);
 }
 
+void conn_attempt_failed(conn_t *c, int err) {
+  attempt_failed(c, err, 0);
+}
+
+void conn_attempt_failed_tls(conn_t *c, long verify_result) {
+  attempt_failed(c, TLS_CONNECT_ERR, (double)verify_result);
+}
+
+/* The TCP connect is done: open, or first the backend's TLS handshake (tls-conn.c opens it). */
 static void connected(conn_t *c) {
+  if (c->tcli) {
+    if (conn_tls_backend(c) != 0) errno = 0; /* the attempt failed (recorded) */
+    return;
+  }
+  conn_opened(c);
+}
+
+void conn_opened(conn_t *c) {
   engine_t *e = c->e;
   c->state = S_OPEN;
   uint64_t now = uv_now(e->loop);
@@ -325,15 +349,24 @@ void conn_on_event(engine_t *e, uint64_t key, uint32_t events) {
   conn_t *c = e->conns[slot];
   if (!c || c->state == S_CLOSED) return;
   if (backend && (c->attempt != attempt || c->bfd < 0)) return;
+  if (c->state == S_HANDSHAKE) {
+    if (!backend) conn_tls_handshake(c); /* errors surface from the handshake itself (cause closed) */
+    return;
+  }
+  if (c->state == S_TLS_FAILED) return;
   if ((events & EPOLLERR) && (c->state == S_OPEN || !backend)) {
     int err = sock_error(backend ? c->bfd : c->cfd);
     if (err) {
-      if (c->state == S_OPEN) fail_side(c, !backend, err);
+      if (c->state == S_OPEN) conn_fail_side(c, !backend, err);
       else conn_close(c, R_CLIENT_ERROR, err, 1); /* gone while waiting or peeking */
       return;
     }
   }
   if (backend) {
+    if (c->state == S_CONNECTING && c->bssl) {
+      conn_tls_backend_step(c);
+      return;
+    }
     if (c->state == S_CONNECTING) {
       if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
       int err = events & (EPOLLERR | EPOLLHUP) ? sock_error(c->bfd) : 0;
@@ -387,9 +420,9 @@ int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t
   return EINVAL;
 }
 
-/* Starts a connect attempt; returns 0 (the outcome comes as a record), EBUSY (not waiting),
+/* Starts a connect attempt (`tls`: then a TLS handshake with the backend, within the attempt); returns 0 (the outcome comes as a record), EBUSY (not waiting),
  * EINVAL (bad port or not an address) or ENOMEM. */
-int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len) {
+int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len, tls_client_t *tls) {
   if (c->state != S_WAITING) return EBUSY;
   if (port <= 0 || port > 65535) return EINVAL;
   struct sockaddr_storage ss;
@@ -405,6 +438,11 @@ int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, con
   }
   free(c->hdr);
   c->hdr = copy;
+  if (tls != c->tcli) { /* the attempt's origination context (references: one per conn) */
+    if (tls) tls_client_ref(tls);
+    tls_client_unref(c->tcli);
+    c->tcli = tls;
+  }
   c->hdr_len = hdr_len;
   c->hdr_off = 0;
   c->state = S_CONNECTING;

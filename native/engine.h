@@ -4,10 +4,14 @@
  *   listener.c  listen/accept;           conn.c  connect, splice both ways, close;
  *   pipe-pool.c pooled kernel pipes;     timers.c  connect/idle/lifetime deadlines;
  *   napi.c      the JavaScript API;      batch.c   the outcome batch (accepts included), epoll;
- *   peek.c      a client before its backend; port-hold.c the primary's holds on its workers' ports.
+ *   peek.c      a client before its backend; port-hold.c the primary's holds on its workers' ports;
+ *   tls-ctx.c   TLS contexts (immutable snapshots built from PEM bytes);
+ *   tls-conn.c  a connection's TLS: handshakes, and the buffered pump TLS connections use;
+ *   napi-tls.c  the JavaScript API of the TLS parts.
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
- * socket() until conn_close(); a direction owns a pipe only while bytes are in it; a port
- * hold owns its fd until released. */
+ * socket() until conn_close(); a direction owns a pipe (plain) or a buffer (TLS) only while
+ * bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context
+ * snapshot it uses until it is freed; a port hold owns its fd until released. */
 #ifndef LINKERD_TCP_ENGINE_H
 #define LINKERD_TCP_ENGINE_H
 #define _GNU_SOURCE
@@ -23,6 +27,9 @@
 typedef struct engine engine_t;
 typedef struct listener listener_t;
 typedef struct conn conn_t;
+typedef struct tls_server tls_server_t; /* tls-ctx.c */
+typedef struct tls_client tls_client_t;
+struct ssl_st;
 
 /* Close reasons reported by the engine (the JavaScript side maps them to its names). */
 enum {
@@ -35,6 +42,16 @@ enum {
   R_LOCAL = 6          /* this process ran out of something (pipes, fds); errno says what */
 };
 
+/* Why a TLS handshake with a client failed (OUT_TLS_FAILED's a); JavaScript names them as the
+ * node engine does (src/server/tls.ts HandshakeFailure). */
+enum {
+  TF_TIMEOUT = 1, TF_PROTOCOL_VERSION = 2, TF_UNKNOWN_SNI = 3, TF_NO_SHARED_CIPHER = 4, TF_ALPN = 5,
+  TF_CLIENT_CERT = 6, TF_MALFORMED = 7, TF_CLOSED = 8, TF_OTHER = 9
+};
+/* A TLS connect to a backend that failed its handshake or verification: OUT_CONNECT_FAILED's a
+ * is TLS_CONNECT_ERR and b the X509 verify result (0: not a verification failure). */
+#define TLS_CONNECT_ERR 100000
+
 /* Outcome records: REC_DOUBLES doubles each, [kind, id, a, b, c, d, t_ms, 0]. t_ms is the engine
  * clock (uv_hrtime() / 1e6 when the record was made; JavaScript reads it with hrNow()): the only
  * clock a native connection's times are kept on, so a duration between two of them is >= 0. */
@@ -45,13 +62,17 @@ enum {
   OUT_PEEKED = 4,         /* a = bytes peeked, b = 1 when the client sent EOF before peek_min bytes */
   OUT_ACCEPT_ERROR = 5,   /* id = listener id, a = errno, b = connections refused (closed at once), -1: accepting paused 100 ms,
                            -2: resuming failed, retried in 100 ms, -3: the listener stopped accepting */
-  OUT_ACCEPTED = 6        /* a new connection, waiting for a destination: a = listener id */
+  OUT_ACCEPTED = 6,       /* a new connection, waiting for a destination: a = listener id */
+  OUT_TLS_DONE = 7,       /* the client's TLS handshake finished: a = its duration in microseconds, b = 1 if resumed */
+  OUT_TLS_FAILED = 8      /* it failed: a = TF_* cause; the conn stays (closed) until JavaScript closes it */
 };
 #define REC_DOUBLES 8
 #define BATCH_RECORDS 1024
 #define PEEK_MAX 65552 /* a whole PROXY v2 header: 16 bytes + a 16-bit length */
 
-enum { S_WAITING = 0, S_PEEKING, S_CONNECTING, S_OPEN, S_CLOSED };
+/* S_HANDSHAKE: the client's TLS handshake; S_TLS_FAILED: it failed, waiting for JavaScript's close;
+ * S_CONNECTING covers the backend's TLS handshake too (bssl set). */
+enum { S_WAITING = 0, S_PEEKING, S_CONNECTING, S_OPEN, S_CLOSED, S_HANDSHAKE, S_TLS_FAILED };
 
 /* One direction of a connection: bytes read from `src` wait in a pipe until written to `dst`. */
 typedef struct dir {
@@ -63,6 +84,12 @@ typedef struct dir {
   uint8_t shut;        /* FIN passed on: shutdown(dst, SHUT_WR) done */
   uint8_t want_r, want_w;
   uint8_t short_read;  /* the last read took less than the pipe holds: wait for readable */
+  /* TLS conns: a buffer instead of a pipe (tls-conn.c), and the waits TLS adds: */
+  uint8_t *buf;        /* TLS_BUF bytes while bytes are in flight, else NULL */
+  uint32_t len, off;   /* bytes in buf, and how many of them are written */
+  uint8_t src_want_w;  /* the read side's SSL needs its socket writable */
+  uint8_t dst_want_r;  /* the write side's SSL needs its socket readable */
+  uint8_t notified;    /* dst is TLS: its close_notify is sent (before the FIN) */
 } dir_t;
 
 struct conn {
@@ -90,6 +117,15 @@ struct conn {
   uint8_t *peeked;          /* last MSG_PEEK result (owned) */
   size_t peeked_len;
   int handles_open;         /* embedded handles not yet closed; freed at 0 */
+  /* TLS (tls-conn.c): owned SSL objects, and a reference on each snapshot they came from. */
+  struct ssl_st *cssl, *bssl;   /* client side (termination), backend side (origination) */
+  tls_server_t *tsrv;
+  tls_client_t *tcli;           /* set by conn_connect for each TLS attempt */
+  uint64_t hs_started_ns;
+  uint8_t tls_cause;            /* TF_* once failed (or a cause noted by a callback) */
+  uint8_t tls_reused;
+  uint8_t tls_eof;              /* the client's FIN came mid-handshake: waiting for the deadline */
+  char *sni;                    /* the name the client asked for (owned, at most 255 bytes), or NULL */
 };
 
 struct listener {
@@ -99,6 +135,7 @@ struct listener {
   uv_poll_t poll;
   uv_timer_t pause;         /* accept paused after EMFILE/ENFILE */
   uint32_t connect_timeout_ms, idle_ms, lifetime_ms; /* 0 = none */
+  tls_server_t *tls;        /* termination: the snapshot new handshakes start from (a reference), or NULL */
   uint64_t rx, tx;          /* bytes from / to clients of its live connections */
   size_t conns;             /* live connections: the listener's memory outlives them */
   uint8_t closing;
@@ -139,6 +176,15 @@ struct engine {
   uint64_t fd_pressure_until; /* loop ms: until then accept one connection a turn (out of descriptors lately) */
   int *holds;               /* port holds (port-hold.c): a bound, never listening fd per slot, -1 when free */
   size_t nholds;
+  /* TLS (tls-ctx.c): snapshots by id (JavaScript holds one reference per id until tlsRelease). */
+  tls_server_t **tls_servers;
+  size_t ntls_servers;
+  tls_client_t **tls_clients;
+  size_t ntls_clients;
+  uint8_t ticket_keys[2][48]; /* [0] issues and decrypts, [1] the previous set, decrypt only */
+  uint8_t nticket_keys;       /* 0: none yet (made at the first TLS server) */
+  uint8_t **bufs;             /* free TLS buffers (tls-conn.c) */
+  size_t nbufs;
 };
 
 /* pipe-pool.c */
@@ -152,15 +198,40 @@ void timers_on_fire(uv_timer_t *t);
 
 /* conn.c */
 conn_t *conn_new(engine_t *e, listener_t *l, int cfd);
-int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len);
+int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len, tls_client_t *tls);
 int conn_watch(conn_t *c, int backend, uint32_t events); /* a socket's epoll interest; 0 or an errno */
 #define WATCH_DONE 0x80000000u /* conn_watch: out of the set for good */
 #define NOTHING EPOLLERR       /* conn_watch: in the set, waiting for nothing (0 means "not in the set") */
 void conn_close(conn_t *c, int reason, int err, int report);
 void conn_attempt_failed(conn_t *c, int err);
+void conn_attempt_failed_tls(conn_t *c, long verify_result); /* the backend's TLS handshake failed */
+void conn_opened(conn_t *c);   /* the backend is ready for bytes: S_OPEN, OUT_CONNECTED, forward */
+void conn_fail_side(conn_t *c, int client_side, int err);
 conn_t *conn_find(engine_t *e, double id);
 int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len); /* 0, or EINVAL: not an IP address */
 void conn_on_event(engine_t *e, uint64_t key, uint32_t events); /* one epoll event (napi.c reads the set) */
+
+/* tls-ctx.c */
+const char *tls_unavailable(void);              /* NULL when the running node exports what TLS needs, else why not */
+void tls_server_ref(tls_server_t *t);
+void tls_server_unref(tls_server_t *t);
+void tls_client_ref(tls_client_t *t);
+void tls_client_unref(tls_client_t *t);
+struct ssl_st *tls_server_ssl(tls_server_t *t, conn_t *c);           /* a new SSL for a client, or NULL */
+struct ssl_st *tls_client_ssl(tls_client_t *t, conn_t *c);           /* a new SSL for a backend, or NULL */
+uint32_t tls_server_handshake_ms(const tls_server_t *t);
+int tls_server_has_default(const tls_server_t *t);
+void tls_engine_destroy(engine_t *e);                                 /* at cleanup: every snapshot, buffer */
+
+/* tls-conn.c */
+int conn_tls_start(conn_t *c);         /* termination: the client's handshake begins; 0 or an errno */
+void conn_tls_handshake(conn_t *c);    /* an event while S_HANDSHAKE */
+int conn_tls_backend(conn_t *c);       /* origination: the TCP connect is done, the backend handshake begins; -1 when it ended the attempt */
+void conn_tls_backend_step(conn_t *c); /* an event while the backend handshake runs */
+int conn_tls_pump(conn_t *c, dir_t *d, int src_is_client); /* an open TLS conn, one direction (buffered); -1 when it closed */
+void conn_tls_fail(conn_t *c, int cause); /* the client's handshake failed: record it, wait for JavaScript's close */
+void conn_tls_free(conn_t *c);         /* at close: SSL objects, buffers, references */
+void conn_tls_buffers_destroy(engine_t *e);
 
 /* peek.c */
 int conn_peek(conn_t *c, size_t max, size_t min); /* min > 1: wait (SO_RCVLOWAT) until that many are readable */

@@ -4,6 +4,7 @@
  * Ownership: the engine (instance data) is freed at finalize; every fd it owns is closed by
  * the env cleanup hook (connections, listeners, pipes, holds, epoll, the reserve fd). */
 #include "engine.h"
+#include "tls.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -189,10 +190,12 @@ static napi_value js_listener_bytes(napi_env env, napi_callback_info info) {
   return l ? pair(env, (double)l->rx, (double)l->tx) : pair(env, 0, 0);
 }
 
-/* connect(id, host, port, timeoutMs, header?: Uint8Array) → 0, or an errno (EBUSY: not waiting, EINVAL: bad address) */
+/* connect(id, host, port, timeoutMs, header?: Uint8Array, tlsClientId?) → 0, or an errno (EBUSY: not
+ * waiting, EINVAL: bad address or an unknown TLS client id). With a TLS client id, the attempt
+ * includes the TLS handshake with the backend and its verification (tlsClient). */
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   engine_t *e = engine_of(env);
   char host[256]; /* a name (not an address) comes back as EINVAL: JavaScript resolves it */
@@ -215,7 +218,10 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
     if (type == napi_uint8_array) { hdr = data; hdr_len = length; }
   }
   if (!in_range(port, 1, 65535) || !(timeout <= UINT32_MAX)) return num(env, EINVAL); /* NaN fails both */
-  return num(env, conn_connect(c, host, (int)port, timeout > 0 ? (uint32_t)timeout : 0, hdr, hdr_len));
+  tls_client_t *tls = NULL;
+  double tid = -1;
+  if (argc >= 6 && arg_double(env, argv[5], &tid) == 0 && tid >= 0 && !(tls = tls_client_of(e, tid))) return num(env, EINVAL);
+  return num(env, conn_connect(c, host, (int)port, timeout > 0 ? (uint32_t)timeout : 0, hdr, hdr_len, tls));
 }
 
 /* close(id) → [bytesFromClient, bytesToClient], or undefined when the engine already closed it (its record is on its way). */
@@ -327,6 +333,7 @@ static void cleanup(void *arg) {
   for (size_t i = 0; i < e->nconns_cap; i++) if (e->conns[i]) conn_close(e->conns[i], R_DONE, 0, 0);
   for (size_t i = 0; i < e->nlisteners; i++) if (e->listeners[i] && !e->listeners[i]->closing) listener_close(e->listeners[i]);
   pipe_pool_destroy(&e->pipes);
+  if (e->ntls_servers || e->ntls_clients || e->nbufs) tls_engine_destroy(e); /* OpenSSL only where TLS ran */
   port_release_all(e);
   uv_close((uv_handle_t *)&e->ep_poll, NULL);
   if (close(e->epfd) != 0) errno = 0;
@@ -383,5 +390,6 @@ NAPI_MODULE_INIT() {
     {"hrNow", NULL, js_hr_now, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  CHECK(napi_tls_define(env, exports));
   return exports;
 }

@@ -1,5 +1,7 @@
 /* Per-connection deadlines on one uv_timer_t each (a heap node in the loop, no syscall):
- * waiting or peeking → the server's connect deadline; connecting → this attempt's timeout;
+ * waiting or peeking → the server's connect deadline; a client's TLS handshake → the earlier of
+ * that and its handshake timeout (cause timeout); connecting → the earlier of that
+ * deadline (the connection closes, R_WAIT_TIMEOUT) and this attempt's timeout (ETIMEDOUT);
  * open → the earlier of the lifetime and last byte + idle timeout. The idle deadline is
  * lazy, as HAProxy's: a byte only stores the loop time, and the timer re-arms itself when
  * it fires early. Invariant: the timer belongs to the conn and is closed with it. */
@@ -33,6 +35,7 @@ void timers_arm(conn_t *c) {
     case S_PEEKING:
       arm_at(c, c->wait_deadline);
       break;
+    case S_HANDSHAKE: /* the earlier of the handshake's own timeout and the connect deadline */
     case S_CONNECTING: {
       uint64_t at = c->attempt_deadline;
       if (c->wait_deadline && (at == 0 || c->wait_deadline < at)) at = c->wait_deadline;
@@ -56,10 +59,16 @@ void timers_on_fire(uv_timer_t *t) {
       if (c->wait_deadline && now >= c->wait_deadline) conn_close(c, R_WAIT_TIMEOUT, 0, 1);
       else timers_arm(c);
       break;
+    case S_HANDSHAKE:
+      if ((c->attempt_deadline && now >= c->attempt_deadline) || (c->wait_deadline && now >= c->wait_deadline)) conn_tls_fail(c, TF_TIMEOUT);
+      else timers_arm(c);
+      break;
     case S_CONNECTING:
-      if ((c->attempt_deadline && now >= c->attempt_deadline) || (c->wait_deadline && now >= c->wait_deadline)) {
-        conn_attempt_failed(c, ETIMEDOUT);
-      } else timers_arm(c);
+      /* The server's deadline ends the connection (only the endpoint dialled is blamed, as
+       * connect_timeout); only the attempt's own deadline is a failed attempt, to retry. */
+      if (c->wait_deadline && now >= c->wait_deadline) conn_close(c, R_WAIT_TIMEOUT, 0, 1);
+      else if (c->attempt_deadline && now >= c->attempt_deadline) conn_attempt_failed(c, ETIMEDOUT);
+      else timers_arm(c);
       break;
     case S_OPEN:
       if (c->lifetime_at && now >= c->lifetime_at) conn_close(c, R_LIFETIME, 0, 1);

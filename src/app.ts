@@ -222,7 +222,9 @@ export class App {
   private makeServer(sc: ServerConfig, router: Router, i: number, j: number, engine: EnginePlan, config: Config): Server | NativeServer {
     const native = engine.kind === 'native' ? loadNative() : undefined;
     if (native?.kind === 'loaded') {
-      return new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding), reusePort: this.worker });
+      const s = new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding), reusePort: this.worker, where: `routers[${i}].servers[${j}]` });
+      if (this.ticketKeys) s.tls?.setTicketKeys(this.ticketKeys);
+      return s;
     }
     const s = new Server({
       config: sc, router, registry: this.registry, log: this.log, bufferSizeBytes: config.bufferSizeBytes,

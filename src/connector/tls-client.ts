@@ -1,11 +1,13 @@
 // TLS origination: one client context per `tls` setting, verifying the backend's
 // certificate against `dnsName` (sent as SNI unless it is an IP address) with the system
 // roots plus `trustCerts`, and presenting `clientIdentity` to backends that ask for one.
-// The context is rebuilt in place on reload; connections already open keep theirs.
+// The context is rebuilt in place on reload; connections already open keep theirs. The
+// native engine's snapshot of the same material (native/tls-ctx.c) is made on first use and
+// again after a reload changed it: one setting, one set of files, both engines.
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect, type ConnectionOptions, createSecureContext, getCACertificates, type PeerCertificate, rootCertificates, type SecureContext } from 'node:tls';
 import type { ClientTlsConfig } from '../config/types.ts';
-import { identityFiles, loadIdentity, loadTrust, POLICY } from './tls-policy.ts';
+import { identityFiles, type KeyPair, loadIdentity, loadTrust, nativePolicy, POLICY } from './tls-policy.ts';
 
 /** Without a configured connectTimeoutMs, a TLS handshake with a backend is still bounded:
  * the kernel bounds a TCP connect, but nothing bounds a backend that accepts and never answers. */
@@ -17,13 +19,32 @@ export class ClientTls {
   readonly where: string;
   context: SecureContext;
   private material: string;
+  private built: Built;
+  /** The native engine's snapshot of the current material (an id of `binding`), made on first use. */
+  private native: { binding: NativeTlsClients; id: number; material: string } | undefined;
 
   constructor(config: ClientTlsConfig, where: string) {
     this.config = config;
     this.where = where;
     const built = this.build();
+    this.built = built;
     this.context = built.context;
     this.material = built.material;
+  }
+
+  /** The native snapshot for new connections (throws with OpenSSL's reason on material it refuses). */
+  nativeId(binding: NativeTlsClients): number {
+    const n = this.native;
+    if (n && n.binding === binding && n.material === this.material) return n.id;
+    const b = this.built, name = this.config.dnsName;
+    const id = binding.tlsClient({
+      ...nativePolicy(), name, nameIsIp: isIP(name) ? 1 : 0,
+      trust: Buffer.from(b.roots.join('\n')),
+      ...(b.id ? { cert: Buffer.from(b.id.cert), key: Buffer.from(b.id.key) } : {}),
+    });
+    if (n) n.binding.tlsClientRelease(n.id); // connections made with it keep their own reference
+    this.native = { binding, id, material: this.material };
+    return id;
   }
 
   /** Every file this setting reads. */
@@ -35,20 +56,38 @@ export class ClientTls {
   reload(): boolean {
     const built = this.build();
     if (built.material === this.material) return false;
+    this.built = built;
     this.context = built.context;
     this.material = built.material;
     return true;
   }
 
-  private build(): { context: SecureContext; material: string } {
+  private build(): Built {
     const c = this.config;
     const trust = c.trustCerts ? loadTrust(c.trustCerts, `${this.where}.trustCerts`) : undefined;
     const id = c.clientIdentity ? loadIdentity(c.clientIdentity, `${this.where}.clientIdentity`) : undefined;
     // linkerd-tcp: trustCerts replaced the roots (an empty store without them); here they add to the system's.
     const ca = trust ? [...systemRoots(), ...trust] : undefined;
     const context = createSecureContext({ ...POLICY, ...(ca ? { ca } : {}), ...(id ? { key: id.key, cert: id.cert } : {}) });
-    return { context, material: [...(trust ?? []), id?.key ?? '', id?.cert ?? ''].join('\n') };
+    return { context, material: [...(trust ?? []), id?.key ?? '', id?.cert ?? ''].join('\n'), roots: ca ?? systemRoots(), id };
   }
+}
+
+/** What the native engine offers for origination (src/engine/native-binding.ts has the whole API). */
+export interface NativeTlsClients {
+  tlsClient(o: {
+    ciphers12: string; suites13: string; groups: string; name: string; nameIsIp: 0 | 1;
+    trust: Uint8Array; cert?: Uint8Array; key?: Uint8Array;
+  }): number;
+  tlsClientRelease(id: number): void;
+}
+
+interface Built {
+  context: SecureContext;
+  material: string;
+  /** What verifies the backend: Node's default roots, plus trustCerts. */
+  roots: readonly string[];
+  id: KeyPair | undefined;
 }
 
 function systemRoots(): readonly string[] {

@@ -30,6 +30,12 @@ export const POLICY: SecureContextOptions = {
   secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION,
 };
 
+/** The same policy for the native engine (native/tls-ctx.c): TLS 1.3 suites apart, groups pinned. */
+export function nativePolicy(): { ciphers12: string; suites13: string; groups: string } {
+  const all = CIPHERS.split(':');
+  return { ciphers12: all.filter((c) => !c.startsWith('TLS_')).join(':'), suites13: all.filter((c) => c.startsWith('TLS_')).join(':'), groups: CURVES };
+}
+
 /** A file as the config names it, with the absolute path when relative (resolved against the working directory). */
 export function shownPath(file: string): string {
   return isAbsolute(file) ? file : `${file} (${resolve(file)})`;

@@ -26,8 +26,12 @@ export interface NativeBinding {
   listenerClose(listenerId: number): number;
   /** Bytes from / to the clients of the listener's live connections. */
   listenerBytes(listenerId: number): [number, number];
-  /** 0, or an errno: ENOENT (no such connection), EBUSY (not waiting for a connect), EINVAL (not an IP address). */
-  connect(connId: number, host: string, port: number, timeoutMs: number, header?: Uint8Array): number;
+  /**
+   * 0, or an errno: ENOENT (no such connection), EBUSY (not waiting for a connect), EINVAL (not an IP
+   * address, or an unknown TLS client id). `tlsClient`: a tlsClient id, the attempt then includes the
+   * backend's TLS handshake and verification.
+   */
+  connect(connId: number, host: string, port: number, timeoutMs: number, header?: Uint8Array, tlsClient?: number): number;
   /** [bytes from client, bytes to client], or undefined when the engine already closed it (a record follows). */
   close(connId: number): [number, number] | undefined;
   peer(connId: number): string | undefined;
@@ -45,6 +49,57 @@ export interface NativeBinding {
    * differences of its readings mean anything: it is not performance.now() and has no known offset to it.
    */
   hrNow(): number;
+  /** Undefined when the running node exports the OpenSSL TLS needs (3.x), else why not (native/tls-ctx.c). */
+  tlsAvailable(): string | undefined;
+  /** A termination snapshot (native/tls-ctx.c); throws with OpenSSL's reason on bad material. */
+  tlsServer(o: NativeTlsServerOptions): number;
+  /** An origination snapshot; throws with OpenSSL's reason on bad material. */
+  tlsClient(o: NativeTlsClientOptions): number;
+  /** Drops JavaScript's reference: listeners and connections that use it keep theirs. */
+  tlsServerRelease(id: number): void;
+  tlsClientRelease(id: number): void;
+  /** New handshakes on the listener start from this snapshot: 0 or an errno. */
+  listenerTls(listenerId: number, tlsServerId: number): number;
+  /** The client's handshake begins: 0 or an errno; an OUT_TLS_DONE or OUT_TLS_FAILED record follows. */
+  tlsStart(connId: number): number;
+  /** [name the client asked for, ALPN protocol agreed], or undefined for an unknown connection. */
+  tlsInfo(connId: number): [string | undefined, string | undefined] | undefined;
+  /** 48 bytes (name, HMAC key, AES key: Node's setTicketKeys layout); the previous set still decrypts. Never log them. */
+  tlsTicketKeys(keys: Uint8Array): void;
+  /** The index (in `identities`) of the identity `name` selects, or -1 (the shared vector test). */
+  tlsIdentityIndex(tlsServerId: number, name: string): number;
+}
+
+export interface NativeTlsPolicy {
+  readonly ciphers12: string;
+  readonly suites13: string;
+  readonly groups: string;
+}
+
+export interface NativeTlsServerOptions extends NativeTlsPolicy {
+  /** The default identity (PEM), when there is one. */
+  readonly cert?: Uint8Array;
+  readonly key?: Uint8Array;
+  /** Names normalised (lowercase, no trailing dot), `*.` for a wildcard. */
+  readonly identities: readonly { readonly name: string; readonly cert: Uint8Array; readonly key: Uint8Array }[];
+  /** ALPN protocols in wire format. */
+  readonly alpn?: Uint8Array;
+  /** 0 none, 1 optional, 2 required. */
+  readonly clientAuth: 0 | 1 | 2;
+  readonly clientCa?: Uint8Array;
+  /** Session-ID context (1-32 bytes): a hash of the trust material. */
+  readonly sidCtx: Uint8Array;
+  readonly sessionTimeoutS: number;
+  readonly handshakeMs: number;
+}
+
+export interface NativeTlsClientOptions extends NativeTlsPolicy {
+  readonly name: string;
+  readonly nameIsIp: 0 | 1;
+  /** PEM roots: Node's default set plus trustCerts. */
+  readonly trust: Uint8Array;
+  readonly cert?: Uint8Array;
+  readonly key?: Uint8Array;
 }
 
 export type NativeLoad =

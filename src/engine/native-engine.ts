@@ -14,9 +14,13 @@ import type { NativeBinding } from './native-binding.ts';
 /** `at` arguments are engine-clock ms (`binding.hrNow()`), never performance.now(). */
 export interface NativeConnHandler {
   connected(latencyUs: number, at: number): void;
-  connectFailed(errno: number, at: number): void;
+  /** `detail`: for TLS_CONNECT_ERR, the X509 verify result (0: not a verification failure). */
+  connectFailed(errno: number, at: number, detail: number): void;
   closed(reason: number, errno: number, rx: number, tx: number, at: number): void;
   peeked(bytes: number, eof: boolean): void;
+  /** The client's TLS handshake finished (`us` long; `resumed`) or failed (`cause`: TF_* in native/engine.h). */
+  tlsDone?(us: number, resumed: boolean, at: number): void;
+  tlsFailed?(cause: number, at: number): void;
 }
 
 export interface NativeListenerHandler {
@@ -26,10 +30,16 @@ export interface NativeListenerHandler {
   acceptError(errno: number, refused: number): void;
 }
 
+/** A backend's TLS handshake or verification failed (OUT_CONNECT_FAILED's errno slot; native/engine.h). */
+export const TLS_CONNECT_ERR = 100000;
+
+/** Why a client's TLS handshake failed (TF_* in native/engine.h), named as the node engine names them. */
+export const TLS_FAILURE_CAUSES = ['', 'timeout', 'protocol_version', 'unknown_sni', 'no_shared_cipher', 'alpn', 'client_cert', 'malformed', 'closed', 'other'] as const;
+
 /** Close reasons from the engine (R_* in native/engine.h). */
 export const R_DONE = 0, R_CLIENT_ERROR = 1, R_BACKEND_ERROR = 2, R_LIFETIME = 3, R_IDLE = 4, R_WAIT_TIMEOUT = 5, R_LOCAL = 6;
 
-const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_PEEKED = 4, OUT_ACCEPT_ERROR = 5, OUT_ACCEPTED = 6;
+const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_PEEKED = 4, OUT_ACCEPT_ERROR = 5, OUT_ACCEPTED = 6, OUT_TLS_DONE = 7, OUT_TLS_FAILED = 8;
 const REC = 8;
 
 const errnoNames = new Map<number, string>();
@@ -101,9 +111,11 @@ export class NativeEngine {
       if (!c) continue; // closed from JavaScript meanwhile
       switch (kind) {
         case OUT_CONNECTED: c.connected(r[o + 2]!, at); break;
-        case OUT_CONNECT_FAILED: c.connectFailed(r[o + 2]!, at); break;
+        case OUT_CONNECT_FAILED: c.connectFailed(r[o + 2]!, at, r[o + 3]!); break;
         case OUT_CLOSED: this.conns.delete(id); c.closed(r[o + 2]!, r[o + 3]!, r[o + 4]!, r[o + 5]!, at); break;
         case OUT_PEEKED: c.peeked(r[o + 2]!, r[o + 3] === 1); break;
+        case OUT_TLS_DONE: c.tlsDone?.(r[o + 2]!, r[o + 3] === 1, at); break;
+        case OUT_TLS_FAILED: c.tlsFailed?.(r[o + 2]!, at); break;
       }
     }
   }

@@ -2,7 +2,13 @@
 // (a record of the loop turn's batch) comes here, which applies maxConcurrency, creates a
 // NativeConnection and routes it (the balancer's pick happens inside the call). Same metrics, access-log
 // records, live set and drain as src/server/server.ts's Server, which App uses alike.
+// TLS termination: the engine runs each client's handshake from the server's snapshot
+// (src/engine/native-tls.ts); a connection joins the live set and is routed when its handshake
+// is done (by the name it asked for on `{sni}` servers), and a failed one is counted, logged
+// and recorded by cause exactly as the node engine does.
 import type { ServerConfig } from '../config/types.ts';
+import { PrefaceGate } from '../server/preface-gate.ts';
+import { NativeTlsTerminator } from './native-tls.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type ServerMetrics, serverMetrics } from '../metrics/handles.ts';
@@ -10,10 +16,10 @@ import type { Registry } from '../metrics/registry.ts';
 import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import { addrKey } from '../naming/resolution.ts';
 import type { Router } from '../router/router.ts';
-import { type ClosedRecordSink, recordClosed, recordRefused } from '../server/closed-record.ts';
+import { type ClosedRecordSink, recordClosed, recordRefused, recordTlsFailure } from '../server/closed-record.ts';
 import type { NativeBinding } from './native-binding.ts';
 import { NativeConnection, type NativeServerSide } from './native-connection.ts';
-import { errnoName, type NativeEngine } from './native-engine.ts';
+import { errnoName, type NativeEngine, TLS_FAILURE_CAUSES } from './native-engine.ts';
 import { NativePreface } from './native-preface.ts';
 
 /** errno values (Linux) of a process or system out of descriptors. */
@@ -26,7 +32,12 @@ export class NativeServer implements NativeServerSide {
   readonly connectTimeoutMs: number | undefined;
   readonly live = new Set<NativeConnection>();
   readonly binding: NativeBinding;
-  readonly tls = undefined;
+  /** TLS termination, when the server has `tls`. */
+  readonly tls: NativeTlsTerminator | undefined;
+  /** Connections whose TLS handshake is under way (not yet live). */
+  readonly handshaking = new Set<NativeConnection>();
+  /** `{sni}` destinations decided from the name a terminated handshake asked for. */
+  private readonly tlsGate: PrefaceGate | undefined;
   srvAddr = '';
   /** Where connection records go; set once the listener (and so srvAddr and metrics) exists. */
   private sink!: ClosedRecordSink;
@@ -48,7 +59,7 @@ export class NativeServer implements NativeServerSide {
   /** `{sni}` or proxyProtocol servers: reads the PROXY header and/or ClientHello through the engine's peek, then routes (src/engine/native-preface.ts). */
   private readonly preface: NativePreface<NativeConnection> | undefined;
 
-  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; engine: NativeEngine; reusePort?: boolean }) {
+  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; engine: NativeEngine; reusePort?: boolean; where?: string }) {
     this.config = opts.config;
     this.router = opts.router;
     this.rt = opts.router.label;
@@ -59,7 +70,11 @@ export class NativeServer implements NativeServerSide {
     this.connectTimeoutMs = opts.config.connectTimeoutMs;
     this.log = opts.log.child({ rt: this.rt });
     this.accessLog = this.log.child({ log: 'access' });
-    this.preface = opts.config.dstName.includes('{sni}') || opts.config.proxyProtocol
+    const tc = opts.config.tls;
+    // The handshake is part of the connect phase, so connectTimeoutMs bounds it too (as on the node engine).
+    this.tls = tc ? new NativeTlsTerminator(this.binding, tc, `${opts.where ?? 'server'}.tls`, Math.min(tc.handshakeTimeoutMs, opts.config.connectTimeoutMs ?? Infinity)) : undefined;
+    this.tlsGate = tc ? new PrefaceGate(opts.config, true, opts.registry) : undefined;
+    this.preface = !tc && (opts.config.dstName.includes('{sni}') || opts.config.proxyProtocol)
       ? new NativePreface<NativeConnection>(opts.config, opts.registry, this.binding, {
         routeTo: (c, dst, sni, fallback) => {
           if (fallback !== undefined) c.fallback = () => { this.preface!.gate.fallback('unresolved'); c.route(this.router.destination(fallback)); };
@@ -81,11 +96,13 @@ export class NativeServer implements NativeServerSide {
       throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (router ${this.rt}): ${code}`, { cause: e });
     }
     this.listener = id;
+    this.tls?.attach(id);
     this.eng.listeners.set(id, { accept: (c, at) => this.accept(c, at), acceptError: (n, refused) => this.acceptError(n, refused) });
     this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
     this.preface?.bind(this.rt, this.srvAddr);
-    this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, false, {
-      active: () => this.live.size,
+    this.tlsGate?.bind(this.rt, this.srvAddr);
+    this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, this.tls !== undefined, {
+      active: () => this.live.size + this.handshaking.size,
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
     });
     this.sink = { metrics: this.metrics, accessLog: this.accessLog, srvAddr: this.srvAddr, dstName: this.config.dstName };
@@ -94,7 +111,7 @@ export class NativeServer implements NativeServerSide {
       this.metrics.rxBytes.value = b.rx;
       this.metrics.txBytes.value = b.tx;
     });
-    this.log.info({ srv: this.srvAddr, dst: this.config.dstName, engine: 'native' }, 'listening');
+    this.log.info({ srv: this.srvAddr, dst: this.config.dstName, engine: 'native', ...(this.tls ? { tls: this.tls.identities.map((i) => `${i.name}: ${i.names.join(' ')}`) } : {}) }, 'listening');
   }
 
   get port(): number {
@@ -117,7 +134,7 @@ export class NativeServer implements NativeServerSide {
   carry: (() => { rx: number; tx: number }) | undefined;
 
   prepare(): void {
-    if (this.preface?.gate.sniRouting) {
+    if (this.preface?.gate.sniRouting || this.tlsGate?.sniRouting) {
       if (this.config.defaultDstName !== undefined) this.router.destination(this.config.defaultDstName);
       return;
     }
@@ -128,7 +145,7 @@ export class NativeServer implements NativeServerSide {
   private accept(id: number, at: number): void {
     if (this.stopped && this.lateAccepts > 0 && --this.lateAccepts === 0) queueMicrotask(() => { if (this.live.size === 0) this.wakeIdle(); });
     this.metrics.accepts.value++;
-    if (this.live.size >= this.config.maxConcurrency) {
+    if (this.live.size + this.handshaking.size >= this.config.maxConcurrency) {
       this.metrics.rejected.value++;
       const client = this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
       this.binding.close(id);
@@ -139,8 +156,15 @@ export class NativeServer implements NativeServerSide {
     // The peer: for the access log, and for the PROXY header's trust check.
     const peer = this.config.proxyProtocol || this.accessLog.isLevelEnabled('info') ? (this.binding.peer(id) ?? '?') : '';
     const conn = new NativeConnection(id, this, peer, at);
-    this.live.add(conn);
     this.eng.conns.set(id, conn);
+    if (this.tls) {
+      // Routed once the handshake is done (tlsDone), or recorded as failed (tlsFailed).
+      this.handshaking.add(conn);
+      const r = this.binding.tlsStart(id);
+      if (r !== 0) this.tlsFailed(conn, 9 /* other: no SSL object could be made */);
+      return;
+    }
+    this.live.add(conn);
     if (this.preface) return this.preface.start(conn, at); // routed once its PROXY header / ClientHello is read
     conn.route(this.router.destination(this.config.dstName)); // the pick happens here, synchronously
   }
@@ -156,13 +180,51 @@ export class NativeServer implements NativeServerSide {
     else this.log.error({ srv: this.srvAddr, err: errnoName(errno) }, 'listener stopped accepting: its poll or pause timer failed');
   }
 
+  /** The client's handshake finished: the connection is live and routed (by its SNI on `{sni}` servers). */
+  tlsDone(conn: NativeConnection, us: number): void {
+    if (!this.handshaking.delete(conn)) return;
+    this.metrics.tlsHandshakeUs?.record(us);
+    const info = this.binding.tlsInfo(conn.id);
+    const sni = info?.[0], alpn = info?.[1];
+    conn.sni = sni;
+    conn.alpn = alpn;
+    this.live.add(conn);
+    const gate = this.tlsGate!;
+    if (!gate.sniRouting) return conn.route(this.router.destination(this.config.dstName));
+    const d = gate.decide(sni);
+    if (d.kind === 'failed') {
+      conn.sni = d.name ?? sni;
+      const f = gate.fallback(d.cause);
+      if (f === undefined) return conn.finish('sni', d.cause);
+      return conn.route(this.router.destination(f));
+    }
+    if (d.kind !== 'sni') return conn.route(this.router.destination(d.dst));
+    conn.sni = d.name;
+    const def = this.config.defaultDstName;
+    if (def !== undefined) conn.fallback = () => { gate.fallback('unresolved'); conn.route(this.router.destination(def)); };
+    this.router.touchSni(d.dst);
+    conn.route(this.router.destination(d.dst));
+  }
+
+  /** The client's handshake failed (`cause`: TF_* in native/engine.h): counted, logged with the name asked for, one record. */
+  tlsFailed(conn: NativeConnection, causeCode: number): void {
+    if (!this.handshaking.delete(conn)) return;
+    const cause = TLS_FAILURE_CAUSES[causeCode] || 'other';
+    const sni = this.binding.tlsInfo(conn.id)?.[0];
+    this.eng.conns.delete(conn.id);
+    this.binding.close(conn.id);
+    recordTlsFailure(this.sink, this.registry, this.log, this.rt, conn.peer || null, cause, sni, `tls handshake: ${cause}`);
+    if (this.live.size === 0 && this.handshaking.size === 0 && this.lateAccepts === 0) this.wakeIdle();
+  }
+
   connectionClosed(conn: NativeConnection): void {
+    this.handshaking.delete(conn);
     this.live.delete(conn);
     this.eng.conns.delete(conn.id);
     recordClosed(this.sink, conn, this.config.proxyProtocol ? { proxy: conn.origin?.peer ?? null } : undefined);
     this.closedRx += conn.client.bytesRead;
     this.closedTx += conn.client.bytesWritten;
-    if (this.live.size === 0 && this.lateAccepts === 0) this.wakeIdle();
+    if (this.live.size === 0 && this.handshaking.size === 0 && this.lateAccepts === 0) this.wakeIdle();
   }
 
   private wakeIdle(): void {
@@ -172,7 +234,7 @@ export class NativeServer implements NativeServerSide {
 
   /** Resolves once no connection is open and every accept taken from the queue at stopAccepting has arrived and closed. */
   whenIdle(): Promise<void> {
-    if (this.live.size === 0 && this.lateAccepts === 0) return Promise.resolve();
+    if (this.live.size === 0 && this.handshaking.size === 0 && this.lateAccepts === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.idleWaiters.add(resolve));
   }
 
@@ -185,18 +247,20 @@ export class NativeServer implements NativeServerSide {
 
   close(): void {
     if (this.listener !== undefined) this.eng.listeners.delete(this.listener);
+    this.tls?.close();
   }
 
   /** Waits until every connection has closed, or `deadlineMs` (epoch ms), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
     // The connections accepted from the queue at stopAccepting (they come this loop turn) are served like the others.
-    if (this.live.size > 0 || this.lateAccepts > 0) {
+    if (this.live.size > 0 || this.handshaking.size > 0 || this.lateAccepts > 0) {
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
       await Promise.race([this.whenIdle(), expired]);
       clearTimeout(timer);
     }
     this.lateAccepts = 0; // past the deadline, no longer waited for
+    for (const c of [...this.handshaking]) this.tlsFailed(c, 8 /* closed: cut by the shutdown */);
     for (const c of [...this.live]) c.finish('shutdown');
     // The engine closed these first; their records arrive at the end of this loop turn.
     if (this.live.size > 0) await this.whenIdle();

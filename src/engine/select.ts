@@ -1,9 +1,10 @@
 // Which engine runs each server: `native` (the addon moves the bytes) or `node` (net/tls
 // streams). The config's `engine` (auto | native | node, default auto) can be overridden by
-// LINKERD_TCP_ENGINE. auto = native where the addon loaded and the server and its
-// destination are plain TCP (SNI passthrough and PROXY headers sent and received included);
-// TLS (either side) and spare connections stay on node. `native` that cannot
-// be honoured is a config error.
+// LINKERD_TCP_ENGINE. auto = native where the addon loaded: plain TCP, SNI passthrough, PROXY
+// headers sent and received, and TLS termination and origination when the running node exports
+// the OpenSSL the engine needs (else TLS servers alone stay on node). Spare connections
+// (minConnections), PROXY headers on TLS servers, and PROXY headers sent over TLS origination
+// stay on node. `native` that cannot be honoured is a config error.
 import type { Config, RouterConfig, ServerConfig } from '../config/types.ts';
 import { connectorConfigFor } from '../connector/client-config.ts';
 import { LinkerdTcpError } from '../errors.ts';
@@ -18,9 +19,13 @@ export interface EnginePlan {
   readonly why: string;
 }
 
-/** Why a server must run on the node engine, or undefined when native can carry it. */
-export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig): string | undefined {
-  if (sc.tls) return 'tls';
+/**
+ * Why a server must run on the node engine, or undefined when native can carry it.
+ * `tlsMissing`: why the native engine cannot run TLS here (binding.tlsAvailable()), if it cannot.
+ */
+export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig, tlsMissing?: string): string | undefined {
+  if (sc.tls && tlsMissing) return `tls: ${tlsMissing}`;
+  if (sc.tls && sc.proxyProtocol) return 'tls with proxyProtocol';
   // `{sni}`: the destination is known per connection, so every client config that may apply counts.
   const sni = sc.dstName.includes('{sni}');
   const names = sni
@@ -28,7 +33,8 @@ export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig): string | und
     : [sc.dstName];
   for (const name of names) {
     const cc = connectorConfigFor(rc.client, name);
-    if (cc.tls) return 'client tls';
+    if (cc.tls && tlsMissing) return `client tls: ${tlsMissing}`;
+    if (cc.tls && cc.proxyProtocol) return 'client tls with proxyProtocol';
     if (cc.minConnections > 0) return 'client minConnections';
     // The header names the listener's address, which a wildcard bind does not tell.
     if (cc.proxyProtocol && (sc.ip === '0.0.0.0' || sc.ip === '::')) return 'client proxyProtocol on a wildcard address';
@@ -65,16 +71,23 @@ export function planEngines(config: Config, opts: { env?: string | undefined; lo
   const plans: EnginePlan[] = [];
   const problems: string[] = [];
   if (setting === 'native' && load.kind !== 'loaded') problems.push(`${where}: the native engine is not available: ${load.reason}`);
+  const tlsMissing = load.kind === 'loaded' ? nativeTlsMissing(load) : undefined;
   config.routers.forEach((rc, i) => rc.servers.forEach((sc, j) => {
     if (setting === 'node') return plans.push({ kind: 'node', why: env === 'node' ? 'LINKERD_TCP_ENGINE=node' : 'engine: node' });
-    const reason = nodeOnlyReason(sc, rc);
+    const reason = nodeOnlyReason(sc, rc, tlsMissing);
     if (reason) {
       if (setting === 'native') problems.push(`${where}: routers[${i}].servers[${j}] needs the node engine (${reason}); use engine: auto`);
       return plans.push({ kind: 'node', why: reason });
     }
     if (load.kind !== 'loaded') return plans.push({ kind: 'node', why: 'native engine unavailable' });
-    return plans.push({ kind: 'native', why: setting === 'native' ? where : 'plain TCP' });
+    return plans.push({ kind: 'native', why: setting === 'native' ? where : sc.tls ? 'tls' : 'plain TCP' });
   }));
   if (problems.length) throw new LinkerdTcpError('CONFIG_INVALID', problems.map((p) => (opts.file ? `${opts.file}: ${p}` : p)).join('\n'));
   return plans;
+}
+
+/** Why the loaded addon cannot run TLS (the running node lacks OpenSSL 3 exports), or undefined. */
+export function nativeTlsMissing(load: NativeLoad): string | undefined {
+  if (load.kind !== 'loaded') return load.reason;
+  return typeof load.binding.tlsAvailable === 'function' ? load.binding.tlsAvailable() : 'the addon has no TLS (rebuild it)';
 }

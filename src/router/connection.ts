@@ -1,38 +1,21 @@
-// One proxied connection, from accept to close: wait for a resolution, dial the picked
-// endpoint (retrying another one on a refused or timed-out connect, within the attempts
-// and the server's connect deadline), pump, and account for the outcome exactly once.
-// It owns at most one balancer lease and one wait slot at a time; `finish` releases the
-// lease and cancels the slot whatever the phase, so nothing it held outlives it.
+// One proxied connection on the node engine, its I/O: the client and backend sockets, the
+// connect-deadline and lifetime timer, and the pump. What it holds and decides (phase, lease,
+// wait slot, retries on another endpoint, the accounting, exactly once) is the ledger it
+// extends (connection-ledger.ts), shared with the native engine. `finish` is idempotent and
+// destroys both sockets whatever the phase, so nothing it held outlives it.
 // Socket listeners are shared functions that find the connection through the socket, so
 // a connection costs no closures; its only timer is the connect deadline or the lifetime.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Endpoint } from '../balancer/endpoint.ts';
-import type { Lease, Outcome } from '../balancer/lease.ts';
-import type { Slot } from '../balancer/wait-queue.ts';
-import { type ConnectFailureCause, connectFailureCause, dial } from '../connector/dial.ts';
-import { type Origin, proxyHeader } from '../connector/proxy-header.ts';
+import type { Lease } from '../balancer/lease.ts';
+import { connectFailureCause, dial } from '../connector/dial.ts';
+import { proxyHeader } from '../connector/proxy-header.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
-import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import { pump } from '../proxy/duplex.ts';
-import type { Destination, Grant, Waiter } from './destination.ts';
+import { type CloseReason, ConnectionLedger, isLocalShortage, Phase } from './connection-ledger.ts';
+import type { Destination } from './destination.ts';
 
-export type CloseReason =
-  | 'done' // both directions finished cleanly
-  | 'client_error'
-  | 'backend_error'
-  | 'lifetime' // connectionLifetimeSecs expired
-  | 'idle' // idleTimeoutMs: no byte either way
-  | 'connect_timeout'
-  | 'connect_refused'
-  | 'connect_failed'
-  | 'no_endpoints'
-  | 'resolution_failed' // the name could not be bound (a failed binding, namerd failing before any answer)
-  | 'resolution_timeout' // no first resolution within FIRST_RESOLUTION_WAIT_MS
-  | 'waiters_full'
-  | 'sni' // native engine: no usable SNI name (the node engine refuses before a Connection exists)
-  | 'proxy_protocol' // native engine: no acceptable PROXY header (likewise)
-  | 'shutdown';
+export type { CloseReason } from './connection-ledger.ts';
 
 /** What a connection needs from the server that accepted it. */
 export interface ServerSide {
@@ -45,117 +28,47 @@ export interface ServerSide {
   connectionClosed(conn: Connection): void;
 }
 
-const WAITING = 0;
-const CONNECTING = 1;
-const OPEN = 2;
-const DONE = 3;
-
 interface ConnSocket extends Socket {
   conn?: Connection | undefined;
 }
 
-export class Connection implements Waiter {
+export class Connection extends ConnectionLedger {
   readonly client: ConnSocket;
   readonly server: ServerSide;
   /** `ip:port` of the client, captured at accept only when access logs are on. */
   readonly peer: string;
-  /** When the TCP connection was accepted (before any TLS handshake). */
-  readonly acceptedAt: number;
-  /** performance.now() by which the backend must be connected (server connectTimeoutMs). */
-  readonly deadlineAt: number;
   backend: ConnSocket | undefined;
-  destination: Destination | undefined;
-  /** The balancer's claim on the endpoint being dialled or connected to. */
-  lease: Lease | undefined;
-  /** Our place in the destination's queue while waiting for a first resolution. */
-  slot: Slot | undefined;
-  attempts = 0;
   dialStartedAt = 0;
-  connectedAt = 0;
-  closedAt = 0;
   /** Idle sweep bookkeeping: bytes seen at the last sweep and when they last changed. */
   idleBytes = 0;
   idleSince = 0;
-  reason: CloseReason | undefined;
-  error: string | undefined;
-  /** TLS servers: the SNI name asked for and the ALPN protocol agreed (passthrough: as the ClientHello offered). */
-  sni: string | undefined;
-  alpn: string | undefined;
-  /** The client's addresses from a PROXY header the server received (PROXY send uses them). */
-  origin: Origin | undefined;
-  /** `{sni}` servers with defaultDstName: re-routes once when the SNI destination has nothing to offer. */
-  fallback: (() => void) | undefined;
-  private phase = WAITING;
   private socketsClosed = 0;
   private timer: NodeJS.Timeout | undefined;
 
+  /** `acceptedAt`: when the TCP connection was accepted (before any TLS handshake), performance.now(). */
   constructor(client: Socket, server: ServerSide, peer: string, acceptedAt = performance.now()) {
-    this.acceptedAt = acceptedAt;
+    super(server, acceptedAt);
     this.client = client;
     this.server = server;
     this.peer = peer;
     (client as ConnSocket).conn = this;
     client.on('error', onClientError);
     client.on('close', onSocketClose);
-    const t = server.connectTimeoutMs;
-    this.deadlineAt = t === undefined ? Infinity : this.acceptedAt + t;
-    if (t !== undefined) this.timer = setTimeout(onConnectTimer, Math.max(0, this.deadlineAt - performance.now()), this);
+    if (this.deadlineAt !== Infinity) this.timer = setTimeout(onConnectTimer, Math.max(0, this.deadlineAt - performance.now()), this);
   }
 
-  get waiting(): boolean {
-    return this.phase === WAITING;
-  }
-  get open(): boolean {
-    return this.phase === OPEN;
-  }
-  get done(): boolean {
-    return this.phase === DONE;
-  }
-  get endpoint(): Endpoint | undefined {
-    return this.lease?.endpoint;
-  }
-
-  /** Routed to `dest`: a spare, a lease to dial, a wait, or a failure. */
-  route(dest: Destination): void {
-    this.destination = dest;
+  /** Routed to `dest`: a pre-connected spare when there is one, else the ledger asks for a lease. */
+  override route(dest: Destination): void {
     const spare = dest.takeSpare();
-    if (spare) this.adopt(spare.socket, spare.lease);
-    else this.granted(dest.request(this));
-  }
-
-  /** The destination's answer, at once or after waiting (Waiter). */
-  granted(g: Grant): void {
-    if (this.phase !== WAITING) {
-      // Only a lease can arrive for a connection that is already gone; hand it straight back.
-      if (g.kind === 'lease') g.lease.release({ kind: 'cancelled' });
-      return;
-    }
-    if (this.slot) {
-      this.slot.cancel();
-      this.slot = undefined;
-      this.client.removeListener('readable', onWaitReadable);
-      this.client.removeListener('end', onWaitEnd);
-    }
-    switch (g.kind) {
-      case 'lease':
-        this.dial(g.lease);
-        return;
-      case 'wait':
-        this.slot = g.slot;
-        // Notice a client that leaves while we wait (its FIN), without consuming what it sent.
-        this.client.on('readable', onWaitReadable);
-        this.client.on('end', onWaitEnd);
-        return;
-      case 'fail':
-        if (this.fallback && g.reason !== 'waiters_full') {
-          const f = this.fallback;
-          this.fallback = undefined;
-          f();
-          return;
-        }
-        this.finish(g.reason);
-        return;
-    }
+    if (!spare) return super.route(dest);
+    this.destination = dest;
+    const b = spare.socket as ConnSocket;
+    b.conn = this;
+    b.on('error', onBackendError);
+    this.backend = b;
+    this.dialStartedAt = performance.now();
+    this.adopt(spare.lease, this.dialStartedAt);
+    this.start();
   }
 
   /** Bytes moved so far, both sockets both ways (idle detection). */
@@ -164,17 +77,18 @@ export class Connection implements Waiter {
     return c.bytesRead + c.bytesWritten + (b ? b.bytesRead + b.bytesWritten : 0);
   }
 
-  /** Dials the endpoint of `lease` (pending), ours from now on. */
-  private dial(lease: Lease): void {
+  /** Dials the endpoint of `lease` (pending), dropping a previous attempt's socket. */
+  protected override dial(lease: Lease): void {
     const dest = this.destination!;
     const ep = lease.endpoint;
-    this.phase = CONNECTING;
-    this.lease = lease;
-    this.attempts++;
+    const old = this.backend;
+    if (old) {
+      old.conn = undefined;
+      old.destroy();
+    }
     const now = (this.dialStartedAt = performance.now());
-    // One timer: the earlier of this attempt's timeout and the overall deadline.
-    const attemptMs = dest.connectTimeoutMs ?? Infinity;
-    const wait = Math.min(attemptMs, this.deadlineAt - now);
+    // One timer: the earlier of this attempt's timeout and the overall deadline (timerFired tells them apart).
+    const wait = Math.min(dest.connectTimeoutMs ?? Infinity, this.deadlineAt - now);
     if (wait !== Infinity) {
       clearTimeout(this.timer);
       this.timer = setTimeout(onConnectTimer, Math.max(0, wait), this);
@@ -184,79 +98,33 @@ export class Connection implements Waiter {
     this.backend = b;
   }
 
-  /** Idempotent: destroys both sockets, clears timers, leaves the queue, releases the lease, records the outcome. */
-  finish(reason: CloseReason, err?: Error): void {
-    const phase = this.phase;
-    if (phase === DONE) return;
-    this.phase = DONE;
-    this.reason = reason;
-    this.closedAt = performance.now();
-    if (err) this.error = (err as NodeJS.ErrnoException).code ?? err.message;
+  /** Idempotent: accounts for the close (the ledger), then accounted() destroys both sockets and clears the timer. */
+  override finish(reason: CloseReason, err?: Error | string): void {
+    this.end(reason, typeof err === 'object' ? errorCode(err) : err, performance.now());
+  }
+
+  protected override accounted(): void {
     clearTimeout(this.timer);
-    this.slot?.cancel();
-    this.slot = undefined;
-    this.lease?.release(outcomeOf(phase, reason, err, this.closedAt - this.connectedAt));
     this.client.destroy();
     this.backend?.destroy();
-    const m = this.server.metrics;
-    if (phase === OPEN) {
-      if (reason === 'done') m.closes.value++;
-      else {
-        m.failures.value++;
-        if (reason === 'lifetime' || reason === 'idle') m.streamFailureTimeout.value++;
-        else m.streamFailureOther.value++;
-      }
-      m.durationMs.record(this.closedAt - this.connectedAt);
-    } else {
-      m.failures.value++;
-      if (reason === 'connect_timeout' || reason === 'resolution_timeout') m.connectFailureTimeout.value++;
-      else m.connectFailureOther.value++;
-    }
     this.server.connectionClosed(this);
   }
 
-  /** This attempt failed: retry on another endpoint if attempts, time and endpoints remain. */
-  private attemptFailed(cause: ConnectFailureCause, err?: Error): void {
-    const dest = this.destination!;
-    const lease = this.lease!;
-    lease.release({ kind: 'failed', cause }); // reported once, here; finish's release is then a no-op
-    const final: CloseReason = cause === 'timeout' ? 'connect_timeout' : cause === 'refused' ? 'connect_refused' : 'connect_failed';
-    const next = this.attempts < dest.config.connectAttempts && performance.now() < this.deadlineAt ? dest.retry(lease.endpoint) : undefined;
-    if (!next) {
-      this.finish(final, err);
-      return;
-    }
-    const b = this.backend!;
-    b.conn = undefined;
-    b.destroy();
-    this.backend = undefined;
-    this.dial(next);
+  /** Notice a client that leaves while we wait (its FIN), without consuming what it sent. */
+  protected override waitStarted(): void {
+    this.client.on('readable', onWaitReadable);
+    this.client.on('end', onWaitEnd);
+  }
+  protected override waitEnded(): void {
+    this.client.removeListener('readable', onWaitReadable);
+    this.client.removeListener('end', onWaitEnd);
   }
 
-  /** Takes over an established pre-connected backend socket (minConnections) and its open lease. */
-  private adopt(backend: Socket, lease: Lease): void {
-    this.lease = lease;
-    const b = backend as ConnSocket;
-    b.conn = this;
-    b.on('error', onBackendError);
-    this.backend = b;
-    this.dialStartedAt = performance.now();
-    this.start(this.dialStartedAt);
-  }
-
-  private connected(): void {
-    const now = performance.now();
-    this.lease!.connected((now - this.dialStartedAt) * 1000);
-    this.start(now);
-  }
-
-  /** Backend ready: arm the lifetime timer and start pumping. */
-  private start(now: number): void {
-    this.phase = OPEN;
-    this.connectedAt = this.idleSince = now;
+  /** Backend ready (open): arm the lifetime timer and start pumping. */
+  private start(): void {
+    this.idleSince = this.connectedAt;
     clearTimeout(this.timer);
     this.timer = this.server.lifetimeMs === undefined ? undefined : setTimeout(onLifetime, this.server.lifetimeMs, this);
-    this.server.metrics.connectLatencyUs.record((now - this.acceptedAt) * 1000);
     this.backend!.on('close', onSocketClose);
     const pp = this.destination?.config.proxyProtocol;
     // Before the first client byte (the pump starts below); spares were idle, so this is their first byte too.
@@ -267,45 +135,40 @@ export class Connection implements Waiter {
 
   /** Entry points for the shared listeners below (methods keep `this` typed and fields private). */
   static socketClosed(conn: Connection): void {
-    if (conn.phase === OPEN) {
+    if (conn.phase === Phase.OPEN) {
       if (++conn.socketsClosed === 2) conn.finish('done');
     } else conn.finish('client_error');
   }
   static backendConnected(conn: Connection): void {
-    if (conn.phase === CONNECTING) conn.connected();
+    const now = performance.now();
+    if (conn.connectSucceeded((now - conn.dialStartedAt) * 1000, now)) conn.start();
   }
   static backendFailed(conn: Connection, err: Error): void {
-    if (conn.phase === OPEN) conn.finish('backend_error', err);
+    if (conn.phase === Phase.OPEN) conn.finish('backend_error', err);
     // Out of descriptors here: another endpoint would fail the same way, and this one is not to blame.
-    else if (conn.phase === CONNECTING && isLocalShortage(err)) conn.finish('connect_failed', err);
-    else if (conn.phase === CONNECTING) conn.attemptFailed(connectFailureCause(err), err);
+    else if (conn.phase === Phase.CONNECTING && isLocalShortage(errorCode(err))) conn.finish('connect_failed', err);
+    else if (conn.phase === Phase.CONNECTING) conn.attemptFailed(connectFailureCause(err), errorCode(err), performance.now());
   }
   /** Waiting, the client's FIN arrived with nothing unread: it has gone. */
   static clientLeftWhileWaiting(conn: Connection): void {
-    if (conn.phase === WAITING) conn.finish('client_error');
+    if (conn.phase === Phase.WAITING) conn.finish('client_error');
   }
+  /**
+   * The connect timer: when it was armed for this attempt's own timeout (earlier than the
+   * server's deadline), the attempt failed and another endpoint may be tried; when armed for
+   * the server's deadline, the connection ends, blaming only the endpoint being dialled. Told
+   * apart by what was armed, not by the clock: Node runs a timer up to a busy loop turn early.
+   */
   static timerFired(conn: Connection): void {
-    if (conn.phase === CONNECTING && performance.now() < conn.deadlineAt - 1) conn.attemptFailed('timeout');
-    else if (conn.phase === CONNECTING || conn.phase === WAITING) conn.finish('connect_timeout');
+    if (conn.phase === Phase.CONNECTING && conn.dialStartedAt + (conn.destination!.connectTimeoutMs ?? Infinity) < conn.deadlineAt) {
+      conn.attemptFailed('timeout', undefined, performance.now());
+    } else if (conn.phase === Phase.CONNECTING || conn.phase === Phase.WAITING) conn.finish('connect_timeout');
   }
 }
 
-/** The lease outcome for a connection ending in `phase` with `reason`. */
-function outcomeOf(phase: number, reason: CloseReason, err: Error | undefined, openMs: number): Outcome {
-  if (phase === OPEN) return { kind: 'closed', durationMs: openMs };
-  if (err && isLocalShortage(err)) {
-    noteFdExhaustion(); // for the open-files warning
-    return { kind: 'cancelled' }; // our fds ran out: not the endpoint's fault
-  }
-  if (reason === 'connect_timeout') return { kind: 'failed', cause: 'timeout' };
-  if (reason === 'connect_refused' || reason === 'connect_failed') return { kind: 'failed', cause: connectFailureCause(err) };
-  return { kind: 'cancelled' }; // the client went away, or we are shutting down
-}
-
-/** EMFILE/ENFILE: this process (or the system) is out of file descriptors. */
-function isLocalShortage(err: Error): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'EMFILE' || code === 'ENFILE';
+/** The error as a connection records it: its code, else its message. */
+function errorCode(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? err.message;
 }
 
 function onClientError(this: ConnSocket, err: Error): void {

@@ -5,6 +5,7 @@
 // engine moved the bytes.
 import type { Logger } from '../log.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
+import type { Registry } from '../metrics/registry.ts';
 
 /** The fields of a finished connection the record needs (router/connection.ts and the native one). */
 export interface ClosedConnection {
@@ -62,6 +63,20 @@ export function recordRefused(sink: ClosedRecordSink, client: string | null, rea
     srv: sink.srvAddr, client, dst: sink.dstName, endpoint: null, sni, alpn: null,
     rxBytes: 0, txBytes: 0, connectMs: null, durationMs: null, reason, error,
   }, 'connection closed');
+}
+
+/**
+ * A client's TLS handshake that failed, on either engine: counted as a failure and by cause
+ * (`l5d:srv:tls:failure`), logged at debug with the name the client asked for, one record.
+ */
+export function recordTlsFailure(
+  sink: ClosedRecordSink, registry: Registry, log: Logger, rt: string,
+  client: string | null, cause: string, sni: string | undefined, err: string,
+): void {
+  sink.metrics.failures.value++;
+  registry.counter('l5d:srv:tls:failure', { rt, srv_addr: sink.srvAddr, cause }).value++;
+  if (log.isLevelEnabled('debug')) log.debug({ srv: sink.srvAddr, client, cause, sni: sni ?? null, err }, 'tls handshake failed');
+  recordRefused(sink, client, 'tls_handshake', cause, sni ?? null);
 }
 
 /** Milliseconds to two decimals, as every access-log duration is written. */

@@ -16,7 +16,7 @@ import type { Router } from '../router/router.ts';
 import type { Origin } from '../connector/proxy-header.ts';
 import { type DstDecision, originKey, originOf, PrefaceGate } from './preface-gate.ts';
 import type { PrefaceFailure, PrefaceRead } from './preface.ts';
-import { type ClosedRecordSink, recordClosed, recordRefused } from './closed-record.ts';
+import { type ClosedRecordSink, recordClosed, recordRefused, recordTlsFailure } from './closed-record.ts';
 import { type HandshakeFailure, TlsTerminator } from './tls.ts';
 
 /** A raw socket whose PROXY header was read before its TLS handshake. */
@@ -275,12 +275,8 @@ export class Server implements ServerSide {
   }
 
   private handshakeFailed(raw: Socket | undefined, cause: HandshakeFailure, err: Error, sni: string | undefined): void {
-    const m = this.metrics;
-    m.failures.value++;
-    this.registry.counter('l5d:srv:tls:failure', { rt: this.rt, srv_addr: this.srvAddr, cause }).value++;
     const client = raw ? ((raw as OriginSocket).ltOrigin?.client ?? addrKey(raw.remoteAddress ?? '?', raw.remotePort ?? 0)) : null;
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, client, cause, sni: sni ?? null, err: err.message }, 'tls handshake failed');
-    recordRefused(this.sink, client, 'tls_handshake', cause, sni ?? null);
+    recordTlsFailure(this.sink, this.registry, this.log, this.rt, client, cause, sni, err.message);
     this.maybeDrained();
   }
 

@@ -3,6 +3,7 @@
 // client certificates when asked (mTLS), and bounds the handshake in time. A handshake that
 // fails is classified by cause and closes only its own connection. Identities reload in
 // place: new handshakes use the new ones, open connections keep theirs.
+import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, createServer, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ServerTlsConfig } from '../config/types.ts';
@@ -73,12 +74,49 @@ interface SniSocket extends TLSSocket {
   ltSni?: string;
 }
 
+/** An identity name as the table keys it: lowercase, no trailing dot (`*.` kept). */
+export function identityKey(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
+/** A termination setting's files, read and checked: what both engines build their contexts from. */
+export interface ServerTlsMaterial {
+  /** Client-certificate trust (mTLS), PEM each. */
+  readonly ca: string[] | undefined;
+  readonly def: KeyPair | undefined;
+  /** Identity name as configured, and its pair. */
+  readonly pairs: readonly (readonly [string, KeyPair])[];
+  /** Everything read, to tell a reload that changed something. Never logged. */
+  readonly material: string;
+  /**
+   * The session-ID context: a hash of the trust material and client-auth mode, so sessions made
+   * under another client CA (or another mode) never resume after a reload changes it.
+   */
+  readonly sessionIdContext: string;
+  readonly summary: { name: string; names: readonly string[]; notAfter: string }[];
+}
+
+/** Reads every file of a termination setting (throws a config error naming the key path and file). */
+export function readServerTls(c: ServerTlsConfig, where: string): ServerTlsMaterial {
+  const ca = c.clientAuth ? loadTrust(c.clientAuth.trustCerts, `${where}.clientAuth.trustCerts`) : undefined;
+  const pairs: [string, KeyPair][] = Object.entries(c.identities).map(([name, id]) => [name, loadIdentity(id, `${where}.identities.${name}`)]);
+  const def = c.defaultIdentity ? loadIdentity(c.defaultIdentity, `${where}.defaultIdentity`) : undefined;
+  const trust = `${c.clientAuth ? (c.clientAuth.required ? 'required' : 'optional') : 'none'}\n${ca?.join('') ?? ''}`;
+  return {
+    ca, def, pairs,
+    material: [ca?.join('') ?? '', ...pairs.map(([n, p]) => `${n}\n${p.key}${p.cert}`), def ? `default\n${def.key}${def.cert}` : ''].join('\n'),
+    sessionIdContext: createHash('sha256').update(trust).digest('hex').slice(0, 32),
+    summary: [...pairs, ...(def ? [['default', def] as const] : [])].map(([name, p]) => ({ name, names: p.names, notAfter: p.notAfter })),
+  };
+}
+
 interface Contexts {
   readonly byName: ReadonlyMap<string, SecureContext>;
   readonly names: ReadonlySet<string>;
   readonly defaultOptions: SecureContextOptions;
   readonly hasDefault: boolean;
   readonly material: string;
+  readonly sessionIdContext: string;
   readonly summary: { name: string; names: readonly string[]; notAfter: string }[];
 }
 
@@ -105,6 +143,7 @@ export class TlsTerminator {
     const contexts = (): Contexts => this.contexts;
     this.server = createServer({
       ...this.contexts.defaultOptions,
+      sessionIdContext: this.contexts.sessionIdContext,
       handshakeTimeout: handshakeTimeoutMs,
       ...(config.alpnProtocols ? { ALPNProtocols: [...config.alpnProtocols] } : {}),
       // With `required: false` a client may come without a certificate; one it does send must verify (checked in onSecure).
@@ -167,7 +206,8 @@ export class TlsTerminator {
   reload(): boolean {
     const next = this.build();
     if (next.material === this.contexts.material) return false;
-    this.server.setSecureContext(next.defaultOptions);
+    // A new session-ID context when the trust changed: sessions of a removed CA stop resuming.
+    this.server.setSecureContext({ ...next.defaultOptions, sessionIdContext: next.sessionIdContext } as SecureContextOptions);
     if (this.ticketKeys) this.server.setTicketKeys(this.ticketKeys); // setSecureContext makes new ones
     this.contexts = next;
     return true;
@@ -210,24 +250,15 @@ export class TlsTerminator {
   }
 
   private build(): Contexts {
-    const c = this.config;
-    const ca = c.clientAuth ? loadTrust(c.clientAuth.trustCerts, `${this.where}.clientAuth.trustCerts`) : undefined;
-    const base: SecureContextOptions = { ...POLICY, ...(ca ? { ca } : {}) };
-    const pairs: [string, KeyPair][] = [];
+    const m = readServerTls(this.config, this.where);
+    const base: SecureContextOptions = { ...POLICY, ...(m.ca ? { ca: m.ca } : {}) };
     const byName = new Map<string, SecureContext>();
-    for (const [name, id] of Object.entries(c.identities)) {
-      const pair = loadIdentity(id, `${this.where}.identities.${name}`);
-      pairs.push([name, pair]);
-      byName.set(name.toLowerCase().replace(/\.$/, ''), createSecureContext({ ...base, key: pair.key, cert: pair.cert }));
-    }
-    const def = c.defaultIdentity ? loadIdentity(c.defaultIdentity, `${this.where}.defaultIdentity`) : undefined;
-    if (def) pairs.push(['default', def]);
+    for (const [name, pair] of m.pairs) byName.set(identityKey(name), createSecureContext({ ...base, key: pair.key, cert: pair.cert }));
     return {
       byName, names: new Set(byName.keys()),
-      defaultOptions: def ? { ...base, key: def.key, cert: def.cert } : base,
-      hasDefault: def !== undefined,
-      material: [ca?.join('') ?? '', ...pairs.map(([n, p]) => `${n}\n${p.key}${p.cert}`)].join('\n'),
-      summary: pairs.map(([name, p]) => ({ name, names: p.names, notAfter: p.notAfter })),
+      defaultOptions: m.def ? { ...base, key: m.def.key, cert: m.def.cert } : base,
+      hasDefault: m.def !== undefined,
+      material: m.material, sessionIdContext: m.sessionIdContext, summary: m.summary,
     };
   }
 }

@@ -171,7 +171,10 @@ export function controlSuite(engine: Engine): void {
       // engine's V8 heap grows under this load by design of V8 (about 5 MiB per 1,000
       // connections here, until a major GC), so for it only a loose bound holds.
       const [m0, m1, m2] = [rss0 >> 20, rss1 >> 20, rss(pid) >> 20];
-      if (engine === 'native') assert.ok(m2 - m0 < 24 && m2 - m1 < 12, `RSS ${m0} → ${m1} → ${m2} MiB`);
+      // Under AddressSanitizer (CI's sanitizer step) freed memory waits in its quarantine first:
+      // 23 MiB of growth there before TLS grew the conn struct, so that bound is doubled.
+      const asan = (process.env['LD_PRELOAD'] ?? '').includes('libasan');
+      if (engine === 'native') assert.ok(m2 - m0 < (asan ? 48 : 24) && m2 - m1 < (asan ? 24 : 12), `RSS ${m0} → ${m1} → ${m2} MiB`);
       else assert.ok(m2 - m0 < 128, `RSS ${m0} → ${m1} → ${m2} MiB`);
     });
   });

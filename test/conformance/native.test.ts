@@ -5,6 +5,8 @@ import { it } from 'node:test';
 import { loadNative } from '../../src/engine/native-binding.ts';
 import { bytesSuite } from './bytes.ts';
 import { controlSuite } from './control.ts';
+import { nativeRunsTls } from './support.ts';
+import { tlsSuite } from './tls.ts';
 
 const load = loadNative();
 const forcedNode = process.env['LINKERD_TCP_ENGINE'] === 'node';
@@ -17,4 +19,7 @@ it('the native engine loaded (Linux x64; LINKERD_TCP_ENGINE=node to run without 
 if (load.kind === 'loaded' && !forcedNode) {
   bytesSuite('native');
   controlSuite('native');
+  // TLS runs here once the engine planner puts a TLS server on the native engine (support.ts nativeRunsTls).
+  if (nativeRunsTls()) tlsSuite('native');
+  else it('conformance (native): tls', { skip: 'TLS is not on the native engine yet' }, () => {});
 }

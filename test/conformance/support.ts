@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after } from 'node:test';
+import { parseConfig } from '../../src/config/load.ts';
+import { loadNative } from '../../src/engine/native-binding.ts';
+import { planEngines } from '../../src/engine/select.ts';
 import { type Backend, deadline, type Proxy, startBackend, startProxy } from '../support/harness.ts';
 
 export type Engine = 'native' | 'node';
@@ -74,4 +77,22 @@ export function harness(engine: Engine) {
       return { proxy, port: ports[0]!, admin: `http://${String(a['admin'])}` };
     },
   };
+}
+
+const FIXTURES = new URL('../fixtures/tls/', import.meta.url).pathname;
+
+/**
+ * Whether the engine planner (src/engine/select.ts planEngines, LINKERD_TCP_ENGINE=auto, the
+ * addon as loaded here) puts a TLS server on the native engine: `termination` a server with
+ * `tls`, `origination` a plain server whose client has `tls`. Read without starting a proxy,
+ * so native.test.ts can skip the TLS suite with a reason until the native engine carries TLS,
+ * and run it from the day it does. False where the addon is not loaded.
+ */
+export function nativeRunsTls(side: 'termination' | 'origination' = 'termination'): boolean {
+  const id = `{privateKey: ${FIXTURES}rsa.key, certs: [${FIXTURES}rsa.pem, ${FIXTURES}chain.pem]}`;
+  const text = side === 'termination'
+    ? config(inet(1), { server: `\n    tls: {defaultIdentity: ${id}}` })
+    : config(inet(1), { client: `    tls: {dnsName: rsa.test, trustCerts: [${FIXTURES}ca.pem]}` });
+  const [plan] = planEngines(parseConfig(text, 'nativeRunsTls probe'), { env: 'auto', load: loadNative() });
+  return plan?.kind === 'native';
 }
