@@ -1,5 +1,6 @@
 // Turns bench rows into a table of figures and ratios to a direct connection; optionally
-// writes BENCHMARKS.md (the command, the machine, the table).
+// writes BENCHMARKS.md (the command, the machine, the table); the same for the TLS part's
+// medians over interleaved rounds, in a section of its own.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 export interface Row {
@@ -37,20 +38,65 @@ export function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
-/** Writes the run into BENCHMARKS.md between its markers, keeping the hand-written analysis around them. */
+/** One TLS SUT: the median of its rounds for each figure, and each figure's spread over them. */
+export interface TlsRow {
+  name: string;
+  /** keep-alive requests/s over TLS (1 KiB answers); bulk MB/s (10^6 bytes) over TLS keep-alive (10 MiB answers) */
+  kaRps?: number | undefined; bulkMBps?: number | undefined;
+  /** new TLS connections/s (one full handshake and one request each) and the SUT tree's CPU ms per 1,000 of them */
+  hsRps?: number | undefined; cpuMsPerKHs?: number | undefined;
+  /** RSS growth of the SUT tree per idle TLS connection held (handshake done, one request answered) */
+  kibPerIdleTls?: number | undefined;
+  /** (max − min) / median over the rounds, per figure above */
+  spread?: Partial<Record<'kaRps' | 'bulkMBps' | 'hsRps' | 'cpuMsPerKHs' | 'kibPerIdleTls', number>>;
+}
+
+export function tlsTable(rows: TlsRow[], o: { rounds: number; idleConns: number }): string {
+  const d = rows.find((r) => r.name === 'direct');
+  const ratio = (v: number | undefined, base: number | undefined): string => (v === undefined || !base ? '–' : (v / base).toFixed(2));
+  const pct = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '–' : `${Math.round(v * 100)}%`);
+  return [
+    `TLS, terminated by each (ECDSA P-256; direct = nginx terminating TLS itself), median of ${o.rounds} interleaved rounds:`,
+    '',
+    `| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU ms / 1k handshakes | KiB / idle TLS conn (${o.idleConns}) |`,
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${f(r.kaRps, 0)} | ${f(r.bulkMBps, 0)} | ${f(r.hsRps, 0)} | ${f(r.cpuMsPerKHs, 0)} | ${f(r.kibPerIdleTls, 1)} |`),
+    '',
+    'TLS ratios to direct (req/s, MB/s, handshakes/s: higher is better; CPU and memory: SUT/direct, lower is better):',
+    '',
+    '| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU / handshake | KiB / idle TLS conn |',
+    '|---|---|---|---|---|---|',
+    ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.kaRps, d?.kaRps)} | ${ratio(r.bulkMBps, d?.bulkMBps)} | ${ratio(r.hsRps, d?.hsRps)} | ${ratio(r.cpuMsPerKHs, d?.cpuMsPerKHs)} | ${ratio(r.kibPerIdleTls, d?.kibPerIdleTls)} |`),
+    '',
+    'Spread over the rounds, (max − min) / median (how far one round may be off):',
+    '',
+    '| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU / handshake | KiB / idle TLS conn |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${pct(r.spread?.kaRps)} | ${pct(r.spread?.bulkMBps)} | ${pct(r.spread?.hsRps)} | ${pct(r.spread?.cpuMsPerKHs)} | ${pct(r.spread?.kibPerIdleTls)} |`),
+  ].join('\n');
+}
+
+/** Writes `text` into BENCHMARKS.md between the `marker` comments (`bench` for the plain
+ * table, `bench-tls` for the TLS one), keeping the hand-written analysis around them; a
+ * missing pair is added at the end. */
+export function writeSection(text: string, o: { marker: 'bench' | 'bench-tls'; command: string; note: string; machine: string }): void {
+  const file = new URL('../BENCHMARKS.md', import.meta.url);
+  const open = `<!-- ${o.marker}:start`, close = `<!-- ${o.marker}:end -->`;
+  const run = `${open} (written by \`${o.command}\`) -->
+Command: \`${o.command}\` (${o.note}), ${new Date().toISOString().slice(0, 10)}.
+Machine: ${o.machine}.
+
+${text}
+${close}`;
+  let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const start = doc.indexOf(open), end = doc.indexOf(close);
+  doc = start >= 0 && end > start ? doc.slice(0, start) + run + doc.slice(end + close.length) : `${doc.trimEnd()}\n\n${run}\n`;
+  writeFileSync(file, doc);
+}
+
+/** Prints the plain run's table and, with `write`, records it in BENCHMARKS.md. */
 export function writeReport(rows: Row[], o: { machine: string; secs: number; idleConns: number; write: boolean }): void {
   const t = table(rows);
   process.stdout.write(t + '\n');
-  if (!o.write) return;
-  const file = new URL('../BENCHMARKS.md', import.meta.url);
-  const run = `<!-- bench:start (written by \`npm run bench -- --write\`) -->
-Command: \`npm run bench -- --write\` (${o.secs} s per measurement; ${o.idleConns} idle connections for memory), ${new Date().toISOString().slice(0, 10)}.
-Machine: ${o.machine}.
-
-${t}
-<!-- bench:end -->`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n<!-- bench:start --><!-- bench:end -->\n';
-  const start = text.indexOf('<!-- bench:start'), end = text.indexOf('<!-- bench:end -->');
-  text = start >= 0 && end > start ? text.slice(0, start) + run + text.slice(end + '<!-- bench:end -->'.length) : `${text.trimEnd()}\n\n${run}\n`;
-  writeFileSync(file, text);
+  if (o.write) writeSection(t, { marker: 'bench', command: 'npm run bench -- --write', note: `${o.secs} s per measurement; ${o.idleConns} idle connections for memory`, machine: o.machine });
 }

@@ -2,22 +2,50 @@
 // process and on every core on each engine (native, node), HAProxy (mode tcp, leastconn) and nginx stream (least_conn) —
 // and a table of ratios to direct: throughput, requests/s, new connections/s, TLS
 // handshakes/s (terminating with the same ECDSA P-256 certificate), memory and CPU.
-// Loopback only, bounded in time (about four minutes). `--write` records BENCHMARKS.md.
+// Then the TLS part: TLS terminated by direct (nginx itself), linkerd-tcp (engine auto, i.e.
+// LINKERD_TCP_ENGINE unset, and engine node), HAProxy (`bind … ssl crt`, mode tcp) and nginx
+// stream (`listen … ssl`) in front of a plain-HTTP nginx, with an ECDSA P-256 certificate made
+// for the run: TLS keep-alive req/s, TLS bulk MB/s (10 MiB answers), TLS handshakes/s, CPU ms
+// of the SUT's process tree per 1,000 handshakes, KiB per idle TLS connection; each the median
+// of interleaved rounds (every SUT gets a short slice, on a freshly started process, in turn).
+// Loopback only, bounded in time (about four minutes, then about three for the TLS part).
+// Options (after `npm run bench --`, or to `node bench/run.ts`):
+//   --write            record the run in BENCHMARKS.md (each part in its own marked section)
+//   --only plain|tls   run one part only (or BENCH_ONLY=plain|tls); default: both
+// Environment: BENCH_SECS (4: seconds per plain measurement), BENCH_IDLE_CONNS (5000),
+// BENCH_TLS_SECS (2: seconds per TLS measurement), BENCH_TLS_ROUNDS (3), BENCH_TLS_IDLE_CONNS (2000).
+// E.g. `npm run build && node bench/run.ts --only tls`.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { cpuSecs, freePort, iperf, rssBytes, start, stop, waitForPort, wrk } from './tools.ts';
-import { writeReport, type Row } from './report.ts';
+import { cpuSecs, freePort, iperf, median, rssBytes, start, stop, stopAndWait, waitForPort, wrk, type Wrk } from './tools.ts';
+import { tlsTable, writeReport, writeSection, type Row, type TlsRow } from './report.ts';
 
 const SECS = Number(process.env['BENCH_SECS'] ?? 4);
 const IDLE_CONNS = Number(process.env['BENCH_IDLE_CONNS'] ?? 5000);
+const TLS_SECS = Number(process.env['BENCH_TLS_SECS'] ?? 2);
+const TLS_ROUNDS = Number(process.env['BENCH_TLS_ROUNDS'] ?? 3);
+const TLS_IDLE_CONNS = Number(process.env['BENCH_TLS_IDLE_CONNS'] ?? 2000);
+const BULK_BYTES = 10 * 2 ** 20;
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'; // Debian's libnginx-mod-stream
+const WRITE = process.argv.includes('--write');
 
-function ensureTools(): void {
-  const missing = ['haproxy', 'nginx', 'iperf3', 'wrk'].filter((t) => {
+/** Which parts run: `--only plain|tls` (or `--only=…`, or BENCH_ONLY); both by default. */
+function parts(): { plain: boolean; tls: boolean } {
+  const i = process.argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  const only = i < 0 ? process.env['BENCH_ONLY'] : process.argv[i]!.includes('=') ? process.argv[i]!.slice('--only='.length) : process.argv[i + 1];
+  if (only === undefined || only === '') return { plain: true, tls: true };
+  if (only !== 'plain' && only !== 'tls') throw new Error(`--only takes plain or tls, not ${JSON.stringify(only)}`);
+  return { plain: only === 'plain', tls: only === 'tls' };
+}
+
+function ensureTools(need: { plain: boolean; tls: boolean }): void {
+  const tools = ['haproxy', 'nginx', 'wrk', ...(need.plain ? ['iperf3'] : []), ...(need.tls ? ['openssl'] : [])];
+  const missing = tools.filter((t) => {
     try { execFileSync('sh', ['-c', `command -v ${t}`]); return false; } catch { return true; }
   });
   if (!existsSync(STREAM_MODULE)) missing.push('libnginx-mod-stream');
@@ -32,15 +60,16 @@ interface Target { name: string; http: number; iperf: number; tls: number; pid: 
 
 const PKI = new URL('../test/fixtures/tls/', import.meta.url).pathname;
 
-/** Opens `n` connections through `port` and makes one request on each, so every one is
- * established end to end (client → proxy → backend) before memory is read; then they idle. */
-async function holdIdle(port: number, n: number): Promise<Socket[]> {
+/** Opens `n` connections through `port` (TLS ones with `secure`: each completes a full
+ * handshake, no resumption) and makes one request on each, so every one is established end
+ * to end (client → proxy → backend) before memory is read; then they idle. */
+async function holdIdle(port: number, n: number, secure = false): Promise<Socket[]> {
   const out: Socket[] = [];
   for (let i = 0; i < n; i += 200) {
     const batch = await Promise.all(Array.from({ length: Math.min(200, n - i) }, async () => {
-      const s = connect(port, '127.0.0.1');
+      const s = secure ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : connect(port, '127.0.0.1');
       s.on('error', () => {});
-      await once(s, 'connect');
+      await once(s, secure ? 'secureConnect' : 'connect');
       const answered = once(s, 'data');
       s.write('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
       await answered;
@@ -51,13 +80,30 @@ async function holdIdle(port: number, n: number): Promise<Socket[]> {
   return out;
 }
 
+function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('haproxy', ['-v'], { encoding: 'utf8' }).split('\n')[0]!.split(' - ')[0]}, ${execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim()}`;
+}
+
 async function main(): Promise<void> {
-  ensureTools();
+  const run = parts();
+  ensureTools(run);
   const dir = mkdtempSync(join(tmpdir(), 'l5d-bench-'));
   const procs: ChildProcess[] = [];
   const cleanup = (): void => { procs.forEach(stop); rmSync(dir, { recursive: true, force: true }); };
   process.on('exit', cleanup);
   process.on('SIGINT', () => process.exit(130));
+  process.on('SIGTERM', () => process.exit(143)); // `timeout` too leaves nothing running
+  if (run.plain) {
+    await plainBench(dir, procs);
+    await Promise.all(procs.splice(0).map((p) => stopAndWait(p))); // nothing of this part idles through the next
+  }
+  if (run.tls) await tlsBench(dir, procs);
+  cleanup();
+  process.exit(0);
+}
+
+/** The plain part: every way in started once, measured one after the other. */
+async function plainBench(dir: string, procs: ChildProcess[]): Promise<void> {
   const p = { http: await freePort(), iperf: await freePort(), tls: await freePort(),
     haHttp: await freePort(), haIperf: await freePort(), haTls: await freePort(), ngHttp: await freePort(), ngIperf: await freePort(), ngTls: await freePort() };
   // The same certificate everywhere: ECDSA P-256 leaf + intermediate (HAProxy wants key and chain in one file).
@@ -196,10 +242,171 @@ stream {
     if (t.pid) r.rssAfterMiB = rssBytes(t.pid) / 2 ** 20;
     rows.push(r);
   }
-  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('haproxy', ['-v'], { encoding: 'utf8' }).split('\n')[0]!.split(' - ')[0]}, ${execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim()}`;
-  writeReport(rows, { machine, secs: SECS, idleConns: IDLE_CONNS, write: process.argv.includes('--write') });
-  cleanup();
-  process.exit(0);
+  writeReport(rows, { machine: machine(), secs: SECS, idleConns: IDLE_CONNS, write: WRITE });
+}
+
+/** A way in for the TLS part, started afresh for each of its slices: where it listens for
+ * TLS, its process (the root of the tree whose CPU and RSS are read), and its name. */
+interface TlsSut { id: string; up(): Promise<{ port: number; proc: ChildProcess; name: string }> }
+type TlsSample = Omit<TlsRow, 'name' | 'spread'>;
+
+/** The TLS part: each SUT terminates TLS in front of one plain-HTTP nginx; rounds interleave
+ * the SUTs, each slice on a fresh process, and the table shows each figure's median. */
+async function tlsBench(dir: string, procs: ChildProcess[]): Promise<void> {
+  const t = join(dir, 'tls');
+  mkdirSync(t, { mode: 0o755 });
+  chmodSync(dir, 0o711); // nginx's workers (www-data) read big.bin under it: mkdtemp made it 0700
+  // One ECDSA P-256 certificate for every SUT, made for this run (HAProxy wants key and certificate in one file).
+  const cert = join(t, 'cert.pem'), key = join(t, 'key.pem'), combined = join(t, 'combined.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  writeFileSync(combined, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
+  writeFileSync(join(t, 'big.bin'), Buffer.alloc(BULK_BYTES, 'x'));
+  // nginx serving 1 KiB at / and 10 MiB at /big with keep-alive: the backend (plain HTTP, one
+  // worker, as in the plain part) and, terminating TLS itself on every core, direct.
+  const body = 'x'.repeat(1024);
+  const httpConf = (name: string, workers: string, listen: string): string => {
+    const file = join(t, `${name}.conf`);
+    writeFileSync(file, `worker_processes ${workers}; daemon off; pid ${t}/${name}.pid; error_log stderr error;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s; sendfile on; default_type application/octet-stream;
+  server { ${listen}
+    location = /big { alias ${t}/big.bin; }
+    location / { return 200 "${body}"; } } }\n`);
+    return file;
+  };
+  const backend = await freePort();
+  procs.push(start('nginx', ['-p', t, '-c', httpConf('backend', '1', `listen 127.0.0.1:${backend} backlog=4096;`)]));
+  await waitForPort(backend);
+
+  const up = async (port: number, cmd: string, args: string[], name: string, env: NodeJS.ProcessEnv = {}): Promise<{ port: number; proc: ChildProcess; name: string }> => {
+    const proc = start(cmd, args, env);
+    procs.push(proc);
+    await waitForPort(port);
+    return { port, proc, name };
+  };
+  const tlsListen = (port: number): string => `listen 127.0.0.1:${port} ssl backlog=4096; ssl_certificate ${cert}; ssl_certificate_key ${key}; ssl_protocols TLSv1.2 TLSv1.3;`;
+  // linkerd-tcp on every core, access logs off (LOG_LEVEL=warn) as the peers run without
+  // logging; engine auto (LINKERD_TCP_ENGINE unset) or node. The name says which engine the
+  // TLS server got, from /api/state.
+  const l5d = (engine: 'auto' | 'node'): TlsSut => ({ id: `linkerd-tcp ${engine}`, up: async () => {
+    const port = await freePort(), admin = await freePort(), file = join(t, `l5d-${engine}.yml`);
+    writeFileSync(file, `workers: ${cpus().length}
+admin: {port: ${admin}}
+routers:
+- label: bench
+  dtab: |
+    /svc/http => /$/inet/127.0.0.1/${backend};
+  servers:
+  - {port: ${port}, dstName: /svc/http, tls: {defaultIdentity: {privateKey: ${key}, certs: [${cert}]}}}
+`);
+    const r = await up(port, process.execPath, [new URL('../dist/main.js', import.meta.url).pathname, file], '',
+      { LOG_LEVEL: 'warn', LINKERD_TCP_ENGINE: engine === 'auto' ? undefined : 'node' });
+    await waitForPort(admin);
+    let got = '?';
+    try {
+      const state = await (await fetch(`http://127.0.0.1:${admin}/api/state`)).json() as { servers?: { srvAddr: string; engine?: string }[] };
+      got = state.servers?.find((s) => s.srvAddr.endsWith(`:${port}`))?.engine ?? '?';
+    } catch { /* the name says "?" */ }
+    return { ...r, name: `linkerd-tcp ${engine} ×${cpus().length} (TLS on ${got})` };
+  } });
+  const suts: TlsSut[] = [
+    { id: 'direct', up: async () => {
+      const port = await freePort();
+      return up(port, 'nginx', ['-p', t, '-c', httpConf('direct', 'auto', tlsListen(port))], 'direct');
+    } },
+    l5d('auto'),
+    l5d('node'),
+    { id: 'haproxy', up: async () => {
+      const port = await freePort(), file = join(t, 'haproxy.cfg');
+      writeFileSync(file, `global
+  maxconn 9000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+frontend tls
+  bind 127.0.0.1:${port} ssl crt ${combined} ssl-min-ver TLSv1.2
+  default_backend http
+backend http
+  balance leastconn
+  server s1 127.0.0.1:${backend}
+`);
+      return up(port, 'haproxy', ['-f', file, '-db'], 'haproxy');
+    } },
+    { id: 'nginx', up: async () => {
+      const port = await freePort(), file = join(t, 'stream.conf');
+      writeFileSync(file, `load_module ${STREAM_MODULE};
+worker_processes auto; daemon off; pid ${t}/stream.pid; error_log stderr error;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+stream {
+  upstream http { least_conn; server 127.0.0.1:${backend}; }
+  server { ${tlsListen(port)} proxy_pass http; }
+}\n`);
+      return up(port, 'nginx', ['-p', t, '-c', file], 'nginx');
+    } },
+  ];
+
+  // One slice: memory first, on the fresh process (its 2,000 handshakes also warm it up), then
+  // keep-alive requests, bulk, and new connections (one full handshake each: wrk does not resume).
+  const slice = async (sut: TlsSut): Promise<{ name: string; s: TlsSample }> => {
+    const { port, proc, name } = await sut.up();
+    try {
+      const pid = proc.pid!;
+      const before = rssBytes(pid);
+      const held = await holdIdle(port, TLS_IDLE_CONNS, true);
+      const kibPerIdleTls = (rssBytes(pid) - before) / TLS_IDLE_CONNS / 1024;
+      await Promise.all(held.map((s) => { s.destroy(); return once(s, 'close'); }));
+      // A run with wrong answers or none counts as no figure (NaN), and says so.
+      const checked = (what: string, w: Wrk): Wrk => {
+        if (w.non2xx || !w.requests) process.stderr.write(`\nbench: ${sut.id}: TLS ${what}: ${w.requests} requests, ${w.non2xx} not 2xx/3xx, ${w.errors} socket errors: no figure\n`);
+        return w.non2xx || !w.requests ? { ...w, rps: NaN, bytes: NaN } : w;
+      };
+      const kaRps = checked('keep-alive', wrk(port, TLS_SECS, 64, false, 'https')).rps;
+      const bulk = checked('bulk', wrk(port, TLS_SECS, 4, false, 'https', '/big'));
+      const cpu0 = cpuSecs(pid);
+      const hs = checked('handshakes', wrk(port, TLS_SECS, 32, true, 'https'));
+      const cpuMsPerKHs = Number.isNaN(hs.rps) ? NaN : ((cpuSecs(pid) - cpu0) * 1000 / hs.requests) * 1000;
+      return { name, s: { kaRps, bulkMBps: bulk.bytes / bulk.secs / 1e6, hsRps: hs.rps, cpuMsPerKHs, kibPerIdleTls } };
+    } finally {
+      await stopAndWait(proc);
+    }
+  };
+  const samples = new Map<string, { name: string; s: TlsSample[] }>(suts.map((s) => [s.id, { name: s.id, s: [] }]));
+  for (let round = 0; round < TLS_ROUNDS; round++) {
+    // Each round starts one SUT later, so none is always first after the previous one's teardown.
+    for (const sut of [...suts.slice(round % suts.length), ...suts.slice(0, round % suts.length)]) {
+      process.stderr.write(`bench: tls round ${round + 1}/${TLS_ROUNDS}: ${sut.id}`);
+      const { name, s } = await slice(sut);
+      process.stderr.write(` ${Object.entries(s).map(([k, v]) => `${k}=${(v as number).toFixed(1)}`).join(' ')}\n`);
+      const acc = samples.get(sut.id)!;
+      acc.name = name;
+      acc.s.push(s);
+    }
+  }
+  const keys = ['kaRps', 'bulkMBps', 'hsRps', 'cpuMsPerKHs', 'kibPerIdleTls'] as const;
+  const rows: TlsRow[] = suts.map((sut) => {
+    const { name, s } = samples.get(sut.id)!;
+    const row: TlsRow = { name, spread: {} };
+    for (const k of keys) {
+      const vs = s.map((x) => x[k]);
+      const m = median(vs);
+      row[k] = m;
+      const ok = vs.filter((v): v is number => v !== undefined && !Number.isNaN(v));
+      if (m && ok.length > 1) row.spread![k] = (Math.max(...ok) - Math.min(...ok)) / Math.abs(m);
+    }
+    return row;
+  });
+  const text = tlsTable(rows, { rounds: TLS_ROUNDS, idleConns: TLS_IDLE_CONNS });
+  process.stdout.write(`\n${text}\n`);
+  if (WRITE) {
+    const only = !parts().plain;
+    writeSection(text, { marker: 'bench-tls', command: `npm run bench -- ${only ? '--only tls ' : ''}--write`, machine: machine(),
+      note: `${TLS_SECS} s per measurement, ${TLS_ROUNDS} rounds; ${TLS_IDLE_CONNS} idle TLS connections for memory` });
+  }
 }
 
 main().catch((e: unknown) => {
