@@ -21,6 +21,8 @@ export interface NativeServerSide {
   readonly metrics: ServerMetrics;
   /** `ip:port` the server listens on (the destination address of a PROXY header sent). */
   readonly srvAddr: string;
+  /** Set on TLS-terminating servers. */
+  readonly tls?: unknown;
   connectionClosed(conn: NativeConnection): void;
   /** TLS servers: the client's handshake finished or failed (records OUT_TLS_DONE / OUT_TLS_FAILED). */
   tlsDone?(conn: NativeConnection, us: number): void;
@@ -63,7 +65,8 @@ export class NativeConnection extends ConnectionLedger implements NativeConnHand
   private connect(host: string, port: number): number {
     const pp = this.destination!.config.proxyProtocol;
     // A PROXY header (client proxyProtocol) goes to the backend before any forwarded byte.
-    const header = pp ? nativeProxyHeader(pp, this.origin, this.origin ? undefined : this.server.binding.peer(this.id), this.server.srvAddr, this.sni) : undefined;
+    // ALPN TLV: the protocol our TLS termination agreed (a passthrough only saw the client's offer).
+    const header = pp ? nativeProxyHeader(pp, this.origin, this.origin ? undefined : this.server.binding.peer(this.id), this.server.srvAddr, this.sni, this.server.tls ? this.alpn : undefined) : undefined;
     const tls = this.destination!.tls;
     let tlsId: number | undefined;
     try {

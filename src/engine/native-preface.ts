@@ -37,6 +37,8 @@ export interface PrefaceRouting<C extends PrefaceConn> {
   routeTo(c: C, dst: string, sni: boolean, fallback: string | undefined): void;
   /** Closes before routing: access-log reason `sni` or `proxy_protocol`, error `cause`. */
   refuse(c: C, reason: 'sni' | 'proxy_protocol', cause: string): void;
+  /** TLS servers: the PROXY header is read, the handshake comes next (it decides the route). */
+  afterProxy?(c: C): void;
 }
 
 export class NativePreface<C extends PrefaceConn> {
@@ -51,8 +53,9 @@ export class NativePreface<C extends PrefaceConn> {
   private readonly reading = new Map<C, { at: number; stage: 'proxy' | 'sni' }>();
   private sweep: NodeJS.Timeout | undefined;
 
-  constructor(config: ServerConfig, registry: Registry, binding: NativeBinding, out: PrefaceRouting<C>) {
-    this.gate = new PrefaceGate(config, false, registry);
+  /** `terminating`: a TLS server (only a PROXY header is read here; its handshake names the route). */
+  constructor(config: ServerConfig, registry: Registry, binding: NativeBinding, out: PrefaceRouting<C>, terminating = false) {
+    this.gate = new PrefaceGate(config, terminating, registry);
     this.registry = registry;
     this.out = out;
     this.binding = binding;
@@ -107,11 +110,12 @@ export class NativePreface<C extends PrefaceConn> {
         c.origin = origin;
         c.peer = /:/.test(origin.source.address) ? `[${origin.source.address}]:${origin.source.port}` : `${origin.source.address}:${origin.source.port}`;
       }
-      if (this.gate.sniRouting) {
+      if (this.gate.spec!.hello) {
         this.reading.get(c)!.stage = 'sni';
         return this.readHello(c);
       }
       this.done(c);
+      if (this.out.afterProxy) return this.out.afterProxy(c);
       this.out.routeTo(c, this.gate.config.dstName, false, undefined);
     };
     this.peek(c, max, 1, 'proxy');
@@ -182,12 +186,12 @@ export class NativePreface<C extends PrefaceConn> {
 }
 
 /** The PROXY header for a native connection: the received origin, else the client `ip:port` from the engine and the listener's address. */
-export function nativeProxyHeader(version: 'v1' | 'v2', origin: Origin | undefined, peer: string | undefined, listener: string, sni: string | undefined): Buffer {
+export function nativeProxyHeader(version: 'v1' | 'v2', origin: Origin | undefined, peer: string | undefined, listener: string, sni: string | undefined, alpn?: string): Buffer {
   const split = (s: string | undefined): { address: string; port: number } | undefined => {
     const m = s === undefined ? null : /^\[?([^\]]*)\]?:(\d+)$/.exec(s);
     return m ? { address: m[1]!, port: Number(m[2]) } : undefined;
   };
   const source = split(peer), destination = split(listener);
   const e = origin ?? (source && destination ? { source, destination } : undefined);
-  return version === 'v1' ? buildProxyV1(e) : buildProxyV2(e, { authority: sni });
+  return version === 'v1' ? buildProxyV1(e) : buildProxyV2(e, { alpn, authority: sni });
 }

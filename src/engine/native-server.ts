@@ -73,8 +73,7 @@ export class NativeServer implements NativeServerSide {
     const tc = opts.config.tls;
     // The handshake is part of the connect phase, so connectTimeoutMs bounds it too (as on the node engine).
     this.tls = tc ? new NativeTlsTerminator(this.binding, tc, `${opts.where ?? 'server'}.tls`, Math.min(tc.handshakeTimeoutMs, opts.config.connectTimeoutMs ?? Infinity)) : undefined;
-    this.tlsGate = tc ? new PrefaceGate(opts.config, true, opts.registry) : undefined;
-    this.preface = !tc && (opts.config.dstName.includes('{sni}') || opts.config.proxyProtocol)
+    this.preface = (!tc && opts.config.dstName.includes('{sni}')) || opts.config.proxyProtocol
       ? new NativePreface<NativeConnection>(opts.config, opts.registry, this.binding, {
         routeTo: (c, dst, sni, fallback) => {
           if (fallback !== undefined) c.fallback = () => { this.preface!.gate.fallback('unresolved'); c.route(this.router.destination(fallback)); };
@@ -82,8 +81,11 @@ export class NativeServer implements NativeServerSide {
           c.route(this.router.destination(dst));
         },
         refuse: (c, reason, cause) => c.finish(reason, cause),
-      })
+        // A TLS server reads the PROXY header first, then the handshake (its SNI decides `{sni}` routes).
+        ...(tc ? { afterProxy: (c: NativeConnection) => this.startTls(c) } : {}),
+      }, tc !== undefined)
       : undefined;
+    this.tlsGate = tc ? (this.preface?.gate ?? new PrefaceGate(opts.config, true, opts.registry)) : undefined;
   }
 
   async listen(): Promise<void> {
@@ -100,7 +102,7 @@ export class NativeServer implements NativeServerSide {
     this.eng.listeners.set(id, { accept: (c, at) => this.accept(c, at), acceptError: (n, refused) => this.acceptError(n, refused) });
     this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
     this.preface?.bind(this.rt, this.srvAddr);
-    this.tlsGate?.bind(this.rt, this.srvAddr);
+    if (this.tlsGate !== this.preface?.gate) this.tlsGate?.bind(this.rt, this.srvAddr);
     this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, this.tls !== undefined, {
       active: () => this.live.size + this.handshaking.size,
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
@@ -158,11 +160,11 @@ export class NativeServer implements NativeServerSide {
     const conn = new NativeConnection(id, this, peer, at);
     this.eng.conns.set(id, conn);
     if (this.tls) {
-      // Routed once the handshake is done (tlsDone), or recorded as failed (tlsFailed).
+      // Routed once the handshake is done (tlsDone), or recorded as failed (tlsFailed); a
+      // PROXY header first where the server takes them (a failed one: refused, recorded).
       this.handshaking.add(conn);
-      const r = this.binding.tlsStart(id);
-      if (r !== 0) this.tlsFailed(conn, 9 /* other: no SSL object could be made */);
-      return;
+      if (this.preface) return this.preface.start(conn, at);
+      return this.startTls(conn);
     }
     this.live.add(conn);
     if (this.preface) return this.preface.start(conn, at); // routed once its PROXY header / ClientHello is read
@@ -178,6 +180,11 @@ export class NativeServer implements NativeServerSide {
     } else if (refused === -1) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
     else if (refused === -2) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accepting could not resume; trying again in 100 ms');
     else this.log.error({ srv: this.srvAddr, err: errnoName(errno) }, 'listener stopped accepting: its poll or pause timer failed');
+  }
+
+  private startTls(conn: NativeConnection): void {
+    const r = this.binding.tlsStart(conn.id);
+    if (r !== 0) this.tlsFailed(conn, 9 /* other: no SSL object could be made (or the client left) */);
   }
 
   /** The client's handshake finished: the connection is live and routed (by its SNI on `{sni}` servers). */

@@ -4,13 +4,18 @@
 // where the running node exports what it needs.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
-import { nativePolicy } from '../connector/tls-policy.ts';
+import { nativePolicy, POLICY } from '../connector/tls-policy.ts';
 import { identityFor, identityKey } from '../server/tls.ts';
 import { loadNative } from './native-binding.ts';
+import { nativeEngine } from './native-engine.ts';
 import { alpnWire } from './native-tls.ts';
 
 const load = loadNative();
@@ -56,6 +61,62 @@ describe('native TLS snapshots', { skip }, () => {
     // The thread's error queue is left empty: Node's own crypto on this thread still works.
     assert.equal(typeof execFileSync, 'function');
     assert.ok(cert.toString().includes('BEGIN CERTIFICATE'));
+  });
+
+  it('tickets use Node\'s key layout: a session from the native engine resumes on a Node TLS server with the same keys, and back', async () => {
+    const keys = randomBytes(48), sid = 'k'.repeat(32);
+    binding.tlsTicketKeys(keys);
+    const tid = binding.tlsServer({ ...base, sidCtx: Buffer.from(sid), cert, key, identities: [] });
+    const echo = createNetServer((s) => s.pipe(s)).listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    const eng = nativeEngine(binding);
+    const lid = binding.listen('127.0.0.1', 0, 64, false, 0, 0, 0);
+    assert.equal(binding.listenerTls(lid, tid), 0);
+    eng.listeners.set(lid, {
+      accept: (id) => {
+        eng.conns.set(id, {
+          connected() {}, connectFailed() {}, closed() { eng.conns.delete(id); }, peeked() {},
+          tlsDone: () => { binding.connect(id, '127.0.0.1', (echo.address() as AddressInfo).port, 1000); },
+          tlsFailed: () => { binding.close(id); },
+        });
+        binding.tlsStart(id);
+      },
+      acceptError() {},
+    });
+    // The node engine's server: the same policy (a TLS 1.3 ticket resumes only under the same hash) and session-ID context.
+    const node = createTlsServer({ ...POLICY, cert, key, sessionIdContext: sid }, (s) => s.pipe(s)).listen(0, '127.0.0.1');
+    node.setTicketKeys(keys);
+    await once(node, 'listening');
+    /** A TLS 1.3 round trip; the session the server sent, and whether `session` was resumed. */
+    const trip = (port: number, session?: Buffer): Promise<{ session: Buffer; reused: boolean }> => new Promise((resolve, reject) => {
+      const s: TLSSocket = tlsConnect({ port, host: '127.0.0.1', ca: cert, servername: 'a.test', checkServerIdentity: () => undefined, ...(session ? { session } : {}) });
+      let got: Buffer | undefined;
+      s.on('session', (b: Buffer) => { got ??= b; });
+      s.on('error', reject);
+      s.once('secureConnect', () => s.write('x'));
+      s.once('data', () => {
+        const reused = s.isSessionReused();
+        s.end();
+        // A resumed connection need not bring a new ticket; a full handshake must.
+        s.once('close', () => (got || reused ? resolve({ session: got ?? session!, reused }) : reject(new Error(`no session ticket from port ${port}`))));
+      });
+    });
+    try {
+      const nativePort = binding.listenerPort(lid)!, nodePort = (node.address() as AddressInfo).port;
+      const fromNative = await trip(nativePort);
+      assert.equal((await trip(nodePort, fromNative.session)).reused, true, 'native ticket resumed by Node');
+      const fromNode = await trip(nodePort);
+      assert.equal((await trip(nativePort, fromNode.session)).reused, true, 'Node ticket resumed by the native engine');
+      // New keys: tickets under the previous ones still resume (and are renewed).
+      binding.tlsTicketKeys(randomBytes(48));
+      assert.equal((await trip(nativePort, fromNative.session)).reused, true, 'previous keys still decrypt');
+    } finally {
+      binding.listenerClose(lid);
+      eng.listeners.delete(lid);
+      binding.tlsServerRelease(tid);
+      echo.close();
+      node.close();
+    }
   });
 
   it('writes ALPN protocols in wire format', () => {

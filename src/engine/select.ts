@@ -3,8 +3,7 @@
 // LINKERD_TCP_ENGINE. auto = native where the addon loaded: plain TCP, SNI passthrough, PROXY
 // headers sent and received, and TLS termination and origination when the running node exports
 // the OpenSSL the engine needs (else TLS servers alone stay on node). Spare connections
-// (minConnections), PROXY headers on TLS servers, and PROXY headers sent over TLS origination
-// stay on node. `native` that cannot be honoured is a config error.
+// (minConnections) and PROXY headers sent over TLS origination stay on node. `native` that cannot be honoured is a config error.
 import type { Config, RouterConfig, ServerConfig } from '../config/types.ts';
 import { connectorConfigFor } from '../connector/client-config.ts';
 import { LinkerdTcpError } from '../errors.ts';
@@ -25,7 +24,6 @@ export interface EnginePlan {
  */
 export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig, tlsMissing?: string): string | undefined {
   if (sc.tls && tlsMissing) return `tls: ${tlsMissing}`;
-  if (sc.tls && sc.proxyProtocol) return 'tls with proxyProtocol';
   // `{sni}`: the destination is known per connection, so every client config that may apply counts.
   const sni = sc.dstName.includes('{sni}');
   const names = sni

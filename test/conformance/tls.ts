@@ -439,6 +439,35 @@ export function tlsSuite(engine: Engine): void {
       assert.ok((metric(text, 'l5d:tls:reloads{result="ok"}') ?? 0) >= 1, 'reload counted');
     });
 
+    it('a reload that changes clientAuth.trustCerts stops sessions made under the old trust from resuming (the session-ID context is a hash of it)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'l5d-conf-sid-'));
+      h.cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(join(dir, 'clients.pem'), pem('client-ca.pem'));
+      const b = await h.backend(echo);
+      // Two workers: their ticket keys come from the primary and outlive a reload, so only the
+      // session-ID context can stop the old session (one node process makes new keys at a reload).
+      const { proxy: p, port } = await h.proxy(terminating(inet(b.port), `{defaultIdentity: ${id('rsa')}, clientAuth: {trustCerts: [${join(dir, 'clients.pem')}], required: false}}`), { LINKERD_TCP_WORKERS: '2' });
+      await p.waitForCount((l) => l.msg === 'listening', 2, 45_000, 'every worker listening');
+      const opts: ConnectionOptions = { maxVersion: 'TLSv1.3', servername: 'rsa.test' };
+      const o = await handshake(port, opts);
+      assert.ok(o.ok, o.error);
+      assert.equal(String(await roundTrip(o.s, 'one')), 'one');
+      const session = o.sessions[0]!;
+      const before = await handshake(port, { ...opts, session });
+      assert.ok(before.ok && before.reused, 'resumes while the trust is unchanged');
+      before.s.destroy();
+      const from = p.logs.length;
+      writeFileSync(join(dir, 'clients.pem.tmp'), pem('rogue-ca.pem'));
+      renameSync(join(dir, 'clients.pem.tmp'), join(dir, 'clients.pem'));
+      const since = (l: LogLine): boolean => l.msg === 'tls reloaded' && p.logs.indexOf(l) >= from;
+      const pids = (): number => new Set(p.logs.filter(since).map((l) => l['pid'])).size;
+      await p.waitForCount((l) => since(l) && pids() >= 2, 1, 15_000, '\'tls reloaded\' from every worker');
+      const after = await handshake(port, { ...opts, session });
+      assert.ok(after.ok, after.error);
+      assert.equal(after.reused, false, 'a session made under the removed CA no longer resumes');
+      assert.equal(String(await roundTrip(after.s, 'two')), 'two');
+    });
+
     it('handshake timeout: silent and stalled clients, and a half ClientHello then FIN, are cut at the timeout (timeout); garbage is malformed; a half ClientHello then RST is closed; each only its own connection', async () => {
       const b = await h.backend(echo);
       const { proxy: p, port, admin } = await h.proxy(terminating(inet(b.port), `{defaultIdentity: ${id('rsa')}, handshakeTimeoutMs: 300}`));
