@@ -85,7 +85,7 @@ typedef struct dir {
   uint8_t want_r, want_w;
   uint8_t short_read;  /* the last read took less than the pipe holds: wait for readable */
   /* TLS conns: a buffer instead of a pipe (tls-conn.c), and the waits TLS adds: */
-  uint8_t *buf;        /* TLS_BUF bytes while bytes are in flight, else NULL */
+  uint8_t *buf;        /* TLS_BUF bytes while dst could not take what was read, else NULL */
   uint32_t len, off;   /* bytes in buf, and how many of them are written */
   uint8_t src_want_w;  /* the read side's SSL needs its socket writable */
   uint8_t dst_want_r;  /* the write side's SSL needs its socket readable */
@@ -184,6 +184,7 @@ struct engine {
   uint8_t ticket_keys[2][48]; /* [0] issues and decrypts, [1] the previous set, decrypt only */
   uint8_t nticket_keys;       /* 0: none yet (made at the first TLS server) */
   uint8_t **bufs;             /* free TLS buffers (tls-conn.c) */
+  uint8_t *tls_scratch;       /* every TLS read lands here first (tls-conn.c); one engine, one thread */
   size_t nbufs;
 };
 

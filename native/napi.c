@@ -333,7 +333,7 @@ static void cleanup(void *arg) {
   for (size_t i = 0; i < e->nconns_cap; i++) if (e->conns[i]) conn_close(e->conns[i], R_DONE, 0, 0);
   for (size_t i = 0; i < e->nlisteners; i++) if (e->listeners[i] && !e->listeners[i]->closing) listener_close(e->listeners[i]);
   pipe_pool_destroy(&e->pipes);
-  if (e->ntls_servers || e->ntls_clients || e->nbufs) tls_engine_destroy(e); /* OpenSSL only where TLS ran */
+  if (e->ntls_servers || e->ntls_clients || e->nbufs || e->tls_scratch) tls_engine_destroy(e); /* OpenSSL only where TLS ran */
   port_release_all(e);
   uv_close((uv_handle_t *)&e->ep_poll, NULL);
   if (close(e->epfd) != 0) errno = 0;

@@ -5,8 +5,9 @@
  *   routes the connection); one that fails records OUT_TLS_FAILED with its cause and waits,
  *   quiet, for JavaScript's close (it reads the name the client asked for first). A backend
  *   handshake is part of the connect attempt: success opens the conn, failure fails the attempt.
- * - The pump moves plaintext src -> dst through one TLS_BUF buffer per direction, held only
- *   while bytes are in it (pooled per engine); SSL_read/SSL_write may each need the other
+ * - The pump reads into the engine's one scratch buffer and writes straight on; only what the
+ *   destination cannot take now is copied into a TLS_BUF buffer of the direction's own, held
+ *   until it is written (pooled per engine, at most TLS_POOLED_BUFS kept); SSL_read/SSL_write may each need the other
  *   readiness of their socket (dir_t src_want_w / dst_want_r), which drive() in conn.c adds to
  *   the sockets' interest. A direction that used its rounds asks for its destination's
  *   writability (there is room: it fires at once), since bytes OpenSSL already holds would not
@@ -25,7 +26,7 @@
 #include "tls.h"
 
 #define TLS_ROUNDS 16
-#define TLS_POOLED_BUFS 256
+#define TLS_POOLED_BUFS 32
 
 /* ---- buffers ---- */
 
@@ -49,6 +50,8 @@ static void buf_put(engine_t *e, dir_t *d) {
 }
 
 void conn_tls_buffers_destroy(engine_t *e) {
+  free(e->tls_scratch);
+  e->tls_scratch = NULL;
   for (size_t i = 0; i < e->nbufs; i++) free(e->bufs[i]);
   free(e->bufs);
   e->bufs = NULL;
@@ -221,10 +224,8 @@ static void tls_failed(conn_t *c, int client_side, int sslerr, int err) {
   else conn_fail_side(c, client_side, EPROTO);
 }
 
-/* Writes from d's buffer to dst: 1 wrote *n, 0 would block (wants set), -1 the conn closed. */
-static int dir_write(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client, size_t *n) {
-  const uint8_t *p = d->buf + d->off;
-  size_t len = d->len - d->off;
+/* Writes p[0..len) to dst: 1 wrote *n (maybe fewer), 0 would block (wants set), -1 the conn closed. */
+static int dir_write(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client, const uint8_t *p, size_t len, size_t *n) {
   if (s) {
     ERR_clear_error();
     if (SSL_write_ex(s, p, len, n) == 1) return 1;
@@ -254,11 +255,11 @@ static int dir_write(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client, siz
   }
 }
 
-/* Reads from src into d's buffer: 1 read *n, 2 EOF, 0 would block (wants set), -1 closed. */
-static int dir_read(conn_t *c, dir_t *d, SSL *s, int fd, int src_is_client, size_t *n) {
+/* Reads from src into buf (TLS_BUF bytes): 1 read *n, 2 EOF, 0 would block (wants set), -1 closed. */
+static int dir_read(conn_t *c, dir_t *d, SSL *s, int fd, int src_is_client, uint8_t *buf, size_t *n) {
   if (s) {
     ERR_clear_error();
-    if (SSL_read_ex(s, d->buf, TLS_BUF, n) == 1) return 1;
+    if (SSL_read_ex(s, buf, TLS_BUF, n) == 1) return 1;
     int err = errno, e = SSL_get_error(s, 0);
     ERR_clear_error();
     if (e == SSL_ERROR_WANT_READ) d->want_r = 1;
@@ -271,7 +272,7 @@ static int dir_read(conn_t *c, dir_t *d, SSL *s, int fd, int src_is_client, size
     return 0;
   }
   for (;;) {
-    ssize_t r = recv(fd, d->buf, TLS_BUF, 0);
+    ssize_t r = recv(fd, buf, TLS_BUF, 0);
     if (r > 0) {
       *n = (size_t)r;
       return 1;
@@ -320,43 +321,61 @@ static int dir_finish(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client) {
   return 0;
 }
 
+/* Bytes written to dst: counted, and the idle clock reset. */
+static void wrote(conn_t *c, dir_t *d, int src_is_client, size_t n) {
+  d->out += n;
+  if (!src_is_client) c->l->tx += n;
+  c->last_active = uv_now(c->e->loop);
+}
+
 int conn_tls_pump(conn_t *c, dir_t *d, int src_is_client) {
   engine_t *e = c->e;
   SSL *ss = src_is_client ? c->cssl : c->bssl, *ds = src_is_client ? c->bssl : c->cssl;
   int src = src_is_client ? c->cfd : c->bfd, dst = src_is_client ? c->bfd : c->cfd;
   d->want_r = d->want_w = d->src_want_w = d->dst_want_r = 0;
+  if (!e->tls_scratch && !(e->tls_scratch = malloc(TLS_BUF))) {
+    conn_close(c, R_LOCAL, ENOMEM, 1);
+    return -1;
+  }
   for (int round = 0; round < TLS_ROUNDS; round++) {
     if (d->off < d->len) {
       size_t n = 0;
-      int r = dir_write(c, d, ds, dst, !src_is_client, &n);
+      int r = dir_write(c, d, ds, dst, !src_is_client, d->buf + d->off, d->len - d->off, &n);
       if (r <= 0) return r;
       d->off += (uint32_t)n;
-      d->out += n;
-      if (!src_is_client) c->l->tx += n;
-      c->last_active = uv_now(e->loop);
+      wrote(c, d, src_is_client, n);
       if (d->off < d->len) continue;
-      d->off = d->len = 0;
+      buf_put(e, d); /* written out: the conn holds no buffer again */
     }
     if (d->eof) return dir_finish(c, d, ds, dst, !src_is_client);
-    if (!d->buf && !(d->buf = buf_get(e))) {
-      conn_close(c, R_LOCAL, ENOMEM, 1);
-      return -1;
-    }
+    /* Read into the engine's scratch buffer and write straight on; only bytes the destination
+     * cannot take now are copied into a buffer of the conn's own (the same bytes, moved:
+     * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so a conn holds one only while it is blocked. */
     size_t n = 0;
-    int r = dir_read(c, d, ss, src, src_is_client, &n);
+    int r = dir_read(c, d, ss, src, src_is_client, e->tls_scratch, &n);
     if (r < 0) return -1;
-    if (r == 0) {
-      buf_put(e, d); /* empty: back to the pool while we wait */
-      return 0;
-    }
+    if (r == 0) return 0;
     if (r == 2) {
       d->eof = 1;
       continue;
     }
-    d->len = (uint32_t)n;
     d->in += n;
     if (src_is_client) c->l->rx += n;
     c->last_active = uv_now(e->loop);
+    size_t w = 0;
+    r = dir_write(c, d, ds, dst, !src_is_client, e->tls_scratch, n, &w);
+    if (r < 0) return -1;
+    if (r == 1) wrote(c, d, src_is_client, w);
+    if (w < n) {
+      if (!(d->buf = buf_get(e))) {
+        conn_close(c, R_LOCAL, ENOMEM, 1);
+        return -1;
+      }
+      memcpy(d->buf, e->tls_scratch + w, n - w);
+      d->len = (uint32_t)(n - w);
+      d->off = 0;
+      if (r == 0) return 0; /* blocked: the wants are set */
+    }
   }
   /* Rounds used up (fairness): come back at once, through the destination's writability. */
   d->want_w = 1;
