@@ -275,6 +275,7 @@ static int dir_read(conn_t *c, dir_t *d, SSL *s, int fd, int src_is_client, uint
     ssize_t r = recv(fd, buf, TLS_BUF, 0);
     if (r > 0) {
       *n = (size_t)r;
+      d->short_read = r < TLS_BUF; /* most likely all the socket had: wait for readable next */
       return 1;
     }
     if (r == 0) return 2;
@@ -351,6 +352,13 @@ int conn_tls_pump(conn_t *c, dir_t *d, int src_is_client) {
     /* Read into the engine's scratch buffer and write straight on; only bytes the destination
      * cannot take now are copied into a buffer of the conn's own (the same bytes, moved:
      * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so a conn holds one only while it is blocked. */
+    if (!ss && d->short_read) {
+      /* The plain side gave less than a buffer: it is most likely empty, so wait for readable
+       * (level-triggered: bytes still there wake us at once) rather than read EAGAIN. */
+      d->short_read = 0;
+      d->want_r = 1;
+      return 0;
+    }
     size_t n = 0;
     int r = dir_read(c, d, ss, src, src_is_client, e->tls_scratch, &n);
     if (r < 0) return -1;

@@ -123,6 +123,9 @@ static SSL_CTX *policy_ctx(const SSL_METHOD *m, const tls_policy_t *p, int serve
   if (server) opts |= SSL_OP_CIPHER_SERVER_PREFERENCE;
   SSL_CTX_set_options(ctx, opts);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* Read as much as the socket has, not a record header then its body (two syscalls a record);
+   * what OpenSSL then holds is read before waiting (tls-conn.c reads to WANT_READ). */
+  SSL_CTX_set_read_ahead(ctx, 1);
   if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) || !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
       !SSL_CTX_set_cipher_list(ctx, p->ciphers12) || !SSL_CTX_set_ciphersuites(ctx, p->suites13) ||
       !SSL_CTX_set1_groups_list(ctx, p->groups)) {
