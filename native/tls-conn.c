@@ -259,7 +259,12 @@ static int dir_write(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client, con
 static int dir_read(conn_t *c, dir_t *d, SSL *s, int fd, int src_is_client, uint8_t *buf, size_t *n) {
   if (s) {
     ERR_clear_error();
-    if (SSL_read_ex(s, buf, TLS_BUF, n) == 1) return 1;
+    if (SSL_read_ex(s, buf, TLS_BUF, n) == 1) {
+      /* Less than a buffer and nothing more held (read-ahead took what the socket had): most
+       * likely drained, so wait for readable next instead of a read that says EAGAIN. */
+      d->short_read = *n < TLS_BUF && !SSL_has_pending(s);
+      return 1;
+    }
     int err = errno, e = SSL_get_error(s, 0);
     ERR_clear_error();
     if (e == SSL_ERROR_WANT_READ) d->want_r = 1;
@@ -352,9 +357,9 @@ int conn_tls_pump(conn_t *c, dir_t *d, int src_is_client) {
     /* Read into the engine's scratch buffer and write straight on; only bytes the destination
      * cannot take now are copied into a buffer of the conn's own (the same bytes, moved:
      * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so a conn holds one only while it is blocked. */
-    if (!ss && d->short_read) {
-      /* The plain side gave less than a buffer: it is most likely empty, so wait for readable
-       * (level-triggered: bytes still there wake us at once) rather than read EAGAIN. */
+    if (d->short_read) {
+      /* The last read gave less than a buffer: the source is most likely empty, so wait for
+       * readable (level-triggered: bytes still there wake us at once) rather than read EAGAIN. */
       d->short_read = 0;
       d->want_r = 1;
       return 0;
