@@ -5,6 +5,7 @@
       "sources": [
         "native/batch.c",
         "native/conn.c",
+        "native/copy.c",
         "native/listener.c",
         "native/napi.c",
         "native/napi-tls.c",

@@ -7,7 +7,8 @@
  * takes it out; the key carries the slot, its generation and the attempt, so an event of
  * a closed fd is dropped. A socket both of whose directions are finished leaves the set
  * (its HUP would otherwise be reported at every turn while the other side drains).
- * TLS connections (tls-conn.c) take the same path with a buffered pump instead of splice.
+ * Every direction starts on copy.c's buffered pump (one recv and one send for a small
+ * exchange); a plain one moves to splice once a read fills the buffer (bulk), a TLS one stays.
  * Ownership: the conn owns cfd from accept and bfd from socket() until conn_close(); a
  * failed attempt closes bfd (and frees its SSL); conn_close frees the TLS state; the conn's memory is freed when its timer's close callback
  * has run (so a pointer met later in the same epoll batch is still valid: state CLOSED). */
@@ -151,6 +152,7 @@ void conn_close(conn_t *c, int reason, int err, int report) {
   engine_t *e = c->e;
   c->state = S_CLOSED;
   conn_tls_free(c); /* SSL objects first: they point at the fds closed below */
+  copy_release(c);
   if (report) out_record(e, OUT_CLOSED, c->id, reason, err, (double)c->up.in, (double)c->down.out);
   dir_release(e, &c->up);
   dir_release(e, &c->down);
@@ -269,6 +271,17 @@ static int write_header(conn_t *c) {
   return 0;
 }
 
+/* One direction: copy.c's buffered pump (TLS always; plain until a read fills its buffer),
+ * then splice for a plain direction that turned out to be bulk. 0, or -1 when it closed. */
+static int move(conn_t *c, dir_t *d, int up) {
+  if (!d->spliced) {
+    int r = copy_pump(c, d, up);
+    if (r != 1) return r;
+    d->spliced = 1;
+  }
+  return up ? pump(c, d, c->cfd, c->bfd, 1) : pump(c, d, c->bfd, c->cfd, 0);
+}
+
 /* Runs both directions, then sets each socket's interest or finishes the connection. */
 static void drive(conn_t *c) {
   int hdr_left = 0;
@@ -276,9 +289,8 @@ static void drive(conn_t *c) {
     hdr_left = write_header(c);
     if (hdr_left < 0) return;
   }
-  int tls = c->cssl || c->bssl;
-  if (!hdr_left && (tls ? conn_tls_pump(c, &c->up, 1) : pump(c, &c->up, c->cfd, c->bfd, 1)) < 0) return;
-  if ((tls ? conn_tls_pump(c, &c->down, 0) : pump(c, &c->down, c->bfd, c->cfd, 0)) < 0) return;
+  if (!hdr_left && move(c, &c->up, 1) < 0) return;
+  if (move(c, &c->down, 0) < 0) return;
   if (c->up.shut && c->down.shut) {
     conn_close(c, R_DONE, 0, 1);
     return;
@@ -388,7 +400,7 @@ void conn_on_event(engine_t *e, uint64_t key, uint32_t events) {
     /* Waiting for a destination (conn_watch_leave): a FIN with nothing unread means the
      * client has gone; one behind bytes it sent is a request, still to be served. */
     uint8_t b;
-    ssize_t n = recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = c->cssl ? conn_tls_peek(c) : recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0) {
       conn_close(c, R_CLIENT_ERROR, 0, 1);
       return;
@@ -425,6 +437,7 @@ int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t
 int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len, tls_client_t *tls) {
   if (c->state != S_WAITING) return EBUSY;
   if (port <= 0 || port > 65535) return EINVAL;
+  if (tls && hdr_len > 0) return EINVAL; /* a header would go out in plaintext inside the TLS stream */
   struct sockaddr_storage ss;
   socklen_t len;
   if (addr_fill(host, port, &ss, &len) != 0) return EINVAL;

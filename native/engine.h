@@ -6,11 +6,11 @@
  *   napi.c      the JavaScript API;      batch.c   the outcome batch (accepts included), epoll;
  *   peek.c      a client before its backend; port-hold.c the primary's holds on its workers' ports;
  *   tls-ctx.c   TLS contexts (immutable snapshots built from PEM bytes);
- *   tls-conn.c  a connection's TLS: handshakes, and the buffered pump TLS connections use;
+ *   tls-conn.c  a connection's TLS handshakes;  copy.c  the buffered pump (TLS, and plain until bulk);
  *   napi-tls.c  the JavaScript API of the TLS parts.
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
- * socket() until conn_close(); a direction owns a pipe (plain) or a buffer (TLS) only while
- * bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context
+ * socket() until conn_close(); a direction owns a pipe (splice) or a buffer (copy.c) only
+ * while bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context
  * snapshot it uses until it is freed; a port hold owns its fd until released. */
 #ifndef LINKERD_TCP_ENGINE_H
 #define LINKERD_TCP_ENGINE_H
@@ -84,8 +84,9 @@ typedef struct dir {
   uint8_t shut;        /* FIN passed on: shutdown(dst, SHUT_WR) done */
   uint8_t want_r, want_w;
   uint8_t short_read;  /* the last read took less than the pipe holds: wait for readable */
-  /* TLS conns: a buffer instead of a pipe (tls-conn.c), and the waits TLS adds: */
-  uint8_t *buf;        /* TLS_BUF bytes while dst could not take what was read, else NULL */
+  uint8_t spliced;     /* plain: this direction moved from copy.c's buffered pump to splice */
+  /* The buffered pump (copy.c): a buffer instead of a pipe, and the waits TLS adds: */
+  uint8_t *buf;        /* COPY_BUF bytes while dst could not take what was read, else NULL (copy.c) */
   uint32_t len, off;   /* bytes in buf, and how many of them are written */
   uint8_t src_want_w;  /* the read side's SSL needs its socket writable */
   uint8_t dst_want_r;  /* the write side's SSL needs its socket readable */
@@ -159,7 +160,7 @@ struct engine {
   size_t nrec;              /* records waiting to be flushed */
   double *pending;          /* overflow while JavaScript reads `records` */
   size_t npending, cap_pending;
-  int epfd;                 /* every connection socket, edge-triggered (conn.c); one uv_poll_t watches it */
+  int epfd;                 /* every connection socket, level-triggered (conn.c); one uv_poll_t watches it */
   uv_poll_t ep_poll;
   uint8_t ep_ref;           /* ep_poll keeps the loop alive while connections live */
   uv_check_t flush_check;
@@ -183,8 +184,8 @@ struct engine {
   size_t ntls_clients;
   uint8_t ticket_keys[2][48]; /* [0] issues and decrypts, [1] the previous set, decrypt only */
   uint8_t nticket_keys;       /* 0: none yet (made at the first TLS server) */
-  uint8_t **bufs;             /* free TLS buffers (tls-conn.c) */
-  uint8_t *tls_scratch;       /* every TLS read lands here first (tls-conn.c); one engine, one thread */
+  uint8_t **bufs;             /* free copy buffers (copy.c) */
+  uint8_t *tls_scratch;       /* every buffered read lands here first (copy.c); one engine, one thread */
   size_t nbufs;
 };
 
@@ -224,15 +225,20 @@ uint32_t tls_server_handshake_ms(const tls_server_t *t);
 int tls_server_has_default(const tls_server_t *t);
 void tls_engine_destroy(engine_t *e);                                 /* at cleanup: every snapshot, buffer */
 
+/* copy.c: the buffered pump */
+#define COPY_BUF 16384 /* one TLS record's plaintext; a plain read that fills it moves the direction to splice */
+int copy_pump(conn_t *c, dir_t *d, int src_is_client); /* 0 waiting, -1 closed, 1 plain bulk: splice from now on */
+void copy_release(conn_t *c);          /* at close: the directions' buffers back to the pool */
+void copy_destroy(engine_t *e);        /* at cleanup: the pool and the scratch buffer */
+
 /* tls-conn.c */
 int conn_tls_start(conn_t *c);         /* termination: the client's handshake begins; 0 or an errno */
 void conn_tls_handshake(conn_t *c);    /* an event while S_HANDSHAKE */
 int conn_tls_backend(conn_t *c);       /* origination: the TCP connect is done, the backend handshake begins; -1 when it ended the attempt */
 void conn_tls_backend_step(conn_t *c); /* an event while the backend handshake runs */
-int conn_tls_pump(conn_t *c, dir_t *d, int src_is_client); /* an open TLS conn, one direction (buffered); -1 when it closed */
 void conn_tls_fail(conn_t *c, int cause); /* the client's handshake failed: record it, wait for JavaScript's close */
 void conn_tls_free(conn_t *c);         /* at close: SSL objects, buffers, references */
-void conn_tls_buffers_destroy(engine_t *e);
+ssize_t conn_tls_peek(conn_t *c);      /* waiting after a handshake: 1 unread bytes (in OpenSSL or the socket), 0 gone, -1 errno */
 
 /* peek.c */
 int conn_peek(conn_t *c, size_t max, size_t min); /* min > 1: wait (SO_RCVLOWAT) until that many are readable */

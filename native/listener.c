@@ -37,7 +37,7 @@ static void maybe_free(listener_t *l) {
   if (l->handles_open == 0 && l->conns == 0) {
     engine_t *e = l->e;
     if (l->id < e->nlisteners && e->listeners[l->id] == l) e->listeners[l->id] = NULL;
-    tls_server_unref(l->tls); /* the listener's reference (tlsListen) */
+    tls_server_unref(l->tls); /* the listener's reference (listenerTls) */
     free(l);
   }
 }

@@ -219,8 +219,13 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   }
   if (!in_range(port, 1, 65535) || !(timeout <= UINT32_MAX)) return num(env, EINVAL); /* NaN fails both */
   tls_client_t *tls = NULL;
-  double tid = -1;
-  if (argc >= 6 && arg_double(env, argv[5], &tid) == 0 && tid >= 0 && !(tls = tls_client_of(e, tid))) return num(env, EINVAL);
+  napi_valuetype tt = napi_undefined;
+  if (argc >= 6 && napi_typeof(env, argv[5], &tt) != napi_ok) return NULL;
+  if (tt != napi_undefined) {
+    /* A TLS id that is not a live one is refused: never a plaintext connect to a TLS backend. */
+    double tid;
+    if (arg_double(env, argv[5], &tid) != 0 || !(tls = tls_client_of(e, tid))) return num(env, EINVAL);
+  }
   return num(env, conn_connect(c, host, (int)port, timeout > 0 ? (uint32_t)timeout : 0, hdr, hdr_len, tls));
 }
 
@@ -333,7 +338,8 @@ static void cleanup(void *arg) {
   for (size_t i = 0; i < e->nconns_cap; i++) if (e->conns[i]) conn_close(e->conns[i], R_DONE, 0, 0);
   for (size_t i = 0; i < e->nlisteners; i++) if (e->listeners[i] && !e->listeners[i]->closing) listener_close(e->listeners[i]);
   pipe_pool_destroy(&e->pipes);
-  if (e->ntls_servers || e->ntls_clients || e->nbufs || e->tls_scratch) tls_engine_destroy(e); /* OpenSSL only where TLS ran */
+  if (e->ntls_servers || e->ntls_clients) tls_engine_destroy(e); /* OpenSSL only where TLS ran */
+  copy_destroy(e);
   port_release_all(e);
   uv_close((uv_handle_t *)&e->ep_poll, NULL);
   if (close(e->epfd) != 0) errno = 0;

@@ -31,6 +31,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,7 @@ static const char *const NEEDED[] = {
   "SSL_CTX_set_tlsext_ticket_key_evp_cb", "SSL_new", "SSL_free", "SSL_set_fd", "SSL_set_ex_data", "SSL_get_ex_data",
   "SSL_set_SSL_CTX", "SSL_get_servername", "SSL_select_next_proto", "SSL_get0_alpn_selected", "SSL_do_handshake",
   "SSL_set_accept_state", "SSL_set_connect_state", "SSL_read_ex", "SSL_write_ex", "SSL_shutdown", "SSL_get_error",
-  "SSL_has_pending", "SSL_session_reused", "SSL_ctrl", "SSL_set1_host", "SSL_get0_param", "SSL_get_verify_result",
+  "SSL_has_pending", "SSL_peek_ex", "SSL_get_peer_finished", "SSL_session_reused", "SSL_ctrl", "SSL_set1_host", "SSL_get0_param", "SSL_get_verify_result",
   "SSL_get0_peer_certificate", "TLS_server_method", "TLS_client_method", "CRYPTO_get_ex_new_index",
   "X509_VERIFY_PARAM_set1_ip_asc", "X509_STORE_add_cert", "X509_free", "EVP_PKEY_free", "BIO_new_mem_buf",
   "BIO_free", "PEM_read_bio_X509", "PEM_read_bio_PrivateKey", "ERR_clear_error", "ERR_peek_last_error",
@@ -98,9 +99,16 @@ const char *tls_unavailable(void) {
 /* ---- shared pieces ---- */
 
 static int conn_index = -1;
+static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
 
+static void conn_index_make(void) {
+  conn_index = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+  ERR_clear_error();
+}
+
+/* One slot for every engine of the process (Node environments on other threads included). */
 int tls_conn_index(void) {
-  if (conn_index < 0) conn_index = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+  if (pthread_once(&conn_index_once, conn_index_make) != 0) return -1;
   return conn_index;
 }
 
@@ -492,7 +500,6 @@ void tls_engine_destroy(engine_t *e) {
   e->tls_servers = NULL;
   e->tls_clients = NULL;
   e->ntls_servers = e->ntls_clients = 0;
-  conn_tls_buffers_destroy(e);
   memset(e->ticket_keys, 0, sizeof(e->ticket_keys));
   e->nticket_keys = 0;
 }

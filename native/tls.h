@@ -1,12 +1,11 @@
 /* What the TLS files share beyond engine.h: the options a snapshot is built from (napi-tls.c
  * fills them from JavaScript's arguments; every pointer in them is borrowed for the call and
- * copied by tls-ctx.c where kept), the snapshot constructors, and the TLS buffer size. */
+ * copied by tls-ctx.c where kept), and the snapshot constructors. */
 #ifndef LINKERD_TCP_TLS_H
 #define LINKERD_TCP_TLS_H
 #include "engine.h"
 #include <openssl/ssl.h>
 
-#define TLS_BUF 16384 /* one TLS record's plaintext: a direction's buffer while bytes are in flight */
 
 typedef struct tls_bytes {
   const uint8_t *data;

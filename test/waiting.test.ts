@@ -4,7 +4,10 @@
 // released at once; the wait is bounded even without connectTimeoutMs.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { type Backend, deadline, echo, peerClosed, type Proxy, startBackend, startProxy } from './support/harness.ts';
 import { NamerdDouble } from './support/namerd-double.ts';
@@ -47,16 +50,16 @@ describe('waiting for a first resolution', () => {
     cleanup.push(() => n.close());
     return n;
   }
-  async function namerdProxy(n: NamerdDouble, opts: { periodSecs: number; requestTimeoutMs: number; server?: string }) {
+  async function namerdProxy(n: NamerdDouble, opts: { periodSecs: number; requestTimeoutMs: number; server?: string; env?: NodeJS.ProcessEnv; watch?: boolean }) {
     const p = await startProxy(`
 admin: {port: 0}
 routers:
 - label: r
-  interpreter: {kind: io.l5d.namerd.http, baseUrl: "${n.baseUrl}", namespace: default, periodSecs: ${opts.periodSecs}, requestTimeoutMs: ${opts.requestTimeoutMs}}
+  interpreter: {kind: io.l5d.namerd.http, baseUrl: "${n.baseUrl}", namespace: default, periodSecs: ${opts.periodSecs}, requestTimeoutMs: ${opts.requestTimeoutMs}${opts.watch ? ', watch: true' : ''}}
   servers:
   - port: 0
     dstName: /svc/x${opts.server ?? ''}
-`);
+`, 1, opts.env ?? {});
     cleanup.push(() => p.proxy.stop('SIGKILL'));
     return p;
   }
@@ -124,6 +127,45 @@ routers:
     assert.equal(String((await deadline(5000, 'echo', echoed))[0]), 'late');
     s.destroy();
   });
+
+  // A TLS client's request (and its close_notify and FIN) may arrive with its last handshake
+  // flight, read into the TLS library before the name resolves: the raw socket then shows
+  // only the FIN. Such a client is served; one that only said close_notify is released at once.
+  for (const engine of ['native', 'node'] as const) {
+    it(`TLS (${engine} engine): a client whose request came with its handshake and FIN is served once the name binds; one that only closed is released`, async () => {
+      const n = await namerd();
+      const b = await backend();
+      n.set('default', '/svc/x', { type: 'hang' });
+      const PKI = new URL('./fixtures/tls/', import.meta.url).pathname;
+      const { proxy: p, ports: [port] } = await namerdProxy(n, {
+        // A watch: namerd says nothing until the name binds, then streams it (no poll failing meanwhile).
+        periodSecs: 1, requestTimeoutMs: 3000, watch: true, env: { LINKERD_TCP_ENGINE: engine },
+        server: `\n    tls: {defaultIdentity: {privateKey: ${join(PKI, 'rsa.key')}, certs: [${join(PKI, 'rsa.pem')}, ${join(PKI, 'chain.pem')}]}}`,
+      });
+      const tls = (): Promise<TLSSocket> => {
+        // allowHalfOpen (taken by tls.connect, missing from its types): the reply can follow our FIN.
+        const opts: ConnectionOptions & { allowHalfOpen: boolean } = { port: port!, host: '127.0.0.1', servername: 'rsa.test', ca: readFileSync(join(PKI, 'ca.pem')), allowHalfOpen: true };
+        const s = tlsConnect(opts);
+        s.on('error', () => {});
+        return deadline(5000, 'TLS handshake', once(s, 'secureConnect').then(() => s));
+      };
+      const asker = await tls();
+      const answer: Buffer[] = [];
+      asker.on('data', (d: Buffer) => answer.push(d));
+      const answered = once(asker, 'end');
+      asker.end('request'); // the request, close_notify and FIN together
+      const leaver = await tls();
+      await metricBecomes(p, 'l5d:balancer:waiters', 2);
+      leaver.end(); // close_notify and FIN, nothing sent
+      await p.waitForCount(closedWith('client_error'), 1, 2000);
+      await metricBecomes(p, 'l5d:balancer:waiters', 1, 2000);
+      n.set('default', '/svc/x', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: b.port }] });
+      await deadline(10_000, 'the waiting request served', answered);
+      assert.equal(Buffer.concat(answer).toString(), 'request');
+      const [rec] = await p.waitForCount(closedWith('done'), 1, 5000);
+      assert.equal(rec!['rxBytes'], 'request'.length);
+    });
+  }
 
   it('a name that cannot be bound fails new connections at once: `! | /t/1` and a dtab loop', async () => {
     const { proxy: p, ports } = await startProxy(`

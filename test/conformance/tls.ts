@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { type AddressInfo, connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -466,6 +466,36 @@ export function tlsSuite(engine: Engine): void {
       assert.ok(after.ok, after.error);
       assert.equal(after.reused, false, 'a session made under the removed CA no longer resumes');
       assert.equal(String(await roundTrip(after.s, 'two')), 'two');
+    });
+
+    it('a client that sends its ClientHello and FIN, then resets, is held to the deadline without the proxy spinning on the reset', async () => {
+      const b = await h.backend(echo);
+      // One process (its CPU is the one read), and a deadline long enough for a spin to show.
+      const { proxy: p, port } = await h.proxy(terminating(inet(b.port), `{defaultIdentity: ${id('rsa')}, handshakeTimeoutMs: 1500}`), { LINKERD_TCP_WORKERS: '1' });
+      // A real ClientHello: what a TLS client sends first, caught by a plain listener.
+      const catcher = createNetServer();
+      catcher.listen(0, '127.0.0.1');
+      await once(catcher, 'listening');
+      const caught = once(catcher, 'connection').then(([c]) => once(c as Socket, 'data').then(([d]) => { (c as Socket).destroy(); return d as Buffer; }));
+      const probe = tlsConnect({ port: (catcher.address() as AddressInfo).port, host: '127.0.0.1', servername: 'rsa.test' });
+      probe.on('error', () => {});
+      const hello = await deadline(5000, 'a ClientHello', caught);
+      probe.destroy();
+      catcher.close();
+      const cpu = (): number => { const f = readFileSync(`/proc/${p.proc.pid!}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); };
+      const s = netConnect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      sockets.add(s);
+      s.on('error', () => {});
+      await deadline(5000, 'connect', once(s, 'connect'));
+      s.end(hello); // the ClientHello, then FIN: the proxy answers, then reads EOF
+      await deadline(5000, 'the server\'s first flight', once(s, 'data'));
+      const t0 = performance.now(), c0 = cpu();
+      s.resetAndDestroy(); // then RST: the socket reports ERR|HUP until the deadline ends it
+      const rec = await p.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'tls_handshake', 10_000);
+      const ticks = cpu() - c0, ms = performance.now() - t0;
+      assert.equal(rec['error'], 'timeout');
+      // clock ticks are 10 ms: a spin would spend most of the wait on the CPU.
+      assert.ok(ticks * 10 < ms / 4, `the proxy used ${ticks * 10} ms of CPU in ${Math.round(ms)} ms waiting for the deadline`);
     });
 
     it('handshake timeout: silent and stalled clients, and a half ClientHello then FIN, are cut at the timeout (timeout); garbage is malformed; a half ClientHello then RST is closed; each only its own connection', async () => {
