@@ -80,6 +80,16 @@ async function holdIdle(port: number, n: number, secure = false): Promise<Socket
   return out;
 }
 
+/** The start of every HAProxy config here: TCP mode, the same limits and timeouts. */
+const HAPROXY_DEFAULTS = `global
+  maxconn 9000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+`;
+
 function machine(): string {
   return `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('haproxy', ['-v'], { encoding: 'utf8' }).split('\n')[0]!.split(' - ')[0]}, ${execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim()}`;
 }
@@ -157,14 +167,7 @@ routers:
   const l5dAll = await l5d(`linkerd-tcp native ×${cpus().length}`, cpus().length, 'native');
   const nodeOne = await l5d('linkerd-tcp node ×1', 1, 'node');
   const nodeAll = await l5d(`linkerd-tcp node ×${cpus().length}`, cpus().length, 'node');
-  writeFileSync(join(dir, 'haproxy.cfg'), `global
-  maxconn 9000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 300s
-  timeout server 300s
-frontend http
+  writeFileSync(join(dir, 'haproxy.cfg'), `${HAPROXY_DEFAULTS}frontend http
   bind 127.0.0.1:${p.haHttp}
   default_backend http
 backend http
@@ -320,14 +323,7 @@ routers:
     l5d('node'),
     { id: 'haproxy', up: async () => {
       const port = await freePort(), file = join(t, 'haproxy.cfg');
-      writeFileSync(file, `global
-  maxconn 9000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 300s
-  timeout server 300s
-frontend tls
+      writeFileSync(file, `${HAPROXY_DEFAULTS}frontend tls
   bind 127.0.0.1:${port} ssl crt ${combined} ssl-min-ver TLSv1.2
   default_backend http
 backend http

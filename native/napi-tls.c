@@ -5,6 +5,7 @@
  * Ownership: e->tls_servers / e->tls_clients hold JavaScript's reference per id until
  * tlsServerRelease / tlsClientRelease; the PEM bytes passed in are borrowed for the call. */
 #include "engine.h"
+#include "napi-util.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,21 +15,7 @@
 #define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
 #define STR_MAX 2048
 
-static engine_t *engine_of(napi_env env) {
-  void *data = NULL;
-  if (napi_get_instance_data(env, &data) != napi_ok) return NULL;
-  return data;
-}
 
-static napi_value num(napi_env env, double d) {
-  napi_value v;
-  return napi_create_double(env, d, &v) == napi_ok ? v : NULL;
-}
-
-static napi_value undef(napi_env env) {
-  napi_value v;
-  return napi_get_undefined(env, &v) == napi_ok ? v : NULL;
-}
 
 static napi_value str(napi_env env, const char *s, size_t len) {
   napi_value v;

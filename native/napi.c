@@ -4,6 +4,7 @@
  * Ownership: the engine (instance data) is freed at finalize; every fd it owns is closed by
  * the env cleanup hook (connections, listeners, pipes, holds, epoll, the reserve fd). */
 #include "engine.h"
+#include "napi-util.h"
 #include "tls.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -17,11 +18,6 @@
 
 #define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
 
-static engine_t *engine_of(napi_env env) {
-  void *data = NULL;
-  if (napi_get_instance_data(env, &data) != napi_ok) return NULL;
-  return data;
-}
 
 /* ---- argument helpers ---- */
 
@@ -51,15 +47,6 @@ static int arg_string(napi_env env, napi_value v, char *buf, size_t size) {
   return napi_get_value_string_utf8(env, v, buf, size, &len) == napi_ok && len < size - 1 ? 0 : -1;
 }
 
-static napi_value num(napi_env env, double d) {
-  napi_value v;
-  return napi_create_double(env, d, &v) == napi_ok ? v : NULL;
-}
-
-static napi_value undef(napi_env env) {
-  napi_value v;
-  return napi_get_undefined(env, &v) == napi_ok ? v : NULL;
-}
 
 static napi_value pair(napi_env env, double a, double b) {
   napi_value arr;

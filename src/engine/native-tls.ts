@@ -7,9 +7,9 @@
 // runs per handshake. Session IDs resume on the process that issued them (no shared cache);
 // tickets resume everywhere (the primary's keys, tlsTicketKeys).
 import type { ServerTlsConfig } from '../config/types.ts';
-import { identityFiles, nativePolicy } from '../connector/tls-policy.ts';
+import { nativePolicy } from '../connector/tls-policy.ts';
 import { LinkerdTcpError } from '../errors.ts';
-import { identityKey, readServerTls, type ServerTlsMaterial } from '../server/tls.ts';
+import { identityKey, readServerTls, serverTlsFiles, type ServerTlsMaterial } from '../server/tls.ts';
 import type { NativeBinding, NativeTlsServerOptions } from './native-binding.ts';
 
 /** Sessions (IDs and tickets) live as long as the node engine's default (`sessionTimeout`). */
@@ -64,11 +64,7 @@ export class NativeTlsTerminator {
 
   /** Every file this server's TLS reads. */
   files(): string[] {
-    return [
-      ...identityFiles(this.config.defaultIdentity),
-      ...Object.values(this.config.identities).flatMap(identityFiles),
-      ...(this.config.clientAuth?.trustCerts ?? []),
-    ];
+    return serverTlsFiles(this.config);
   }
 
   /** Handshakes on `listenerId` start from this server's snapshot (now, and after each reload). */

@@ -96,6 +96,11 @@ export interface ServerTlsMaterial {
   readonly summary: { name: string; names: readonly string[]; notAfter: string }[];
 }
 
+/** Every file a termination setting reads (for the reload watcher). */
+export function serverTlsFiles(c: ServerTlsConfig): string[] {
+  return [...identityFiles(c.defaultIdentity), ...Object.values(c.identities).flatMap(identityFiles), ...(c.clientAuth?.trustCerts ?? [])];
+}
+
 /** Reads every file of a termination setting (throws a config error naming the key path and file). */
 export function readServerTls(c: ServerTlsConfig, where: string): ServerTlsMaterial {
   const ca = c.clientAuth ? loadTrust(c.clientAuth.trustCerts, `${where}.clientAuth.trustCerts`) : undefined;
@@ -177,11 +182,7 @@ export class TlsTerminator {
 
   /** Every file this server's TLS reads. */
   files(): string[] {
-    return [
-      ...identityFiles(this.config.defaultIdentity),
-      ...Object.values(this.config.identities).flatMap(identityFiles),
-      ...(this.config.clientAuth?.trustCerts ?? []),
-    ];
+    return serverTlsFiles(this.config);
   }
 
   /** Starts the handshake on a raw accepted socket. */
