@@ -10,10 +10,10 @@
  * Every direction starts on copy.c's buffered pump (one recv and one send for a small
  * exchange); a plain one moves to splice once a read fills the buffer (bulk), a TLS one stays.
  * Ownership: the conn owns cfd from accept and bfd from socket() until conn_close(); a
- * failed attempt closes bfd (and frees its SSL); conn_close frees the TLS state; the conn's memory is freed when its timer's close callback
- * has run (so a pointer met later in the same epoll batch is still valid: state CLOSED). */
+ * failed attempt closes bfd (and frees its SSL); conn_close frees the TLS state and the
+ * copy buffers; the conn's memory is freed when its timer's close callback has run (so a
+ * pointer met later in the same epoll batch is still valid: state CLOSED). */
 #include "engine.h"
-#include <openssl/ssl.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -315,8 +315,7 @@ static int sock_error(int fd) {
 
 static void attempt_failed(conn_t *c, int err, double detail) {
   engine_fd_pressure(c->e, err);
-  if (c->bssl) SSL_free(c->bssl);
-  c->bssl = NULL;
+  conn_tls_backend_free(c); /* the attempt's SSL, before its socket */
   backend_drop(c);
   c->state = S_WAITING;
   c->attempt_deadline = 0;
@@ -432,8 +431,9 @@ int addr_fill(const char *host, int port, struct sockaddr_storage *ss, socklen_t
   return EINVAL;
 }
 
-/* Starts a connect attempt (`tls`: then a TLS handshake with the backend, within the attempt); returns 0 (the outcome comes as a record), EBUSY (not waiting),
- * EINVAL (bad port or not an address) or ENOMEM. */
+/* Starts a connect attempt (`tls`: then a TLS handshake with the backend, within the
+ * attempt); returns 0 (the outcome comes as a record), EBUSY (not waiting), EINVAL (bad port,
+ * not an address, or a header with TLS) or ENOMEM. */
 int conn_connect(conn_t *c, const char *host, int port, uint32_t timeout_ms, const uint8_t *hdr, size_t hdr_len, tls_client_t *tls) {
   if (c->state != S_WAITING) return EBUSY;
   if (port <= 0 || port > 65535) return EINVAL;

@@ -50,8 +50,8 @@ static void buf_put(engine_t *e, dir_t *d) {
 }
 
 void copy_destroy(engine_t *e) {
-  free(e->tls_scratch);
-  e->tls_scratch = NULL;
+  free(e->copy_scratch);
+  e->copy_scratch = NULL;
   for (size_t i = 0; i < e->nbufs; i++) free(e->bufs[i]);
   free(e->bufs);
   e->bufs = NULL;
@@ -191,7 +191,7 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
   SSL *ss = src_is_client ? c->cssl : c->bssl, *ds = src_is_client ? c->bssl : c->cssl;
   int src = src_is_client ? c->cfd : c->bfd, dst = src_is_client ? c->bfd : c->cfd;
   d->want_r = d->want_w = d->src_want_w = d->dst_want_r = 0;
-  if (!e->tls_scratch && !(e->tls_scratch = malloc(COPY_BUF))) {
+  if (!e->copy_scratch && !(e->copy_scratch = malloc(COPY_BUF))) {
     conn_close(c, R_LOCAL, ENOMEM, 1);
     return -1;
   }
@@ -206,9 +206,6 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
       buf_put(e, d); /* written out: the conn holds no buffer again */
     }
     if (d->eof) return dir_finish(c, d, ds, dst, !src_is_client);
-    /* Read into the engine's scratch buffer and write straight on; only bytes the destination
-     * cannot take now are copied into a buffer of the conn's own (the same bytes, moved:
-     * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so a conn holds one only while it is blocked. */
     if (d->short_read) {
       /* The last read gave less than a buffer: the source is most likely empty, so wait for
        * readable (level-triggered: bytes still there wake us at once) rather than read EAGAIN. */
@@ -216,8 +213,11 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
       d->want_r = 1;
       return 0;
     }
+    /* Read into the engine's scratch buffer and write straight on; only bytes the destination
+     * cannot take now are copied into a buffer of the conn's own (the same bytes, moved:
+     * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so a conn holds one only while it is blocked. */
     size_t n = 0;
-    int r = dir_read(c, d, ss, src, src_is_client, e->tls_scratch, &n);
+    int r = dir_read(c, d, ss, src, src_is_client, e->copy_scratch, &n);
     if (r < 0) return -1;
     if (r == 0) return 0;
     if (r == 2) {
@@ -228,7 +228,7 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
     if (src_is_client) c->l->rx += n;
     c->last_active = uv_now(e->loop);
     size_t w = 0;
-    r = dir_write(c, d, ds, dst, !src_is_client, e->tls_scratch, n, &w);
+    r = dir_write(c, d, ds, dst, !src_is_client, e->copy_scratch, n, &w);
     if (r < 0) return -1;
     if (r == 1) wrote(c, d, src_is_client, w);
     /* Plain both ways and a read filled the buffer, all of it written: bulk, splice from now on. */
@@ -238,7 +238,7 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
         conn_close(c, R_LOCAL, ENOMEM, 1);
         return -1;
       }
-      memcpy(d->buf, e->tls_scratch + w, n - w);
+      memcpy(d->buf, e->copy_scratch + w, n - w);
       d->len = (uint32_t)(n - w);
       d->off = 0;
       if (r == 0) return 0; /* blocked: the wants are set */

@@ -124,7 +124,6 @@ struct conn {
   tls_client_t *tcli;           /* set by conn_connect for each TLS attempt */
   uint64_t hs_started_ns;
   uint8_t tls_cause;            /* TF_* once failed (or a cause noted by a callback) */
-  uint8_t tls_reused;
   uint8_t tls_eof;              /* the client's FIN came mid-handshake: waiting for the deadline */
   char *sni;                    /* the name the client asked for (owned, at most 255 bytes), or NULL */
 };
@@ -185,7 +184,7 @@ struct engine {
   uint8_t ticket_keys[2][48]; /* [0] issues and decrypts, [1] the previous set, decrypt only */
   uint8_t nticket_keys;       /* 0: none yet (made at the first TLS server) */
   uint8_t **bufs;             /* free copy buffers (copy.c) */
-  uint8_t *tls_scratch;       /* every buffered read lands here first (copy.c); one engine, one thread */
+  uint8_t *copy_scratch;      /* every buffered read lands here first (copy.c); one engine, one thread */
   size_t nbufs;
 };
 
@@ -223,7 +222,7 @@ struct ssl_st *tls_server_ssl(tls_server_t *t, conn_t *c);           /* a new SS
 struct ssl_st *tls_client_ssl(tls_client_t *t, conn_t *c);           /* a new SSL for a backend, or NULL */
 uint32_t tls_server_handshake_ms(const tls_server_t *t);
 int tls_server_has_default(const tls_server_t *t);
-void tls_engine_destroy(engine_t *e);                                 /* at cleanup: every snapshot, buffer */
+void tls_engine_destroy(engine_t *e);                                 /* at cleanup: JavaScript's references on the snapshots, the ticket keys */
 
 /* copy.c: the buffered pump */
 #define COPY_BUF 16384 /* one TLS record's plaintext; a plain read that fills it moves the direction to splice */
@@ -236,8 +235,9 @@ int conn_tls_start(conn_t *c);         /* termination: the client's handshake be
 void conn_tls_handshake(conn_t *c);    /* an event while S_HANDSHAKE */
 int conn_tls_backend(conn_t *c);       /* origination: the TCP connect is done, the backend handshake begins; -1 when it ended the attempt */
 void conn_tls_backend_step(conn_t *c); /* an event while the backend handshake runs */
+void conn_tls_backend_free(conn_t *c); /* a failed attempt: its SSL object, if any */
 void conn_tls_fail(conn_t *c, int cause); /* the client's handshake failed: record it, wait for JavaScript's close */
-void conn_tls_free(conn_t *c);         /* at close: SSL objects, buffers, references */
+void conn_tls_free(conn_t *c);         /* at close: SSL objects, snapshot references, the SNI name */
 ssize_t conn_tls_peek(conn_t *c);      /* waiting after a handshake: 1 unread bytes (in OpenSSL or the socket), 0 gone, -1 errno */
 
 /* peek.c */

@@ -35,12 +35,8 @@ static napi_value prop(napi_env env, napi_value obj, const char *name) {
   return t == napi_undefined || t == napi_null ? NULL : v;
 }
 
-/* A Uint8Array property (Buffers are) into `out`; absent: empty. -1 when not a Uint8Array. */
-static int prop_bytes(napi_env env, napi_value obj, const char *name, tls_bytes_t *out) {
-  out->data = NULL;
-  out->len = 0;
-  napi_value v = prop(env, obj, name);
-  if (!v) return 0;
+/* A Uint8Array (Buffers are) into `out`, borrowed for the call; -1 when it is not one. */
+static int bytes_of(napi_env env, napi_value v, tls_bytes_t *out) {
   bool is_ta = false;
   napi_typedarray_type type;
   size_t length, offset;
@@ -52,6 +48,14 @@ static int prop_bytes(napi_env env, napi_value obj, const char *name, tls_bytes_
   out->data = data;
   out->len = length;
   return 0;
+}
+
+/* A Uint8Array property into `out`; absent: empty. -1 when not a Uint8Array. */
+static int prop_bytes(napi_env env, napi_value obj, const char *name, tls_bytes_t *out) {
+  out->data = NULL;
+  out->len = 0;
+  napi_value v = prop(env, obj, name);
+  return v ? bytes_of(env, v, out) : 0;
 }
 
 /* A string property into buf (required). */
@@ -268,11 +272,8 @@ static napi_value js_tls_info(napi_env env, napi_callback_info info) {
 /* tlsTicketKeys(keys: 48-byte Uint8Array): new tickets under these; the previous set still decrypts. */
 static napi_value js_tls_ticket_keys(napi_env env, napi_callback_info info) {
   ARGS(1)
-  napi_value holder;
-  CHECK(napi_create_object(env, &holder));
-  CHECK(napi_set_named_property(env, holder, "k", argv[0]));
   tls_bytes_t k;
-  if (prop_bytes(env, holder, "k", &k) != 0 || k.len != 48) return fail(env, "linkerd-tcp engine: tlsTicketKeys(48 bytes)");
+  if (bytes_of(env, argv[0], &k) != 0 || k.len != 48) return fail(env, "linkerd-tcp engine: tlsTicketKeys(48 bytes)");
   tls_set_ticket_keys(e, k.data);
   return undef(env);
 }

@@ -7,8 +7,8 @@
  *   handshake is part of the connect attempt: success opens the conn, failure fails the attempt.
  * - Byte counts are plaintext, as on the node engine.
  * Ownership: the conn owns cssl/bssl; conn_tls_free (from conn_close) frees them and drops
- * the conn's snapshot references; a failed backend handshake or attempt frees bssl at once
- * (conn_tls_backend_step, conn.c attempt_failed). Error queue: cleared before each OpenSSL call
+ * the conn's snapshot references; a failed attempt (its handshake included) frees bssl at
+ * once, with the backend socket (conn.c attempt_failed). Error queue: cleared before each OpenSSL call
  * whose result is read through SSL_get_error, and left empty after. */
 #include "engine.h"
 #include <errno.h>
@@ -77,12 +77,11 @@ void conn_tls_fail(conn_t *c, int cause) {
 
 /* The handshake is done: waiting for a destination from JavaScript (OUT_TLS_DONE). */
 static void tls_done(conn_t *c) {
-  c->tls_reused = (uint8_t)SSL_session_reused(c->cssl);
   c->state = S_WAITING;
   c->attempt_deadline = 0;
   if (conn_watch(c, 0, NOTHING) != 0) errno = 0; /* quiet until routed (watchLeave) or connected */
   timers_arm(c);                                  /* the server's connect deadline again */
-  out_record(c->e, OUT_TLS_DONE, c->id, (double)(uv_hrtime() - c->hs_started_ns) / 1000.0, c->tls_reused, 0, 0);
+  out_record(c->e, OUT_TLS_DONE, c->id, (double)(uv_hrtime() - c->hs_started_ns) / 1000.0, SSL_session_reused(c->cssl), 0, 0);
 }
 
 void conn_tls_handshake(conn_t *c) {
@@ -163,6 +162,13 @@ ssize_t conn_tls_peek(conn_t *c) {
 
 /* ---- the backend's handshake ---- */
 
+void conn_tls_backend_free(conn_t *c) {
+  if (!c->bssl) return;
+  SSL_free(c->bssl);
+  c->bssl = NULL;
+  ERR_clear_error();
+}
+
 void conn_tls_backend_step(conn_t *c) {
   ERR_clear_error();
   errno = 0;
@@ -172,18 +178,16 @@ void conn_tls_backend_step(conn_t *c) {
     conn_opened(c);
     return;
   }
-  int e = SSL_get_error(c->bssl, r);
+  int err = errno, e = SSL_get_error(c->bssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
     ERR_clear_error();
     int w = conn_watch(c, 1, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
     if (w != 0) conn_attempt_failed(c, w);
     return;
   }
-  int err = errno;
   long vr = SSL_get_verify_result(c->bssl);
   ERR_clear_error();
-  SSL_free(c->bssl);
-  c->bssl = NULL;
+  /* The failed attempt frees bssl with the backend socket (conn.c attempt_failed → conn_tls_backend_free). */
   if (e == SSL_ERROR_SYSCALL && err != 0 && err != EAGAIN) conn_attempt_failed(c, err);
   else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) conn_attempt_failed(c, ECONNRESET); /* closed mid-handshake */
   else conn_attempt_failed_tls(c, vr);

@@ -44,7 +44,6 @@ struct tls_identity {
 
 struct tls_server {
   int refs;
-  engine_t *e;
   SSL_CTX *front;
   struct tls_identity *ids;
   size_t nids;
@@ -386,7 +385,6 @@ tls_server_t *tls_server_new(engine_t *e, const tls_server_opts_t *o, char *err,
     return NULL;
   }
   t->refs = 1;
-  t->e = e;
   t->handshake_ms = o->handshake_ms;
   t->has_default = o->def.cert.len > 0;
   if (o->alpn.len > 0) {

@@ -6,14 +6,12 @@
 // showing namerd's credentials. It fails, never skips, when Chromium or playwright-core is missing.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { it } from 'node:test';
 import { deadline, echo, startBackend, startProxy } from './support/harness.ts';
 import { NamerdDouble } from './support/namerd-double.ts';
+import { browserLauncher } from './support/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 // The few playwright-core calls used here, typed locally (as in dashboard.test.ts).
 interface Page {
@@ -26,19 +24,6 @@ interface Browser {
   newPage(): Promise<Page>;
   close(): Promise<void>;
 }
-interface Playwright {
-  chromium: { launch(o: { executablePath: string; args: string[]; timeout?: number }): Promise<Browser> };
-}
-
-async function loadPlaywright(): Promise<Playwright> {
-  const name = 'playwright-core'; // a variable: resolved at run time only
-  try {
-    return (await import(name)) as Playwright;
-  } catch (e) {
-    throw new Error(`playwright-core is not installed (npm install --save-dev playwright-core); this test does not skip: ${(e as Error).message}`);
-  }
-}
-
 /** What the attacker's script does once its name resolves to 127.0.0.1: same-origin requests. */
 const ATTACK = `(async () => {
   const out = {};
@@ -56,8 +41,7 @@ const ATTACK = `(async () => {
 })()`;
 
 it('a DNS-rebinding page in Chromium can neither read /api/state nor POST /shutdown; the proxy stays up', { timeout: 90_000 }, async (t) => {
-  assert.ok(existsSync(CHROMIUM), `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium); this test does not skip`);
-  const pw = await loadPlaywright();
+  const launch = await browserLauncher<Browser>();
   const backend = await startBackend(echo);
   t.after(() => backend.close());
   const namerd = await NamerdDouble.start();
@@ -75,7 +59,7 @@ routers:
   t.after(() => proxy.stop('SIGKILL'));
   const adminPort = Number(String((await proxy.waitForLog((l) => l.msg === 'admin listening'))['admin']).split(':').pop());
 
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, '--host-resolver-rules=MAP evil.example 127.0.0.1'], timeout: 30_000 });
+  const browser = await launch(['--host-resolver-rules=MAP evil.example 127.0.0.1']);
   t.after(() => browser.close());
   const page = await browser.newPage();
   const nav = await page.goto(`http://evil.example:${adminPort}/`, { timeout: 10_000 });

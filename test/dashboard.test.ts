@@ -5,7 +5,7 @@
 // real CLI's dashboard while its own traffic flows. It fails, never skips, when Chromium or
 // playwright-core is missing.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { it } from 'node:test';
 import { createAdminServer } from '../src/admin/server.ts';
@@ -15,9 +15,8 @@ import { Registry } from '../src/metrics/registry.ts';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { deadline, echo, startBackend, startProxy } from './support/harness.ts';
+import { browserLauncher } from './support/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SHOT = new URL('../test-artifacts/dashboard.png', import.meta.url).pathname;
 
 // The few playwright-core calls used here, typed locally so the type check does not need the package.
@@ -43,23 +42,6 @@ interface Browser {
   newPage(o?: { viewport?: { width: number; height: number } }): Promise<Page>;
   close(): Promise<void>;
 }
-interface Playwright {
-  chromium: { launch(o: { executablePath: string; args: string[]; timeout?: number }): Promise<Browser> };
-}
-
-async function loadPlaywright(): Promise<Playwright> {
-  const name = 'playwright-core'; // a variable: resolved at run time only
-  let mod: unknown;
-  try {
-    mod = await import(name);
-  } catch (e) {
-    throw new Error(`playwright-core is not installed (npm install --save-dev playwright-core); this test does not skip: ${(e as Error).message}`);
-  }
-  const launch = (mod as { chromium?: { launch?: unknown } }).chromium?.launch;
-  if (typeof launch !== 'function') throw new Error('playwright-core loaded but has no chromium.launch');
-  return mod as Playwright;
-}
-
 const XSS = '/svc/<img src=x onerror="window.__xss=1">';
 
 /** A state that moves on every poll: +5 accepts and +2 KiB rx per (fake) second. */
@@ -101,8 +83,7 @@ function changingState(): () => AppState {
 }
 
 it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async (t) => {
-  assert.ok(existsSync(CHROMIUM), `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium); this test does not skip`);
-  const pw = await loadPlaywright();
+  const launch = await browserLauncher<Browser>();
 
   const admin = createAdminServer({
     config: { ip: '127.0.0.1', port: 0, metricsIntervalSecs: 60, graceSecs: 10 }, registry: new Registry(), state: changingState(),
@@ -110,7 +91,7 @@ it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async
   });
   await admin.listen();
   t.after(() => admin.close());
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  const browser = await launch();
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
   const problems: string[] = [];
@@ -170,8 +151,7 @@ it('dashboard shows live state in headless Chromium', { timeout: 60_000 }, async
 });
 
 it('dashboard shows the real proxy\'s own traffic', { timeout: 60_000 }, async (t) => {
-  assert.ok(existsSync(CHROMIUM), `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium); this test does not skip`);
-  const pw = await loadPlaywright();
+  const launch = await browserLauncher<Browser>();
   const backend = await startBackend(echo);
   t.after(() => backend.close());
   const { proxy, ports: [port] } = await startProxy(`
@@ -199,7 +179,7 @@ routers:
   await proxy.waitForLog((l) => l.msg === 'connection closed');
   t.after(() => clients.forEach((c) => c.destroy()));
 
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  const browser = await launch();
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(`http://${admin}/?interval=250`, { timeout: 10_000 });

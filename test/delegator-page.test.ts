@@ -4,7 +4,6 @@
 // weights and a leaf's addresses and their states from /api/state; hostile input stays text.
 // It fails, never skips, when Chromium or playwright-core is missing.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { it } from 'node:test';
 import { createAdminServer } from '../src/admin/server.ts';
 import type { AppState } from '../src/admin/state.ts';
@@ -12,9 +11,8 @@ import { delegateOf } from '../src/interpreter/interpreter.ts';
 import { createLogger } from '../src/log.ts';
 import { Registry } from '../src/metrics/registry.ts';
 import { EMPTY_STATE, fsRouter } from './support/delegator.ts';
+import { browserLauncher } from './support/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 // The few playwright-core calls used here, typed locally so the type check does not need the package.
 interface Locator {
@@ -38,23 +36,6 @@ interface Browser {
   newPage(o?: { viewport?: { width: number; height: number } }): Promise<Page>;
   close(): Promise<void>;
 }
-interface Playwright {
-  chromium: { launch(o: { executablePath: string; args: string[]; timeout?: number }): Promise<Browser> };
-}
-
-async function loadPlaywright(): Promise<Playwright> {
-  const name = 'playwright-core'; // a variable: resolved at run time only
-  let mod: unknown;
-  try {
-    mod = await import(name);
-  } catch (e) {
-    throw new Error(`playwright-core is not installed; this test does not skip: ${(e as Error).message}`);
-  }
-  const launch = (mod as { chromium?: { launch?: unknown } }).chromium?.launch;
-  if (typeof launch !== 'function') throw new Error('playwright-core loaded but has no chromium.launch');
-  return mod as Playwright;
-}
-
 const ep = (key: string, state: 'available' | 'failed', healthy: boolean | null) => ({
   key, state, cause: null, healthy, failedUntil: null, weight: 0.3, load: 0, open: 0, pending: 0, connects: 0, failures: 0, consecutiveFailures: 0,
 });
@@ -77,8 +58,7 @@ const STATE: AppState = {
 } as AppState;
 
 it('dtab page: type a name, see the tree with a union\'s weights and a leaf\'s addresses and states', { timeout: 60_000 }, async (t) => {
-  assert.ok(existsSync(CHROMIUM), `Chromium is not installed at ${CHROMIUM}; this test does not skip`);
-  const pw = await loadPlaywright();
+  const launch = await browserLauncher<Browser>();
   const { interpreter } = fsRouter();
   t.after(() => interpreter.close());
   const other = fsRouter().interpreter;
@@ -90,7 +70,7 @@ it('dtab page: type a name, see the tree with a union\'s weights and a leaf\'s a
   });
   await admin.listen();
   t.after(() => admin.close());
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  const browser = await launch();
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const problems: string[] = [];

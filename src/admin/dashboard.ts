@@ -66,18 +66,23 @@ export function pageCsp(script: string, style: string): string {
   ].join('; ');
 }
 
-export const DASHBOARD_CSP = pageCsp(DASHBOARD_SCRIPT, STYLE);
-
-export const DASHBOARD_HTML = `<!doctype html>
+/** An admin page's document start, through </head>: the same for every page but its title and style. */
+export function pageHead(title: string, style: string): string {
+  return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>linkerd-tcp</title>
+<title>${title}</title>
 <link rel="icon" href="data:,">
-<style>${STYLE}</style>
+<style>${style}</style>
 </head>
-<body>
+`;
+}
+
+export const DASHBOARD_CSP = pageCsp(DASHBOARD_SCRIPT, STYLE);
+
+export const DASHBOARD_HTML = `${pageHead('linkerd-tcp', STYLE)}<body>
 <header>
   <h1>linkerd-tcp</h1>
   <span id="status" class="status warn" data-testid="conn-status">connecting</span>

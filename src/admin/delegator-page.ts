@@ -2,7 +2,7 @@
 // dentries, see the delegation tree live with the leaves' endpoints and their states. One
 // self-contained document in the dashboard's style; its Content-Security-Policy allows exactly
 // its script and stylesheet (by hash) and fetches to the admin server itself.
-import { STYLE as DASHBOARD_STYLE, pageCsp } from './dashboard.ts';
+import { STYLE as DASHBOARD_STYLE, pageCsp, pageHead } from './dashboard.ts';
 import { DELEGATOR_SCRIPT } from './delegator-script.ts';
 
 const STYLE = `${DASHBOARD_STYLE}
@@ -22,16 +22,7 @@ td.state.dim { color: var(--dim); font-weight: normal; }
 
 export const DELEGATOR_CSP = pageCsp(DELEGATOR_SCRIPT, STYLE);
 
-export const DELEGATOR_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>linkerd-tcp: dtab</title>
-<link rel="icon" href="data:,">
-<style>${STYLE}</style>
-</head>
-<body>
+export const DELEGATOR_HTML = `${pageHead('linkerd-tcp: dtab', STYLE)}<body>
 <header>
   <h1>linkerd-tcp dtab</h1>
   <a href="./">dashboard</a>
