@@ -45,34 +45,35 @@ export interface TlsRow {
   kaRps?: number | undefined; bulkMBps?: number | undefined;
   /** new TLS connections/s (one full handshake and one request each) and the SUT tree's CPU ms per 1,000 of them */
   hsRps?: number | undefined; cpuMsPerKHs?: number | undefined;
-  /** RSS growth of the SUT tree per idle TLS connection held (handshake done, one request answered) */
-  kibPerIdleTls?: number | undefined;
+  /** RSS growth of the SUT tree per TLS connection held (handshake done, one request answered):
+   * the moment the last one answered, and after they idled */
+  kibPerTlsAtOnce?: number | undefined; kibPerIdleTls?: number | undefined;
   /** (max − min) / median over the rounds, per figure above */
-  spread?: Partial<Record<'kaRps' | 'bulkMBps' | 'hsRps' | 'cpuMsPerKHs' | 'kibPerIdleTls', number>>;
+  spread?: Partial<Record<'kaRps' | 'bulkMBps' | 'hsRps' | 'cpuMsPerKHs' | 'kibPerTlsAtOnce' | 'kibPerIdleTls', number>>;
 }
 
-export function tlsTable(rows: TlsRow[], o: { rounds: number; idleConns: number }): string {
+export function tlsTable(rows: TlsRow[], o: { rounds: number; idleConns: number; idleSecs: number }): string {
   const d = rows.find((r) => r.name === 'direct');
   const ratio = (v: number | undefined, base: number | undefined): string => (v === undefined || !base ? '–' : (v / base).toFixed(2));
   const pct = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '–' : `${Math.round(v * 100)}%`);
   return [
     `TLS, terminated by each (ECDSA P-256; direct = nginx terminating TLS itself), median of ${o.rounds} interleaved rounds:`,
     '',
-    `| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU ms / 1k handshakes | KiB / idle TLS conn (${o.idleConns}) |`,
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${f(r.kaRps, 0)} | ${f(r.bulkMBps, 0)} | ${f(r.hsRps, 0)} | ${f(r.cpuMsPerKHs, 0)} | ${f(r.kibPerIdleTls, 1)} |`),
+    `| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU ms / 1k handshakes | KiB / TLS conn (${o.idleConns}), at once | KiB / idle TLS conn, after ${o.idleSecs} s |`,
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${f(r.kaRps, 0)} | ${f(r.bulkMBps, 0)} | ${f(r.hsRps, 0)} | ${f(r.cpuMsPerKHs, 0)} | ${f(r.kibPerTlsAtOnce, 1)} | ${f(r.kibPerIdleTls, 1)} |`),
     '',
     'TLS ratios to direct (req/s, MB/s, handshakes/s: higher is better; CPU and memory: SUT/direct, lower is better):',
     '',
-    '| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU / handshake | KiB / idle TLS conn |',
-    '|---|---|---|---|---|---|',
-    ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.kaRps, d?.kaRps)} | ${ratio(r.bulkMBps, d?.bulkMBps)} | ${ratio(r.hsRps, d?.hsRps)} | ${ratio(r.cpuMsPerKHs, d?.cpuMsPerKHs)} | ${ratio(r.kibPerIdleTls, d?.kibPerIdleTls)} |`),
+    '| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU / handshake | KiB / TLS conn, at once | KiB / idle TLS conn |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.filter((r) => r !== d).map((r) => `| ${r.name} | ${ratio(r.kaRps, d?.kaRps)} | ${ratio(r.bulkMBps, d?.bulkMBps)} | ${ratio(r.hsRps, d?.hsRps)} | ${ratio(r.cpuMsPerKHs, d?.cpuMsPerKHs)} | ${ratio(r.kibPerTlsAtOnce, d?.kibPerTlsAtOnce)} | ${ratio(r.kibPerIdleTls, d?.kibPerIdleTls)} |`),
     '',
     'Spread over the rounds, (max − min) / median (how far one round may be off):',
     '',
-    '| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU / handshake | KiB / idle TLS conn |',
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${pct(r.spread?.kaRps)} | ${pct(r.spread?.bulkMBps)} | ${pct(r.spread?.hsRps)} | ${pct(r.spread?.cpuMsPerKHs)} | ${pct(r.spread?.kibPerIdleTls)} |`),
+    '| | TLS keep-alive req/s | TLS bulk MB/s | TLS handshakes/s | CPU / handshake | KiB / TLS conn, at once | KiB / idle TLS conn |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${pct(r.spread?.kaRps)} | ${pct(r.spread?.bulkMBps)} | ${pct(r.spread?.hsRps)} | ${pct(r.spread?.cpuMsPerKHs)} | ${pct(r.spread?.kibPerTlsAtOnce)} | ${pct(r.spread?.kibPerIdleTls)} |`),
   ].join('\n');
 }
 

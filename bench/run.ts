@@ -13,7 +13,7 @@
 //   --write            record the run in BENCHMARKS.md (each part in its own marked section)
 //   --only plain|tls   run one part only (or BENCH_ONLY=plain|tls); default: both
 // Environment: BENCH_SECS (4: seconds per plain measurement), BENCH_IDLE_CONNS (5000),
-// BENCH_TLS_SECS (2: seconds per TLS measurement), BENCH_TLS_ROUNDS (3), BENCH_TLS_IDLE_CONNS (2000).
+// BENCH_TLS_SECS (2: seconds per TLS measurement), BENCH_TLS_ROUNDS (3), BENCH_TLS_IDLE_CONNS (2000), BENCH_TLS_IDLE_SECS (2: how long they idle before the second reading).
 // E.g. `npm run build && node bench/run.ts --only tls`.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +30,7 @@ const IDLE_CONNS = Number(process.env['BENCH_IDLE_CONNS'] ?? 5000);
 const TLS_SECS = Number(process.env['BENCH_TLS_SECS'] ?? 2);
 const TLS_ROUNDS = Number(process.env['BENCH_TLS_ROUNDS'] ?? 3);
 const TLS_IDLE_CONNS = Number(process.env['BENCH_TLS_IDLE_CONNS'] ?? 2000);
+const TLS_IDLE_SECS = Number(process.env['BENCH_TLS_IDLE_SECS'] ?? 2);
 const BULK_BYTES = 10 * 2 ** 20;
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'; // Debian's libnginx-mod-stream
 const WRITE = process.argv.includes('--write');
@@ -346,16 +347,24 @@ stream {
     } },
   ];
 
-  // One slice: memory first, on the fresh process (its 2,000 handshakes also warm it up), then
-  // keep-alive requests, bulk, and new connections (one full handshake each: wrk does not resume).
+  // One slice: memory first, then keep-alive requests, bulk, and new connections (one full
+  // handshake each: wrk does not resume). Memory is the RSS growth per connection held, read
+  // twice: the moment the last one answered, and after they idled TLS_IDLE_SECS (linkerd-tcp
+  // gives its heap back once handshakes quiet: native/heap.c). Before it, a warm-up of 200
+  // connections opened and closed, so that what every SUT does once (code paged in, first
+  // allocations) is not counted per connection.
+  const drop = (held: Socket[]): Promise<unknown> => Promise.all(held.map((s) => { s.destroy(); return once(s, 'close'); }));
   const slice = async (sut: TlsSut): Promise<{ name: string; s: TlsSample }> => {
     const { port, proc, name } = await sut.up();
     try {
       const pid = proc.pid!;
+      await drop(await holdIdle(port, 200, true));
       const before = rssBytes(pid);
       const held = await holdIdle(port, TLS_IDLE_CONNS, true);
+      const kibPerTlsAtOnce = (rssBytes(pid) - before) / TLS_IDLE_CONNS / 1024;
+      await new Promise((r) => setTimeout(r, TLS_IDLE_SECS * 1000));
       const kibPerIdleTls = (rssBytes(pid) - before) / TLS_IDLE_CONNS / 1024;
-      await Promise.all(held.map((s) => { s.destroy(); return once(s, 'close'); }));
+      await drop(held);
       // A run with wrong answers or none counts as no figure (NaN), and says so.
       const checked = (what: string, w: Wrk): Wrk => {
         if (w.non2xx || !w.requests) process.stderr.write(`\nbench: ${sut.id}: TLS ${what}: ${w.requests} requests, ${w.non2xx} not 2xx/3xx, ${w.errors} socket errors: no figure\n`);
@@ -366,7 +375,7 @@ stream {
       const cpu0 = cpuSecs(pid);
       const hs = checked('handshakes', wrk(port, TLS_SECS, 32, true, 'https'));
       const cpuMsPerKHs = Number.isNaN(hs.rps) ? NaN : ((cpuSecs(pid) - cpu0) * 1000 / hs.requests) * 1000;
-      return { name, s: { kaRps, bulkMBps: bulk.bytes / bulk.secs / 1e6, hsRps: hs.rps, cpuMsPerKHs, kibPerIdleTls } };
+      return { name, s: { kaRps, bulkMBps: bulk.bytes / bulk.secs / 1e6, hsRps: hs.rps, cpuMsPerKHs, kibPerTlsAtOnce, kibPerIdleTls } };
     } finally {
       await stopAndWait(proc);
     }
@@ -383,7 +392,7 @@ stream {
       acc.s.push(s);
     }
   }
-  const keys = ['kaRps', 'bulkMBps', 'hsRps', 'cpuMsPerKHs', 'kibPerIdleTls'] as const;
+  const keys = ['kaRps', 'bulkMBps', 'hsRps', 'cpuMsPerKHs', 'kibPerTlsAtOnce', 'kibPerIdleTls'] as const;
   const rows: TlsRow[] = suts.map((sut) => {
     const { name, s } = samples.get(sut.id)!;
     const row: TlsRow = { name, spread: {} };
@@ -396,12 +405,12 @@ stream {
     }
     return row;
   });
-  const text = tlsTable(rows, { rounds: TLS_ROUNDS, idleConns: TLS_IDLE_CONNS });
+  const text = tlsTable(rows, { rounds: TLS_ROUNDS, idleConns: TLS_IDLE_CONNS, idleSecs: TLS_IDLE_SECS });
   process.stdout.write(`\n${text}\n`);
   if (WRITE) {
     const only = !parts().plain;
     writeSection(text, { marker: 'bench-tls', command: `npm run bench -- ${only ? '--only tls ' : ''}--write`, machine: machine(),
-      note: `${TLS_SECS} s per measurement, ${TLS_ROUNDS} rounds; ${TLS_IDLE_CONNS} idle TLS connections for memory` });
+      note: `${TLS_SECS} s per measurement, ${TLS_ROUNDS} rounds; ${TLS_IDLE_CONNS} idle TLS connections for memory, after a warm-up of 200` });
   }
 }
 

@@ -7,7 +7,7 @@
  *   peek.c      a client before its backend; port-hold.c the primary's holds on its workers' ports;
  *   tls-ctx.c   TLS contexts (immutable snapshots built from PEM bytes);
  *   tls-conn.c  a connection's TLS handshakes;  copy.c  the buffered pump (TLS, and plain until bulk);
- *   napi-tls.c  the JavaScript API of the TLS parts.
+ *   napi-tls.c  the JavaScript API of the TLS parts;  heap.c  malloc_trim once handshakes quiet.
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe (splice) or a buffer (copy.c) only
  * while bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context
@@ -186,12 +186,22 @@ struct engine {
   uint8_t **bufs;             /* free copy buffers (copy.c) */
   uint8_t *copy_scratch;      /* every buffered read lands here first (copy.c); one engine, one thread */
   size_t nbufs;
+  /* heap.c: handshakes since the last malloc_trim, the loop time of the newest, and since when a trim waits */
+  uv_timer_t trim_timer;
+  uint32_t hs_since_trim;
+  uint64_t last_handshake, trim_pending_since;
+  size_t trims;
 };
 
 /* pipe-pool.c */
 int pipe_get(pipe_pool_t *p, int *r, int *w, size_t *cap); /* 0, or -errno; cap = the pipe's capacity */
 void pipe_put(pipe_pool_t *p, int r, int w, size_t cap, int empty);
 void pipe_pool_destroy(pipe_pool_t *p);
+
+/* heap.c */
+int heap_init(engine_t *e);         /* 0, or -1 when the timer cannot be made */
+void heap_destroy(engine_t *e);     /* at cleanup */
+void heap_handshake(engine_t *e);   /* a TLS handshake (client or backend) begins */
 
 /* timers.c */
 void timers_arm(conn_t *c);   /* (re)arms the conn's timer for its state */

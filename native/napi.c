@@ -299,15 +299,16 @@ static napi_value js_peeked(napi_env env, napi_callback_info info) {
   return buf;
 }
 
-/* stats() → [liveConnections, pipesInUse, pipesPooled, pipesCreated, pipesClosed] */
+/* stats() → [liveConnections, pipesInUse, pipesPooled, pipesCreated, pipesClosed, heapTrims] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   (void)info;
   engine_t *e = engine_of(env);
   if (!e) return NULL;
   napi_value arr;
-  double v[5] = {(double)e->live, (double)e->pipes.in_use, (double)e->pipes.n, (double)e->pipes.created, (double)e->pipes.closed};
-  CHECK(napi_create_array_with_length(env, 5, &arr));
-  for (uint32_t i = 0; i < 5; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
+  double v[6] = {(double)e->live, (double)e->pipes.in_use, (double)e->pipes.n, (double)e->pipes.created, (double)e->pipes.closed,
+                 (double)e->trims};
+  CHECK(napi_create_array_with_length(env, 6, &arr));
+  for (uint32_t i = 0; i < 6; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
   return arr;
 }
 
@@ -327,6 +328,7 @@ static void cleanup(void *arg) {
   pipe_pool_destroy(&e->pipes);
   if (e->ntls_servers || e->ntls_clients) tls_engine_destroy(e); /* OpenSSL only where TLS ran */
   copy_destroy(e);
+  heap_destroy(e);
   port_release_all(e);
   uv_close((uv_handle_t *)&e->ep_poll, NULL);
   if (close(e->epfd) != 0) errno = 0;
@@ -350,7 +352,7 @@ NAPI_MODULE_INIT() {
   if (!e) return NULL;
   e->env = env;
   if (napi_get_uv_event_loop(env, &e->loop) != napi_ok) return NULL;
-  if (uv_check_init(e->loop, &e->flush_check) != 0 || uv_idle_init(e->loop, &e->flush_idle) != 0) return NULL;
+  if (uv_check_init(e->loop, &e->flush_check) != 0 || uv_idle_init(e->loop, &e->flush_idle) != 0 || heap_init(e) != 0) return NULL;
   e->flush_check.data = e;
   e->flush_idle.data = e;
   uv_unref((uv_handle_t *)&e->flush_check);

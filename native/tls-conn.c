@@ -132,6 +132,7 @@ int conn_tls_start(conn_t *c) {
   c->tsrv = t;
   c->state = S_HANDSHAKE;
   c->hs_started_ns = uv_hrtime();
+  heap_handshake(c->e);
   uint32_t ms = tls_server_handshake_ms(t);
   c->attempt_deadline = ms ? uv_now(c->e->loop) + ms : 0;
   timers_arm(c);
@@ -199,6 +200,7 @@ int conn_tls_backend(conn_t *c) {
     conn_attempt_failed(c, ENOMEM);
     return -1;
   }
+  heap_handshake(c->e);
   conn_tls_backend_step(c);
   return 0;
 }

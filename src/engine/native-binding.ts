@@ -42,8 +42,8 @@ export interface NativeBinding {
   peeked(connId: number): Buffer | undefined;
   /** While it waits for a destination: a client that leaves closes it (a client_error record). 0 or an errno. */
   watchLeave(connId: number): number;
-  /** [live connections, pipes in use, pipes pooled, pipes created, pipes closed] */
-  stats(): [number, number, number, number, number];
+  /** [live connections, pipes in use, pipes pooled, pipes created, pipes closed, heap trims (native/heap.c)] */
+  stats(): [number, number, number, number, number, number];
   /**
    * The engine clock in ms (uv_hrtime: CLOCK_MONOTONIC), the clock of every record's time. Only
    * differences of its readings mean anything: it is not performance.now() and has no known offset to it.

@@ -36,6 +36,28 @@ describe('native TLS snapshots', { skip }, () => {
     '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=a.test'], { stdio: 'ignore' });
   const cert = readFileSync(join(dir, 'cert.pem')), key = readFileSync(join(dir, 'key.pem'));
   const base = { ...nativePolicy(), clientAuth: 0 as const, sidCtx: Buffer.from('t'.repeat(32)), sessionTimeoutS: 300, handshakeMs: 1000 };
+  const eng = binding && nativeEngine(binding);
+  /** A TLS listener on the engine with snapshot `tid`: each client's handshake, then `tlsDone(id)`. */
+  const serve = (tid: number, tlsDone: (id: number) => void): number => {
+    const lid = binding.listen('127.0.0.1', 0, 64, false, 0, 0, 0);
+    assert.equal(binding.listenerTls(lid, tid), 0);
+    eng.listeners.set(lid, {
+      accept: (id) => {
+        eng.conns.set(id, {
+          connected() {}, connectFailed() {}, closed() { eng.conns.delete(id); }, peeked() {},
+          tlsDone: () => tlsDone(id),
+          tlsFailed: () => { binding.close(id); },
+        });
+        binding.tlsStart(id);
+      },
+      acceptError() {},
+    });
+    return lid;
+  };
+  const unserve = (lid: number): void => {
+    binding.listenerClose(lid);
+    eng.listeners.delete(lid);
+  };
 
   it('picks the same identity as the node engine for every name in the shared table', () => {
     const id = binding.tlsServer({ ...base, identities: IDENTITIES.map((name) => ({ name: identityKey(name), cert, key })) });
@@ -69,20 +91,7 @@ describe('native TLS snapshots', { skip }, () => {
     const tid = binding.tlsServer({ ...base, sidCtx: Buffer.from(sid), cert, key, identities: [] });
     const echo = createNetServer((s) => s.pipe(s)).listen(0, '127.0.0.1');
     await once(echo, 'listening');
-    const eng = nativeEngine(binding);
-    const lid = binding.listen('127.0.0.1', 0, 64, false, 0, 0, 0);
-    assert.equal(binding.listenerTls(lid, tid), 0);
-    eng.listeners.set(lid, {
-      accept: (id) => {
-        eng.conns.set(id, {
-          connected() {}, connectFailed() {}, closed() { eng.conns.delete(id); }, peeked() {},
-          tlsDone: () => { binding.connect(id, '127.0.0.1', (echo.address() as AddressInfo).port, 1000); },
-          tlsFailed: () => { binding.close(id); },
-        });
-        binding.tlsStart(id);
-      },
-      acceptError() {},
-    });
+    const lid = serve(tid, (id) => { binding.connect(id, '127.0.0.1', (echo.address() as AddressInfo).port, 1000); });
     // The node engine's server: the same policy (a TLS 1.3 ticket resumes only under the same hash) and session-ID context.
     const node = createTlsServer({ ...POLICY, cert, key, sessionIdContext: sid }, (s) => s.pipe(s)).listen(0, '127.0.0.1');
     node.setTicketKeys(keys);
@@ -111,11 +120,35 @@ describe('native TLS snapshots', { skip }, () => {
       binding.tlsTicketKeys(randomBytes(48));
       assert.equal((await trip(nativePort, fromNative.session)).reused, true, 'previous keys still decrypt');
     } finally {
-      binding.listenerClose(lid);
-      eng.listeners.delete(lid);
+      unserve(lid);
       binding.tlsServerRelease(tid);
       echo.close();
       node.close();
+    }
+  });
+
+  it('gives the heap back to the kernel once a burst of handshakes quiets (native/heap.c: malloc_trim)', async () => {
+    const tid = binding.tlsServer({ ...base, cert, key, identities: [] });
+    const lid = serve(tid, (id) => { binding.close(id); });
+    const trims = (): number => binding.stats()[5];
+    const before = trims();
+    try {
+      const port = binding.listenerPort(lid)!;
+      // 80 handshakes (the policy's threshold is 64), 16 at a time, each ended by the engine at once.
+      for (let i = 0; i < 80; i += 16) {
+        await Promise.all(Array.from({ length: 16 }, () => new Promise<void>((resolve) => {
+          const s = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+          s.on('error', () => {}); // the engine closes it right after the handshake: a reset may come first
+          s.once('close', () => resolve());
+        })));
+      }
+      // The trim comes 250 ms after the last handshake began: wait for it, with a deadline.
+      const until = Date.now() + 20_000;
+      while (trims() === before && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(trims() > before, 'no malloc_trim after 80 handshakes');
+    } finally {
+      unserve(lid);
+      binding.tlsServerRelease(tid);
     }
   });
 
