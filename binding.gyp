@@ -11,6 +11,7 @@
         "native/napi.c",
         "native/napi-tls.c",
         "native/peek.c",
+        "native/pick.c",
         "native/pipe-pool.c",
         "native/port-hold.c",
         "native/timers.c",

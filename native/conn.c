@@ -118,7 +118,7 @@ static void backend_drop(conn_t *c) {
 }
 
 static void dir_release(engine_t *e, dir_t *d) {
-  if (d->pr >= 0) pipe_put(&e->pipes, d->pr, d->pw, d->cap, d->inpipe == 0);
+  if (d->pr >= 0) pipe_put(&e->pipes, pipe_limit(e), d->pr, d->pw, d->cap, d->inpipe == 0);
   d->pr = d->pw = -1;
   d->inpipe = 0;
 }
@@ -218,12 +218,15 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
       d->want_r = 1;
       return 0;
     }
-    if (d->pr < 0) {
-      int r = pipe_get(&e->pipes, &d->pr, &d->pw, &d->cap);
-      if (r != 0) {
-        conn_close(c, R_LOCAL, -r, 1);
-        return -1;
-      }
+    if (d->pr < 0 && pipe_get(&e->pipes, pipe_limit(e), &d->pr, &d->pw, &d->cap) != 0) {
+      /* No pipe (the budget is spent, or no descriptor for one): the buffered pump moves
+       * this direction's bytes instead, until a later read that fills its buffer finds room. */
+      d->spliced = 0;
+      if (!d->refused) e->splice_refused++;
+      d->refused = 1;
+      int r = copy_pump(c, d, src_is_client);
+      if (r == 1) d->want_r = 1; /* bulk again with room now: the next readiness splices */
+      return r < 0 ? -1 : 0;
     }
     ssize_t n = splice(src, NULL, d->pw, NULL, d->cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
@@ -278,6 +281,7 @@ static int move(conn_t *c, dir_t *d, int up) {
     int r = copy_pump(c, d, up);
     if (r != 1) return r;
     d->spliced = 1;
+    d->refused = 0;
   }
   return up ? pump(c, d, c->cfd, c->bfd, 1) : pump(c, d, c->bfd, c->cfd, 0);
 }

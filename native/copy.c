@@ -32,26 +32,32 @@
 
 static uint8_t *buf_get(engine_t *e) {
   if (e->nbufs > 0) return e->bufs[--e->nbufs];
-  return malloc(COPY_BUF);
+  uint8_t *b = malloc(COPY_BUF);
+  if (b) e->buf_bytes += COPY_BUF;
+  return b;
 }
 
+/* Pooled unless COPY_POOLED are kept or the engine is over its budget (engine.h). */
 static void buf_put(engine_t *e, dir_t *d) {
   if (!d->buf) return;
-  if (e->nbufs < COPY_POOLED) {
+  if (e->nbufs < COPY_POOLED && e->pipes.bytes + e->buf_bytes <= e->budget) {
     if (!e->bufs) e->bufs = malloc(COPY_POOLED * sizeof(*e->bufs));
     if (e->bufs) {
       e->bufs[e->nbufs++] = d->buf;
       d->buf = NULL;
     }
   }
+  if (d->buf) e->buf_bytes -= COPY_BUF;
   free(d->buf);
   d->buf = NULL;
   d->len = d->off = 0;
 }
 
 void copy_destroy(engine_t *e) {
+  if (e->copy_scratch) e->buf_bytes -= COPY_BUF;
   free(e->copy_scratch);
   e->copy_scratch = NULL;
+  e->buf_bytes -= e->nbufs * COPY_BUF;
   for (size_t i = 0; i < e->nbufs; i++) free(e->bufs[i]);
   free(e->bufs);
   e->bufs = NULL;
@@ -191,9 +197,12 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
   SSL *ss = src_is_client ? c->cssl : c->bssl, *ds = src_is_client ? c->bssl : c->cssl;
   int src = src_is_client ? c->cfd : c->bfd, dst = src_is_client ? c->bfd : c->cfd;
   d->want_r = d->want_w = d->src_want_w = d->dst_want_r = 0;
-  if (!e->copy_scratch && !(e->copy_scratch = malloc(COPY_BUF))) {
-    conn_close(c, R_LOCAL, ENOMEM, 1);
-    return -1;
+  if (!e->copy_scratch) {
+    if (!(e->copy_scratch = malloc(COPY_BUF))) {
+      conn_close(c, R_LOCAL, ENOMEM, 1);
+      return -1;
+    }
+    e->buf_bytes += COPY_BUF;
   }
   for (int round = 0; round < COPY_ROUNDS; round++) {
     if (d->off < d->len) {
@@ -231,8 +240,13 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
     r = dir_write(c, d, ds, dst, !src_is_client, e->copy_scratch, n, &w);
     if (r < 0) return -1;
     if (r == 1) wrote(c, d, src_is_client, w);
-    /* Plain both ways and a read filled the buffer, all of it written: bulk, splice from now on. */
-    if (!ss && !ds && n == COPY_BUF && w == n) return 1;
+    /* Plain both ways and a read filled the buffer, all of it written: bulk, splice from now
+     * on, if the budget has a pipe for it (else counted once, and asked again at the next). */
+    if (!ss && !ds && n == COPY_BUF && w == n) {
+      if (pipe_room(e)) return 1;
+      if (!d->refused) e->splice_refused++;
+      d->refused = 1;
+    }
     if (w < n) {
       if (!(d->buf = buf_get(e))) {
         conn_close(c, R_LOCAL, ENOMEM, 1);

@@ -7,7 +7,8 @@
  *   peek.c      a client before its backend; port-hold.c the primary's holds on its workers' ports;
  *   tls-ctx.c   TLS contexts (immutable snapshots built from PEM bytes);
  *   tls-conn.c  a connection's TLS handshakes;  copy.c  the buffered pump (TLS, and plain until bulk);
- *   napi-tls.c  the JavaScript API of the TLS parts;  heap.c  malloc_trim once handshakes quiet.
+ *   napi-tls.c  the JavaScript API of the TLS parts;  heap.c  malloc_trim once handshakes quiet;
+ *   pick.c      the balancer's pick in C (for the threads to come; pick.h).
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe (splice) or a buffer (copy.c) only
  * while bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context
@@ -85,6 +86,7 @@ typedef struct dir {
   uint8_t want_r, want_w;
   uint8_t short_read;  /* the last read took less than the pipe holds: wait for readable */
   uint8_t spliced;     /* plain: this direction moved from copy.c's buffered pump to splice */
+  uint8_t refused;     /* plain and bulk, but no pipe for it (the budget): counted once until it splices */
   /* The buffered pump (copy.c): a buffer instead of a pipe, and the waits TLS adds: */
   uint8_t *buf;        /* COPY_BUF bytes while dst could not take what was read, else NULL (copy.c) */
   uint32_t len, off;   /* bytes in buf, and how many of them are written */
@@ -148,7 +150,11 @@ typedef struct pipe_pool {
   size_t in_use;            /* pipes held by connections */
   size_t created, closed;
   size_t pipe_size;         /* capacity of new pipes (F_SETPIPE_SZ, else the kernel's default) */
+  size_t bytes;             /* capacity of every pipe open, held or pooled (what the user's pipe quota counts) */
 } pipe_pool_t;
+
+#define PIPE_SIZE (256 * 1024) /* what a new pipe asks for (pipe-pool.c) */
+#define DEFAULT_BUDGET ((size_t)48 << 20) /* until JavaScript sets one: 3/4 of the default per-user pipe quota (64 MiB) */
 
 struct engine {
   napi_env env;
@@ -186,6 +192,13 @@ struct engine {
   uint8_t **bufs;             /* free copy buffers (copy.c) */
   uint8_t *copy_scratch;      /* every buffered read lands here first (copy.c); one engine, one thread */
   size_t nbufs;
+  /* One budget in bytes for pipes (pipes.bytes) and copy buffers (buf_bytes: held, pooled and the
+   * scratch). Buffers are never refused (a conn needs one for what its destination cannot take
+   * yet), so pipes give way: past the budget no new pipe is made and a direction stays on (or
+   * goes back to) the buffered pump; spares past it are freed, not pooled. */
+  size_t budget;
+  size_t buf_bytes;
+  size_t splice_refused;      /* directions kept on the buffered pump for want of a pipe */
   /* heap.c: handshakes since the last malloc_trim, the loop time of the newest, and since when a trim waits */
   uv_timer_t trim_timer;
   uint32_t hs_since_trim;
@@ -193,9 +206,13 @@ struct engine {
   size_t trims;
 };
 
-/* pipe-pool.c */
-int pipe_get(pipe_pool_t *p, int *r, int *w, size_t *cap); /* 0, or -errno; cap = the pipe's capacity */
-void pipe_put(pipe_pool_t *p, int r, int w, size_t cap, int empty);
+/* pipe-pool.c: `limit` is what pipes may hold in all (the budget less the buffers) */
+int pipe_get(pipe_pool_t *p, size_t limit, int *r, int *w, size_t *cap); /* 0, or -errno (ENOBUFS: past limit); cap = its capacity */
+void pipe_put(pipe_pool_t *p, size_t limit, int r, int w, size_t cap, int empty);
+void pipe_trim(pipe_pool_t *p, size_t limit); /* closes spares while the pipes hold more than limit */
+static inline size_t pipe_limit(const engine_t *e) { return e->budget > e->buf_bytes ? e->budget - e->buf_bytes : 0; }
+/* Whether a direction may move to splice: a spare pipe, or room in the budget for a new one. */
+static inline int pipe_room(const engine_t *e) { return e->pipes.n > 0 || e->pipes.bytes + PIPE_SIZE <= pipe_limit(e); }
 void pipe_pool_destroy(pipe_pool_t *p);
 
 /* heap.c */

@@ -4,6 +4,7 @@
  * Ownership: the engine (instance data) is freed at finalize; every fd it owns is closed by
  * the env cleanup hook (connections, listeners, pipes, holds, epoll, the reserve fd). */
 #include "engine.h"
+#include "pick.h"
 #include "napi-util.h"
 #include "tls.h"
 #include <errno.h>
@@ -299,16 +300,17 @@ static napi_value js_peeked(napi_env env, napi_callback_info info) {
   return buf;
 }
 
-/* stats() → [liveConnections, pipesInUse, pipesPooled, pipesCreated, pipesClosed, heapTrims] */
+/* stats() → [liveConnections, pipesInUse, pipesPooled, pipesCreated, pipesClosed, heapTrims,
+ *            pipeBytes, bufferBytes, budgetBytes, spliceRefused] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   (void)info;
   engine_t *e = engine_of(env);
   if (!e) return NULL;
   napi_value arr;
-  double v[6] = {(double)e->live, (double)e->pipes.in_use, (double)e->pipes.n, (double)e->pipes.created, (double)e->pipes.closed,
-                 (double)e->trims};
-  CHECK(napi_create_array_with_length(env, 6, &arr));
-  for (uint32_t i = 0; i < 6; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
+  double v[10] = {(double)e->live, (double)e->pipes.in_use, (double)e->pipes.n, (double)e->pipes.created, (double)e->pipes.closed,
+                  (double)e->trims, (double)e->pipes.bytes, (double)e->buf_bytes, (double)e->budget, (double)e->splice_refused};
+  CHECK(napi_create_array_with_length(env, 10, &arr));
+  for (uint32_t i = 0; i < 10; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
   return arr;
 }
 
@@ -317,6 +319,59 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 static napi_value js_hr_now(napi_env env, napi_callback_info info) {
   (void)info;
   return num(env, (double)uv_hrtime() / 1e6);
+}
+
+/* pick(weights, loads, exclude, empty, seed, draws) → Int32Array: `draws` picks (pick.c) over
+ * the endpoints whose weights and loads the two Float64Arrays give, one random stream seeded
+ * `seed`; each an index or -1. The threads' pick, reachable here for the shared vector table. */
+static napi_value js_pick(napi_env env, napi_callback_info info) {
+  ARGS(6)
+  double *w = NULL, *l = NULL, exclude, empty, seed, draws;
+  size_t nw = 0, nl = 0;
+  napi_typedarray_type tw, tl;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, argv[0], &tw, &nw, (void **)&w, &ab, &off) != napi_ok ||
+      napi_get_typedarray_info(env, argv[1], &tl, &nl, (void **)&l, &ab, &off) != napi_ok || tw != napi_float64_array ||
+      tl != napi_float64_array || nw != nl || nw > 4096 || arg_double(env, argv[2], &exclude) || arg_double(env, argv[3], &empty) ||
+      arg_double(env, argv[4], &seed) || arg_double(env, argv[5], &draws) || !in_range(exclude, -1, (double)nw - 1) ||
+      !in_range(seed, 0, UINT32_MAX) || !in_range(draws, 0, 1 << 20) || !(empty >= 0)) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: pick(weights, loads, exclude, empty, seed, draws)");
+    return NULL;
+  }
+  size_t n = nw, k = (size_t)draws;
+  napi_value out, buf;
+  int32_t *got;
+  CHECK(napi_create_arraybuffer(env, (k ? k : 1) * sizeof(int32_t), (void **)&got, &buf)); /* before the allocations: CHECK returns */
+  pick_ep_t *eps = malloc((n ? n : 1) * sizeof(*eps));
+  double *cls = malloc((n ? n : 1) * sizeof(double));
+  size_t *ix = malloc((n ? n : 1) * 3 * sizeof(size_t));
+  if (!eps || !cls || !ix) {
+    free(eps);
+    free(cls);
+    free(ix);
+    return throw_errno(env, ENOMEM, "pick");
+  }
+  for (size_t i = 0; i < n; i++) eps[i] = (pick_ep_t){w[i], l[i]};
+  pick_scratch_t s = {cls, ix, ix + n, ix + 2 * n};
+  pick_rng_t rng = {(uint32_t)seed};
+  for (size_t i = 0; i < k; i++) got[i] = pick(eps, n, (long)exclude, empty, &rng, &s);
+  free(eps);
+  free(cls);
+  free(ix);
+  CHECK(napi_create_typedarray(env, napi_int32_array, k, buf, 0, &out));
+  return out;
+}
+
+/* setBudget(bytes): the byte budget for pipes and copy buffers (engine.h); spares past a
+ * smaller one go as they come back. */
+static napi_value js_set_budget(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  double bytes;
+  if (arg_double(env, argv[0], &bytes) || !in_range(bytes, 0, 1e15)) return throw_errno(env, EINVAL, "setBudget");
+  e->budget = (size_t)bytes;
+  pipe_trim(&e->pipes, pipe_limit(e));
+  return NULL;
 }
 
 /* ---- lifetime ---- */
@@ -357,6 +412,7 @@ NAPI_MODULE_INIT() {
   e->flush_idle.data = e;
   uv_unref((uv_handle_t *)&e->flush_check);
   uv_unref((uv_handle_t *)&e->flush_idle);
+  e->budget = DEFAULT_BUDGET;
   e->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   e->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (e->epfd < 0) return NULL;
@@ -382,6 +438,8 @@ NAPI_MODULE_INIT() {
     {"drop", NULL, js_drop, NULL, NULL, NULL, napi_default, NULL},
     {"watchLeave", NULL, js_watch_leave, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"setBudget", NULL, js_set_budget, NULL, NULL, NULL, napi_default, NULL},
+    {"pick", NULL, js_pick, NULL, NULL, NULL, napi_default, NULL},
     {"hrNow", NULL, js_hr_now, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

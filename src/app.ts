@@ -20,7 +20,7 @@ import { Router } from './router/router.ts';
 import { Server } from './server/server.ts';
 import type { SessionStore } from './server/session-cache.ts';
 import { loadNative } from './engine/native-binding.ts';
-import { nativeEngine } from './engine/native-engine.ts';
+import { nativeEngine, registerEngineMetrics } from './engine/native-engine.ts';
 import { NativeServer } from './engine/native-server.ts';
 import { type EnginePlan, planEngines } from './engine/select.ts';
 import { closeIdleRouters, type LiveTarget, prepareReload, type PreparedReload } from './reload/live.ts';
@@ -109,12 +109,15 @@ export class App {
   /** A worker of several: listeners share their ports, and the primary runs the admin server. */
   private readonly worker: boolean;
   private readonly workerId: number;
+  /** Processes serving (this one and its sibling workers): they share the user's pipe quota (native engine budget). */
+  private readonly processes: number;
 
-  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; health?: HealthSource; interpreterFor?: (rc: RouterConfig) => Interpreter; sessions?: SessionStore } = {}) {
+  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; processes?: number; health?: HealthSource; interpreterFor?: (rc: RouterConfig) => Interpreter; sessions?: SessionStore } = {}) {
     this.interpreterFor = opts.interpreterFor;
     this.sessions = opts.sessions;
     this.worker = opts.worker ?? false;
     this.workerId = opts.workerId ?? 0;
+    this.processes = opts.processes ?? 1;
     this.config = config;
     this.log = teeErrors(log, this.errors); // warnings and errors also feed /api/state's recent errors
     this.hooks = hooks;
@@ -222,7 +225,8 @@ export class App {
   private makeServer(sc: ServerConfig, router: Router, i: number, j: number, engine: EnginePlan, config: Config): Server | NativeServer {
     const native = engine.kind === 'native' ? loadNative() : undefined;
     if (native?.kind === 'loaded') {
-      const s = new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding), reusePort: this.worker, where: `routers[${i}].servers[${j}]` });
+      registerEngineMetrics(this.registry, native.binding);
+      const s = new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding, this.processes), reusePort: this.worker, where: `routers[${i}].servers[${j}]` });
       if (this.ticketKeys) s.tls?.setTicketKeys(this.ticketKeys);
       return s;
     }

@@ -14,10 +14,9 @@
 // Choice (pick): a weight class ∝ weight × members (classes.ts), then least-loaded P2C in it.
 import type { FailFastConfig } from '../config/types.ts';
 import { addrKey, type Resolution } from '../naming/resolution.ts';
-import { pickClass, type WeightClass, weightClasses } from './classes.ts';
+import { pickFrom, type WeightClass, weightClasses } from './classes.ts';
 import { DEFAULT_FAIL_FAST, Endpoint, recordConnect } from './endpoint.ts';
 import { type FailureCause, Lease, type LeaseOwner, type Outcome } from './lease.ts';
-import { pickP2C } from './p2c.ts';
 
 export interface BalancerEvents {
   ejected?(ep: Endpoint): void;
@@ -104,10 +103,7 @@ export class Balancer implements LeaseOwner {
     this.reviveExpired();
     let classes = this.classes;
     if (exclude && this.available.includes(exclude)) classes = weightClasses(this.available.filter((e) => e !== exclude));
-    const c = pickClass(classes, this.random, exclude || spare ? 0 : this.emptyShare);
-    if (c < 0) return undefined;
-    const members = classes[c]!.members;
-    return members[pickP2C(members, this.random)];
+    return pickFrom(classes, this.random, exclude || spare ? 0 : this.emptyShare);
   }
 
   /** Chooses an endpoint and claims it with a pending lease; undefined when none is available. */

@@ -1,7 +1,9 @@
 // Weight classes, Finagle's TrafficDistributor: endpoints of equal weight form a class, and a
 // class is drawn with probability ∝ weight × members (Drv.fromWeights). Traffic shares then
 // follow weights whatever the load, because load never decides *which class*; it decides
-// only which member of the class (least-loaded P2C, p2c.ts). Pure.
+// only which member of the class (least-loaded P2C, p2c.ts). Pure. native/pick.c executes the
+// same policy in C for the engine's threads; test/fixtures/pick-vectors.json holds both to it.
+import { type Candidate, pickP2C } from './p2c.ts';
 
 export interface WeightClass<T> {
   /** The weight of each member. */
@@ -44,4 +46,15 @@ export function pickClass(classes: readonly WeightClass<unknown>[], random: () =
     r -= t;
   }
   return withEmpty ? -1 : classes.length - 1; // the empty share is drawn last; else a floating-point remainder
+}
+
+/**
+ * The pick: a class drawn by `pickClass` (with the `empty` share), then least-loaded P2C
+ * among its members; undefined when there is no class or the draw lands on the empty share.
+ */
+export function pickFrom<T extends Candidate>(classes: readonly WeightClass<T>[], random: () => number, empty = 0): T | undefined {
+  const c = pickClass(classes, random, empty);
+  if (c < 0) return undefined;
+  const members = classes[c]!.members;
+  return members[pickP2C(members, random)];
 }

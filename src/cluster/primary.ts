@@ -186,7 +186,7 @@ export async function runPrimary(
     });
     w.on('online', () => {
       startedWith.set(w.id, config);
-      send(w, { type: 'start', config });
+      send(w, { type: 'start', config, processes: workers });
       send(w, { type: 'ticket-keys', keys: tickets.current });
     });
     w.on('exit', (code: number | null, signal: string | null) => {

@@ -8,7 +8,7 @@ import type { SessionsToPrimary, SessionsToWorker } from './remote-sessions.ts';
 import type { MetricDump } from '../metrics/registry.ts';
 
 export type ToWorker =
-  | { readonly type: 'start'; readonly config: Config }
+  | { readonly type: 'start'; readonly config: Config; readonly processes: number }
   | { readonly type: 'req'; readonly id: number; readonly what: 'metrics' | 'state' | 'ready' }
   | { readonly type: 'shutdown'; readonly graceMs: number }
   | { readonly type: 'ticket-keys'; readonly keys: Uint8Array } // TLS session-ticket keys, shared by every worker; never logged

@@ -50,7 +50,7 @@ export function runWorker(baseLog: Logger, marginMs: number): Promise<number> {
         const a = new App(m.config, log, {
           shutdown: () => send({ type: 'admin', what: 'shutdown' }),
           abort: () => send({ type: 'admin', what: 'abort' }),
-        }, { worker: true, workerId: cluster.worker?.id ?? 0, health, interpreterFor: (rc) => names.interpreter(rc.label), sessions });
+        }, { worker: true, workerId: cluster.worker?.id ?? 0, processes: m.processes, health, interpreterFor: (rc) => names.interpreter(rc.label), sessions });
         app = a;
         // A stop meanwhile (the primary's word, or Ctrl-C to the group) drains once this is done.
         lc.start(() => a.start()).then(() => send({ type: 'listening' }), (e: unknown) => {

@@ -243,6 +243,86 @@ describe('native addon', { skip: load.kind !== 'loaded' ? 'addon not built' : fa
     await deadline(10_000, 'engine records', Promise.all(closes));
   });
 
+  it('moves bulk through the buffered pump when the byte budget has no pipe for it, and splices once it has', async () => {
+    /** 4 MiB each way through the engine under `budget` bytes; the stats it moved them with. */
+    const bulk = async (budget: number): Promise<{ created: number; refused: number; pipeBytes: number }> => {
+      b.setBudget(budget);
+      const [, , , created0, , , , , , refused0] = b.stats();
+      const down = randomBytes(4 << 20);
+      let got = Buffer.alloc(0);
+      const be = await backend((s) => {
+        const chunks: Buffer[] = [];
+        s.on('data', (d: Buffer) => chunks.push(d));
+        s.on('end', () => { got = Buffer.concat(chunks); s.end(down); });
+      });
+      const p = proxyTo(be.port);
+      const up = randomBytes(4 << 20);
+      const c = connect(p.port, '127.0.0.1');
+      const events = (await p.next()).ev;
+      const back: Buffer[] = [];
+      c.on('data', (d: Buffer) => back.push(d));
+      c.end(up);
+      await deadline(10_000, 'client end', once(c, 'end'));
+      const closed = await deadline(5000, 'closed record', events.closed);
+      assert.equal(sha(got), sha(up));
+      assert.equal(sha(Buffer.concat(back)), sha(down));
+      assert.deepEqual(closed, { reason: R_DONE, errno: 0, rx: up.length, tx: down.length });
+      c.destroy();
+      const s = b.stats();
+      return { created: s[3] - created0, refused: s[9] - refused0, pipeBytes: s[6] };
+    };
+    const budget = b.stats()[8];
+    try {
+      // No room for a pipe: drain the pool (pooled pipes count against the budget), then both directions copy.
+      const none = await bulk(0);
+      assert.equal(none.created, 0, 'no pipe made past the budget');
+      assert.equal(none.refused, 2, 'each bulk direction refused a pipe once');
+      assert.equal(none.pipeBytes, 0, 'spares past the budget were closed, not pooled');
+      assert.ok(b.stats()[7] > 0, 'the buffered pump\'s buffers are counted');
+      const room = await bulk(budget);
+      assert.equal(room.refused, 0);
+      assert.ok(room.created > 0, 'with room, bulk splices through new pipes');
+      assert.ok(room.pipeBytes > 0 && room.pipeBytes <= budget, `pipe bytes ${room.pipeBytes} within the budget`);
+    } finally {
+      b.setBudget(budget);
+    }
+  });
+
+  it('a spliced direction whose pipe the budget took back goes on through the buffered pump', async () => {
+    const budget = b.stats()[8];
+    const got: Buffer[] = [];
+    let size = 0, want = 0, reached: () => void = () => {};
+    const be = await backend((s) => {
+      s.on('data', (d: Buffer) => { got.push(d); size += d.length; if (size >= want) reached(); });
+      s.on('end', () => s.end());
+    });
+    const p = proxyTo(be.port);
+    const c = connect(p.port, '127.0.0.1');
+    const events = (await p.next()).ev;
+    const first = randomBytes(1 << 20), second = randomBytes(1 << 20);
+    try {
+      want = first.length;
+      let arrived = new Promise<void>((r) => (reached = r));
+      c.write(first);
+      await deadline(10_000, 'the first MiB through (spliced)', arrived);
+      const [, , , created, , , , , , refused] = b.stats();
+      b.setBudget(0); // its pipe went back to the pool once empty: the pool is trimmed now
+      assert.equal(b.stats()[6], 0, 'no pipe left open');
+      want += second.length;
+      arrived = new Promise<void>((r) => (reached = r));
+      c.end(second);
+      await deadline(10_000, 'the second MiB through', arrived);
+      const closed = await deadline(5000, 'closed', events.closed);
+      assert.equal(sha(Buffer.concat(got)), sha(Buffer.concat([first, second])));
+      assert.equal(closed.rx, first.length + second.length);
+      assert.equal(b.stats()[3], created, 'no new pipe');
+      assert.equal(b.stats()[9], refused + 1, 'the direction refused once, then copied');
+    } finally {
+      b.setBudget(budget);
+      c.destroy();
+    }
+  });
+
   it('leaves no connection or pipe behind', async () => {
     await new Promise((r) => setImmediate(r));
     const [live, inUse] = b.stats();

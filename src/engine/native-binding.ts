@@ -42,8 +42,14 @@ export interface NativeBinding {
   peeked(connId: number): Buffer | undefined;
   /** While it waits for a destination: a client that leaves closes it (a client_error record). 0 or an errno. */
   watchLeave(connId: number): number;
-  /** [live connections, pipes in use, pipes pooled, pipes created, pipes closed, heap trims (native/heap.c)] */
-  stats(): [number, number, number, number, number, number];
+  /** [live connections, pipes in use, pipes pooled, pipes created, pipes closed, heap trims (native/heap.c),
+   * pipe bytes (capacity of the pipes open), buffer bytes (copy buffers held and pooled, the scratch), budget bytes,
+   * directions refused a pipe (kept on the buffered pump)] */
+  stats(): [number, number, number, number, number, number, number, number, number, number];
+  /** The byte budget for pipes and copy buffers (native/engine.h). */
+  setBudget(bytes: number): void;
+  /** `draws` picks of native/pick.c (one random stream seeded `seed`): an index each, -1 for none. */
+  pick(weights: Float64Array, loads: Float64Array, exclude: number, empty: number, seed: number, draws: number): Int32Array;
   /**
    * The engine clock in ms (uv_hrtime: CLOCK_MONOTONIC), the clock of every record's time. Only
    * differences of its readings mean anything: it is not performance.now() and has no known offset to it.

@@ -7,7 +7,9 @@
 // never negative. No offset to performance.now() is estimated: one taken around `init` was
 // off by half the call's duration (negative connect times, issue 20), and Node exposes no
 // exact one (performance.now() subtracts a private hrtime origin).
+import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import type { Registry } from '../metrics/registry.ts';
 import type { NativeBinding } from './native-binding.ts';
 
 /** What a native connection hears back from the engine (outcome records, native/engine.h). */
@@ -123,8 +125,57 @@ export class NativeEngine {
 
 let engine: NativeEngine | undefined;
 
-/** The process's engine over `binding` (created on first use). */
-export function nativeEngine(binding: NativeBinding): NativeEngine {
-  engine ??= new NativeEngine(binding);
+/**
+ * The process's engine over `binding` (created on first use, with its byte budget for pipes
+ * and buffers: `pipeBudget(processes)`).
+ */
+export function nativeEngine(binding: NativeBinding, processes = 1): NativeEngine {
+  if (!engine) {
+    engine = new NativeEngine(binding);
+    binding.setBudget(pipeBudget(processes));
+  }
   return engine;
+}
+
+/**
+ * The engine's memory figures as `l5d:engine:*` (read at scrape time; once per registry).
+ * Unlabelled: several workers' add up to the whole proxy's.
+ */
+export function registerEngineMetrics(registry: Registry, binding: NativeBinding): void {
+  const stat = (i: number) => (): number => binding.stats()[i]!;
+  registry.gauge('l5d:engine:pipe_bytes', {}, stat(6));
+  registry.gauge('l5d:engine:buffer_bytes', {}, stat(7));
+  registry.gauge('l5d:engine:budget_bytes', {}, stat(8));
+  const refused = registry.counter('l5d:engine:splice_refused'), trims = registry.counter('l5d:engine:heap_trims');
+  if (registered.has(registry)) return;
+  registered.add(registry);
+  registry.onCollect(() => {
+    const s = binding.stats();
+    refused.value = s[9];
+    trims.value = s[5];
+  });
+}
+const registered = new WeakSet<Registry>();
+
+/** Without a per-user pipe quota (fs.pipe-user-pages-soft 0), what all processes together may hold. */
+const UNCAPPED_BYTES = 256 * 2 ** 20;
+
+/**
+ * The native engine's byte budget for kernel pipes and copy buffers in one of `processes`
+ * processes: three quarters of the user's pipe quota (`fs.pipe-user-pages-soft`, 16,384 pages
+ * = 64 MiB by default; past it the kernel gives an unprivileged user's new pipes 8 KiB), shared
+ * evenly, the rest left to the user's other programs. `softPages` is read from /proc unless given.
+ */
+export function pipeBudget(processes: number, softPages = readSoftPages()): number {
+  const all = softPages > 0 ? softPages * 4096 * 0.75 : UNCAPPED_BYTES;
+  return Math.floor(all / Math.max(1, processes));
+}
+
+function readSoftPages(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/pipe-user-pages-soft', 'utf8').trim());
+    return Number.isFinite(n) && n >= 0 ? n : 16384;
+  } catch {
+    return 16384; // not Linux's /proc: its default
+  }
 }

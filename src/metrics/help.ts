@@ -72,6 +72,12 @@ export const METRIC_HELP: Readonly<Record<string, FamilyHelp>> = {
   // reloads: label result (ok, failed)
   'l5d:config:reloads': c('Configuration reloads (SIGHUP or POST /reload) by result.'),
   'l5d:tls:reloads': c('Reloads of TLS certificates and keys after their files changed, by result.'),
+  // the native engine (summed over workers)
+  'l5d:engine:pipe_bytes': g('Capacity of the kernel pipes the native engine holds, moving bytes or pooled, in bytes.'),
+  'l5d:engine:buffer_bytes': g('Buffers of the native engine\'s buffered pump (held, pooled, and its scratch), in bytes.'),
+  'l5d:engine:budget_bytes': g('The native engine\'s byte budget for its pipes and buffers (3/4 of the user\'s pipe quota).'),
+  'l5d:engine:splice_refused': c('Bulk directions kept on the buffered pump because the budget had no pipe for them.'),
+  'l5d:engine:heap_trims': c('Times the native engine gave free heap pages back to the kernel after a burst of TLS handshakes.'),
   // process (label worker when several workers run)
   'process:cpu_user_seconds': g('User CPU time used by the process, in seconds (a total: rate() it).'),
   'process:cpu_system_seconds': g('System CPU time used by the process, in seconds (a total: rate() it).'),
