@@ -73,7 +73,7 @@ void copy_release(conn_t *c) {
 
 /* A TLS call on an open conn failed for good: the side's error (errno, else EPROTO/ECONNRESET). */
 static void tls_failed(conn_t *c, int client_side, int sslerr, int err) {
-  ERR_clear_error();
+  tls_err_clear();
   if (sslerr == SSL_ERROR_SYSCALL) conn_fail_side(c, client_side, err ? err : ECONNRESET);
   else conn_fail_side(c, client_side, EPROTO);
 }
@@ -81,11 +81,11 @@ static void tls_failed(conn_t *c, int client_side, int sslerr, int err) {
 /* Writes p[0..len) to dst: 1 wrote *n (maybe fewer), 0 would block (wants set), -1 the conn closed. */
 static int dir_write(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client, const uint8_t *p, size_t len, size_t *n) {
   if (s) {
-    ERR_clear_error();
+    tls_err_clear();
     errno = 0; /* read after a failure: never an earlier call's */
     if (SSL_write_ex(s, p, len, n) == 1) return 1;
     int err = errno, e = SSL_get_error(s, 0);
-    ERR_clear_error();
+    tls_err_clear();
     if (e == SSL_ERROR_WANT_WRITE) d->want_w = 1;
     else if (e == SSL_ERROR_WANT_READ) d->dst_want_r = 1;
     else {
@@ -113,7 +113,7 @@ static int dir_write(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client, con
 /* Reads from src into buf (COPY_BUF bytes): 1 read *n, 2 EOF, 0 would block (wants set), -1 closed. */
 static int dir_read(conn_t *c, dir_t *d, SSL *s, int fd, int src_is_client, uint8_t *buf, size_t *n) {
   if (s) {
-    ERR_clear_error();
+    tls_err_clear();
     errno = 0; /* read after a failure: never an earlier call's */
     if (SSL_read_ex(s, buf, COPY_BUF, n) == 1) {
       /* Less than a buffer and nothing more held (read-ahead took what the socket had): most
@@ -122,7 +122,7 @@ static int dir_read(conn_t *c, dir_t *d, SSL *s, int fd, int src_is_client, uint
       return 1;
     }
     int err = errno, e = SSL_get_error(s, 0);
-    ERR_clear_error();
+    tls_err_clear();
     if (e == SSL_ERROR_WANT_READ) d->want_r = 1;
     else if (e == SSL_ERROR_WANT_WRITE) d->src_want_w = 1;
     else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && err == 0)) return 2;
@@ -156,12 +156,12 @@ static int dir_finish(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client) {
   buf_put(c->e, d);
   if (d->shut) return 0;
   if (s && !d->notified) {
-    ERR_clear_error();
+    tls_err_clear();
     errno = 0; /* read after a failure: never an earlier call's */
     int r = SSL_shutdown(s);
     if (r < 0) {
       int err = errno, e = SSL_get_error(s, r);
-      ERR_clear_error();
+      tls_err_clear();
       if (e == SSL_ERROR_WANT_WRITE) {
         d->want_w = 1;
         return 0;

@@ -32,7 +32,7 @@ void conn_tls_free(conn_t *c) {
   c->tcli = NULL;
   free(c->sni);
   c->sni = NULL;
-  ERR_clear_error();
+  tls_err_clear();
 }
 
 /* ---- the client's handshake ---- */
@@ -67,7 +67,7 @@ static int classify(conn_t *c, int sslerr) {
 }
 
 void conn_tls_fail(conn_t *c, int cause) {
-  ERR_clear_error();
+  tls_err_clear();
   c->state = S_TLS_FAILED;
   c->tls_cause = (uint8_t)cause;
   if (conn_watch(c, 0, WATCH_DONE) != 0) errno = 0; /* quiet until JavaScript closes it */
@@ -86,17 +86,17 @@ static void tls_done(conn_t *c) {
 
 void conn_tls_handshake(conn_t *c) {
   if (c->tls_eof) return; /* the client sent its FIN: only the deadline ends it */
-  ERR_clear_error();
+  tls_err_clear();
   errno = 0; /* read after a failure: never an earlier call's */
   int r = SSL_do_handshake(c->cssl);
   if (r == 1) {
-    ERR_clear_error();
+    tls_err_clear();
     tls_done(c);
     return;
   }
   int err = errno, e = SSL_get_error(c->cssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-    ERR_clear_error();
+    tls_err_clear();
     int w = conn_watch(c, 0, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
     if (w != 0) conn_tls_fail(c, TF_OTHER);
     return;
@@ -106,7 +106,7 @@ void conn_tls_handshake(conn_t *c) {
   if (gone && SSL_get_peer_finished(c->cssl, fin, sizeof(fin)) > 0) {
     /* The client finished its handshake and left while we wrote after it (TLS 1.3 tickets):
      * done, as on the node engine; forwarding then meets the error (client_error). */
-    ERR_clear_error();
+    tls_err_clear();
     tls_done(c);
     return;
   }
@@ -114,7 +114,7 @@ void conn_tls_handshake(conn_t *c) {
     /* A FIN mid-handshake (no reset): held to the handshake deadline, as the node engine
      * holds a half-closed client (cause timeout). Nothing more will come: out of the epoll
      * set for good (a reset arriving later would otherwise report ERR|HUP at every turn). */
-    ERR_clear_error();
+    tls_err_clear();
     if (conn_watch(c, 0, WATCH_DONE) != 0) errno = 0;
     c->tls_eof = 1;
     return;
@@ -147,11 +147,11 @@ int conn_tls_start(conn_t *c) {
 ssize_t conn_tls_peek(conn_t *c) {
   uint8_t b;
   size_t n = 0;
-  ERR_clear_error();
+  tls_err_clear();
   errno = 0;
   if (SSL_peek_ex(c->cssl, &b, 1, &n) == 1) return 1;
   int err = errno, e = SSL_get_error(c->cssl, 0);
-  ERR_clear_error();
+  tls_err_clear();
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
     errno = EAGAIN;
     return -1;
@@ -167,27 +167,27 @@ void conn_tls_backend_free(conn_t *c) {
   if (!c->bssl) return;
   SSL_free(c->bssl);
   c->bssl = NULL;
-  ERR_clear_error();
+  tls_err_clear();
 }
 
 void conn_tls_backend_step(conn_t *c) {
-  ERR_clear_error();
+  tls_err_clear();
   errno = 0;
   int r = SSL_do_handshake(c->bssl);
   if (r == 1) {
-    ERR_clear_error();
+    tls_err_clear();
     conn_opened(c);
     return;
   }
   int err = errno, e = SSL_get_error(c->bssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-    ERR_clear_error();
+    tls_err_clear();
     int w = conn_watch(c, 1, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
     if (w != 0) conn_attempt_failed(c, w);
     return;
   }
   long vr = SSL_get_verify_result(c->bssl);
-  ERR_clear_error();
+  tls_err_clear();
   /* The failed attempt frees bssl with the backend socket (conn.c attempt_failed → conn_tls_backend_free). */
   if (e == SSL_ERROR_SYSCALL && err != 0 && err != EAGAIN) conn_attempt_failed(c, err);
   else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) conn_attempt_failed(c, ECONNRESET); /* closed mid-handshake */
