@@ -6,6 +6,7 @@
         "native/batch.c",
         "native/conn.c",
         "native/copy.c",
+        "native/engine.c",
         "native/heap.c",
         "native/listener.c",
         "native/napi.c",

@@ -1,7 +1,7 @@
 /* The outcome batch and the engine's loop hooks: records (native/engine.h) go into one
- * shared Float64Array and are flushed to JavaScript once per loop turn (check phase; an
- * idle handle keeps the poll phase from blocking while records wait); records made while
- * JavaScript reads the batch wait in `pending`. The epoll set of every connection socket is
+ * array (napi.c: a Float64Array JavaScript shares) and are delivered (e->deliver) once per
+ * loop turn (check phase; an idle handle keeps the poll phase from blocking while records
+ * wait); records made while the control plane reads the batch wait in `pending`. The epoll set of every connection socket is
  * read here, from one uv_poll_t. Invariant: JavaScript is only ever called from these loop
  * callbacks, never from inside a call JavaScript made into the engine (napi.c).
  * Ownership: `pending` is the engine's (grown here, freed at finalize); the shared array
@@ -12,23 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-
-static void report_exception(napi_env env) {
-  napi_value err;
-  if (napi_get_and_clear_last_exception(env, &err) == napi_ok) {
-    if (napi_fatal_exception(env, err) != napi_ok) fprintf(stderr, "linkerd-tcp engine: uncaught exception lost\n");
-  }
-}
-
-static void call_js(engine_t *e, napi_ref fn_ref, size_t argc, napi_value *argv) {
-  napi_env env = e->env;
-  napi_value fn, recv;
-  if (napi_get_reference_value(env, fn_ref, &fn) != napi_ok || napi_get_global(env, &recv) != napi_ok) return;
-  napi_value result;
-  napi_status s = napi_make_callback(env, e->actx, recv, fn, argc, argv, &result);
-  if (s == napi_pending_exception) report_exception(env);
-  else if (s != napi_ok) fprintf(stderr, "linkerd-tcp engine: call into JavaScript failed (napi status %d)\n", (int)s);
-}
 
 static void flush(engine_t *e);
 static void on_check(uv_check_t *h) { flush(h->data); }
@@ -105,18 +88,8 @@ void out_record(engine_t *e, int kind, double id, double a, double b, double c, 
 static void flush(engine_t *e) {
   if (e->flushing) return;
   e->flushing = 1;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(e->env, &scope) != napi_ok) {
-    e->flushing = 0;
-    return;
-  }
   while (e->nrec > 0) {
-    napi_value n;
-    if (napi_create_uint32(e->env, (uint32_t)e->nrec, &n) != napi_ok) {
-      fprintf(stderr, "linkerd-tcp engine: could not report %zu records (napi_create_uint32)\n", (size_t)e->nrec);
-      break; /* the records stay; flush_armed stays set, so the check handle retries next turn */
-    }
-    call_js(e, e->on_batch, 1, &n);
+    if (e->deliver(e, e->nrec) != 0) break; /* the records stay; flush_armed stays set, so the check handle retries next turn */
     e->nrec = 0;
     size_t move = e->npending < BATCH_RECORDS ? e->npending : BATCH_RECORDS;
     if (move > 0) {
@@ -126,10 +99,8 @@ static void flush(engine_t *e) {
       e->nrec = move;
     }
   }
-  if (napi_close_handle_scope(e->env, scope) != napi_ok) fprintf(stderr, "linkerd-tcp engine: handle scope\n");
   e->flushing = 0;
   if (e->nrec > 0) return; /* not delivered: stay armed, the next loop turn tries again */
   e->flush_armed = 0;
   if (uv_check_stop(&e->flush_check) != 0 || uv_idle_stop(&e->flush_idle) != 0) return;
 }
-

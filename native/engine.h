@@ -8,7 +8,8 @@
  *   tls-ctx.c   TLS contexts (immutable snapshots built from PEM bytes);
  *   tls-conn.c  a connection's TLS handshakes;  copy.c  the buffered pump (TLS, and plain until bulk);
  *   napi-tls.c  the JavaScript API of the TLS parts;  heap.c  malloc_trim once handshakes quiet;
- *   pick.c      the balancer's pick in C (for the threads to come; pick.h).
+ *   pick.c      the balancer's pick in C (for the threads to come; pick.h);
+ *   engine.c    an engine's setup on a loop and its close (napi.c's, or the C harness's).
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe (splice) or a buffer (copy.c) only
  * while bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context
@@ -157,8 +158,11 @@ typedef struct pipe_pool {
 #define DEFAULT_BUDGET ((size_t)48 << 20) /* until JavaScript sets one: 3/4 of the default per-user pipe quota (64 MiB) */
 
 struct engine {
-  napi_env env;
+  napi_env env;             /* napi.c's: NULL in the C harness */
   uv_loop_t *loop;
+  /* Hands records[0..n) to the control plane (napi.c: JavaScript's onBatch); 0 when read,
+   * -1 when not (they stay, and the next loop turn tries again). Never called re-entrantly. */
+  int (*deliver)(engine_t *e, size_t n);
   napi_ref on_batch, records_ref;
   napi_async_context actx;
   double *records;          /* the shared Float64Array's memory */
@@ -286,7 +290,12 @@ int port_hold(engine_t *e, const char *host, int port, int *port_out); /* the ho
 int port_release(engine_t *e, int id);                                /* 0, or an errno (ENOENT: no such hold) */
 void port_release_all(engine_t *e);
 
-/* batch.c: outcome records, their flush to JavaScript, and the epoll set's reader */
+/* engine.c */
+int engine_init(engine_t *e, uv_loop_t *loop); /* e zeroed, deliver and records set by the caller; 0 or -1 */
+void engine_close(engine_t *e);                /* closes everything the engine owns (the env cleanup hook, the harness) */
+int engine_add_listener(engine_t *e, listener_t *l); /* l->id is its index in e->listeners; 0 or ENOMEM */
+
+/* batch.c: outcome records, their delivery (e->deliver), and the epoll set's reader */
 void out_record(engine_t *e, int kind, double id, double a, double b, double c, double d);
 void engine_on_epoll(uv_poll_t *h, int status, int events);
 void engine_live_changed(engine_t *e);                        /* refs/unrefs the epoll watcher */

@@ -1,6 +1,7 @@
 /* The JavaScript face of the engine (Node-API 8, ABI-stable): init, listen, connect, close,
- * peek, byte counts and stats, port holds; the module's setup and cleanup. Outcomes reach
- * JavaScript in batches (batch.c), never from inside a call JavaScript made into the engine.
+ * peek, byte counts and stats, the byte budget, port holds, the pick (for its vector test);
+ * the module's setup and cleanup (engine.c). Outcomes reach JavaScript in batches (batch.c
+ * calls `deliver` here), never from inside a call JavaScript made into the engine.
  * Ownership: the engine (instance data) is freed at finalize; every fd it owns is closed by
  * the env cleanup hook (connections, listeners, pipes, holds, epoll, the reserve fd). */
 #include "engine.h"
@@ -118,14 +119,10 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   int err = 0;
   listener_t *l = listener_open(e, host, (int)port, (int)backlog, reuse, &err);
   if (!l) return throw_errno(env, err, "listen");
-  listener_t **ls = realloc(e->listeners, (e->nlisteners + 1) * sizeof(*ls));
-  if (!ls) {
+  if (engine_add_listener(e, l) != 0) {
     listener_close(l);
     return throw_errno(env, ENOMEM, "listen");
   }
-  e->listeners = ls;
-  l->id = (uint32_t)e->nlisteners;
-  e->listeners[e->nlisteners++] = l;
   l->connect_timeout_ms = (uint32_t)ct;
   l->idle_ms = (uint32_t)idle;
   l->lifetime_ms = (uint32_t)life;
@@ -374,23 +371,38 @@ static napi_value js_set_budget(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- records to JavaScript (e->deliver, called by batch.c's flush) ---- */
+
+static void report_exception(napi_env env) {
+  napi_value err;
+  if (napi_get_and_clear_last_exception(env, &err) == napi_ok) {
+    if (napi_fatal_exception(env, err) != napi_ok) fprintf(stderr, "linkerd-tcp engine: uncaught exception lost\n");
+  }
+}
+
+/* onBatch(n): JavaScript reads records[0..n) of the shared array before it returns. */
+static int deliver(engine_t *e, size_t n) {
+  napi_env env = e->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return -1;
+  int r = -1;
+  napi_value count, fn, recv, result;
+  if (napi_create_uint32(env, (uint32_t)n, &count) != napi_ok) {
+    fprintf(stderr, "linkerd-tcp engine: could not report %zu records (napi_create_uint32)\n", n);
+  } else if (napi_get_reference_value(env, e->on_batch, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
+    napi_status s = napi_make_callback(env, e->actx, recv, fn, 1, &count, &result);
+    if (s == napi_pending_exception) report_exception(env);
+    else if (s != napi_ok) fprintf(stderr, "linkerd-tcp engine: call into JavaScript failed (napi status %d)\n", (int)s);
+    r = 0; /* called: the records are read, whatever JavaScript threw */
+  }
+  if (napi_close_handle_scope(env, scope) != napi_ok) fprintf(stderr, "linkerd-tcp engine: handle scope\n");
+  return r;
+}
+
 /* ---- lifetime ---- */
 
 static void cleanup(void *arg) {
-  engine_t *e = arg;
-  for (size_t i = 0; i < e->nconns_cap; i++) if (e->conns[i]) conn_close(e->conns[i], R_DONE, 0, 0);
-  for (size_t i = 0; i < e->nlisteners; i++) if (e->listeners[i] && !e->listeners[i]->closing) listener_close(e->listeners[i]);
-  pipe_pool_destroy(&e->pipes);
-  if (e->ntls_servers || e->ntls_clients) tls_engine_destroy(e); /* OpenSSL only where TLS ran */
-  copy_destroy(e);
-  heap_destroy(e);
-  port_release_all(e);
-  uv_close((uv_handle_t *)&e->ep_poll, NULL);
-  if (close(e->epfd) != 0) errno = 0;
-  if (e->reserve_fd >= 0 && close(e->reserve_fd) != 0) errno = 0;
-  e->reserve_fd = -1;
-  uv_close((uv_handle_t *)&e->flush_check, NULL);
-  uv_close((uv_handle_t *)&e->flush_idle, NULL);
+  engine_close(arg);
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -406,20 +418,9 @@ NAPI_MODULE_INIT() {
   engine_t *e = calloc(1, sizeof(*e));
   if (!e) return NULL;
   e->env = env;
-  if (napi_get_uv_event_loop(env, &e->loop) != napi_ok) return NULL;
-  if (uv_check_init(e->loop, &e->flush_check) != 0 || uv_idle_init(e->loop, &e->flush_idle) != 0 || heap_init(e) != 0) return NULL;
-  e->flush_check.data = e;
-  e->flush_idle.data = e;
-  uv_unref((uv_handle_t *)&e->flush_check);
-  uv_unref((uv_handle_t *)&e->flush_idle);
-  e->budget = DEFAULT_BUDGET;
-  e->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  e->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (e->epfd < 0) return NULL;
-  if (uv_poll_init(e->loop, &e->ep_poll, e->epfd) != 0) return NULL;
-  e->ep_poll.data = e;
-  if (uv_poll_start(&e->ep_poll, UV_READABLE, engine_on_epoll) != 0) return NULL;
-  uv_unref((uv_handle_t *)&e->ep_poll);
+  e->deliver = deliver;
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || engine_init(e, loop) != 0) return NULL;
   CHECK(napi_set_instance_data(env, e, finalize, NULL));
   CHECK(napi_add_env_cleanup_hook(env, cleanup, e));
   napi_property_descriptor props[] = {

@@ -1,0 +1,309 @@
+/* The native engine without Node: its core (every native C file but the two Node-API ones) on a
+ * libuv loop of this process, with a control plane in C where JavaScript would be: accepted
+ * connections get a backend from native/pick.c (least loaded of three echo servers) and are
+ * connected; the outcome records are checked. Clients and backends are threads of this
+ * process using blocking sockets; the engine runs on the main thread alone, as it will on
+ * each I/O thread. Rounds: small exchanges (the buffered pump), bulk (splice), bulk with a
+ * budget of 0 (the pump instead of pipes), half-closes, and connects refused by a dead port.
+ * Built under ASan/UBSan and under TSan by native/Makefile (`make harness`), run by CI.
+ * Every check failing prints what and exits 1; ownership: each thread closes what it opened. */
+#define _GNU_SOURCE
+#include "../../native/engine.h"
+#include "../../native/pick.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NBACK 3
+#define MAX_CONNS 4096
+
+static int failures;
+#define EXPECT(cond, ...) do { if (!(cond)) { fprintf(stderr, "harness: FAILED %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); failures++; } } while (0)
+
+/* ---- backends: echo servers, a thread per connection ---- */
+
+typedef struct backend { int fd, port; pthread_t thread; atomic_int accepted; } backend_t;
+static backend_t backends[NBACK];
+
+static void *echo_conn(void *arg) {
+  int fd = (int)(intptr_t)arg;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(fd, buf + off, (size_t)(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) goto done;
+      off += w;
+    }
+  }
+  if (shutdown(fd, SHUT_WR) != 0) errno = 0; /* the client may be gone: nothing to do */
+done:
+  if (close(fd) != 0) errno = 0;
+  return NULL;
+}
+
+static void *echo_server(void *arg) {
+  backend_t *b = arg;
+  for (;;) {
+    int fd = accept4(b->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return NULL; /* the listening socket was shut down: the end */
+    }
+    atomic_fetch_add(&b->accepted, 1);
+    pthread_t t;
+    if (pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)fd) != 0 || pthread_detach(t) != 0) {
+      fprintf(stderr, "harness: cannot start an echo thread\n");
+      exit(1);
+    }
+  }
+}
+
+static int listen_any(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(a);
+  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 512) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    if (close(fd) != 0) errno = 0;
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* ---- clients: each sends its bytes, half-closes, reads the echo to EOF, compares ---- */
+
+typedef struct job { int port; size_t bytes; int count; uint32_t seed; atomic_int *done; uv_async_t *wake; } job_t;
+static atomic_int client_errors;
+
+static uint8_t byte_at(uint32_t seed, size_t i) { return (uint8_t)((seed * 2654435761u) ^ (uint32_t)(i * 40503u) ^ (uint32_t)(i >> 11)); }
+
+static int one_exchange(int port, size_t bytes, uint32_t seed) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+  uint8_t *out = malloc(bytes ? bytes : 1), *in = malloc(bytes + 1);
+  ok = ok && out && in;
+  for (size_t i = 0; ok && i < bytes; i++) out[i] = byte_at(seed, i);
+  /* Writes and reads interleaved by a second thread would be simpler; a small exchange fits in
+   * the socket buffers, and bulk is written in slices with reads between, so nothing deadlocks. */
+  size_t sent = 0, got = 0;
+  while (ok && sent < bytes) {
+    size_t slice = bytes - sent < 65536 ? bytes - sent : 65536;
+    ssize_t w = write(fd, out + sent, slice);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) { ok = 0; break; }
+    sent += (size_t)w;
+    while (ok && got + 65536 < sent) { /* keep the echo flowing back */
+      ssize_t r = read(fd, in + got, sent - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) { ok = 0; break; }
+      got += (size_t)r;
+    }
+  }
+  if (ok && shutdown(fd, SHUT_WR) != 0) ok = 0;
+  while (ok) {
+    ssize_t r = read(fd, in + got, bytes + 1 - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) { ok = 0; break; }
+    if (r == 0) break;
+    got += (size_t)r;
+    if (got > bytes) { ok = 0; break; }
+  }
+  if (ok && (got != bytes || (bytes && memcmp(in, out, bytes) != 0))) ok = 0;
+  free(out);
+  free(in);
+  if (close(fd) != 0) errno = 0;
+  return ok ? 0 : -1;
+}
+
+static void *client(void *arg) {
+  job_t *j = arg;
+  for (int k = 0; k < j->count; k++) {
+    if (one_exchange(j->port, j->bytes, j->seed + (uint32_t)k) != 0) atomic_fetch_add(&client_errors, 1);
+  }
+  atomic_fetch_add(j->done, 1);
+  if (uv_async_send(j->wake) != 0) fprintf(stderr, "harness: uv_async_send failed\n");
+  return NULL;
+}
+
+/* ---- the control plane: what JavaScript does with the records ---- */
+
+static engine_t E;
+static double records[BATCH_RECORDS * REC_DOUBLES];
+static pick_rng_t rng = {42};
+static double load[NBACK];
+static int8_t backend_of[MAX_CONNS]; /* by slot */
+static int accepted, connected, connect_failed, closed_done, closed_other;
+static double rx_total, tx_total;
+static int dead_port; /* when set, every connect goes there (a refused connect) */
+
+static size_t slot_of(double id) { return (size_t)((uint64_t)id & 0x3fffff); }
+
+static int deliver(engine_t *e, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const double *r = e->records + REC_DOUBLES * i;
+    int kind = (int)r[0];
+    double id = r[1];
+    conn_t *c = conn_find(e, id);
+    switch (kind) {
+      case OUT_ACCEPTED: {
+        accepted++;
+        if (!c) break;
+        pick_ep_t eps[NBACK];
+        double cls[NBACK];
+        size_t ix[3 * NBACK];
+        pick_scratch_t s = {cls, ix, ix + NBACK, ix + 2 * NBACK};
+        for (int b = 0; b < NBACK; b++) eps[b] = (pick_ep_t){1.0, load[b]};
+        int b = pick(eps, NBACK, -1, 0, &rng, &s);
+        EXPECT(b >= 0 && b < NBACK, "pick gave %d", b);
+        if (b < 0) b = 0;
+        EXPECT(slot_of(id) < MAX_CONNS, "slot %zu", slot_of(id));
+        backend_of[slot_of(id) % MAX_CONNS] = (int8_t)b;
+        load[b]++;
+        int err = conn_connect(c, "127.0.0.1", dead_port ? dead_port : backends[b].port, 2000, NULL, 0, NULL);
+        EXPECT(err == 0, "conn_connect: %s", strerror(err));
+        break;
+      }
+      case OUT_CONNECTED:
+        connected++;
+        break;
+      case OUT_CONNECT_FAILED:
+        connect_failed++;
+        EXPECT((int)r[2] == ECONNREFUSED, "connect failed with errno %d", (int)r[2]);
+        if (c) conn_close(c, R_LOCAL, (int)r[2], 1); /* no retry here: JavaScript would pick again */
+        break;
+      case OUT_CLOSED:
+        load[backend_of[slot_of(id) % MAX_CONNS]]--;
+        if ((int)r[2] == R_DONE) closed_done++;
+        else closed_other++;
+        rx_total += r[4];
+        tx_total += r[5];
+        break;
+      default:
+        EXPECT(0, "unexpected record kind %d", kind);
+    }
+  }
+  return 0;
+}
+
+/* ---- rounds ---- */
+
+static listener_t *L;
+static atomic_int clients_done;
+static int clients_total;
+static uv_async_t wake;
+
+static void on_wake(uv_async_t *h) {
+  (void)h;
+  if (atomic_load(&clients_done) < clients_total) return;
+  /* Every client is done: the engine's records for them may still be in this turn's batch.
+   * Close the listener (which accepts what is queued first) and let the loop run dry. */
+  if (L) listener_close(L);
+  L = NULL;
+  uv_close((uv_handle_t *)&wake, NULL);
+}
+
+static void round_run(const char *name, size_t bytes, int threads, int per_thread, size_t budget, int refuse) {
+  accepted = connected = connect_failed = closed_done = closed_other = 0;
+  rx_total = tx_total = 0;
+  atomic_store(&client_errors, 0);
+  atomic_store(&clients_done, 0);
+  clients_total = threads;
+  E.budget = budget;
+  pipe_trim(&E.pipes, pipe_limit(&E));
+  int err = 0;
+  L = listener_open(&E, "127.0.0.1", 0, 512, 0, &err);
+  if (!L || engine_add_listener(&E, L) != 0) {
+    fprintf(stderr, "harness: listen: %s\n", strerror(err));
+    exit(1);
+  }
+  if (uv_async_init(E.loop, &wake, on_wake) != 0) exit(1);
+  int port = listener_port(L);
+  if (refuse) {
+    int fd = listen_any(&dead_port); /* a port that was listening and is closed now: refused */
+    if (fd < 0 || close(fd) != 0) exit(1);
+  } else {
+    dead_port = 0;
+  }
+  pthread_t *ts = calloc((size_t)threads, sizeof(*ts));
+  job_t *jobs = calloc((size_t)threads, sizeof(*jobs));
+  if (!ts || !jobs) exit(1);
+  for (int t = 0; t < threads; t++) {
+    jobs[t] = (job_t){port, bytes, per_thread, (uint32_t)(t * 7919), &clients_done, &wake};
+    if (pthread_create(&ts[t], NULL, client, &jobs[t]) != 0) exit(1);
+  }
+  if (uv_run(E.loop, UV_RUN_DEFAULT) != 0) errno = 0; /* returns once nothing is left: listener closed, conns done */
+  for (int t = 0; t < threads; t++) if (pthread_join(ts[t], NULL) != 0) exit(1);
+  free(ts);
+  free(jobs);
+  int n = threads * per_thread;
+  EXPECT(accepted == n, "%s: %d accepted of %d", name, accepted, n);
+  if (refuse) {
+    EXPECT(connect_failed == n && connected == 0, "%s: %d refused, %d connected of %d", name, connect_failed, connected, n);
+    EXPECT(atomic_load(&client_errors) == n, "%s: %d clients saw the close", name, atomic_load(&client_errors));
+  } else {
+    EXPECT(atomic_load(&client_errors) == 0, "%s: %d clients got other bytes than they sent", name, atomic_load(&client_errors));
+    EXPECT(connected == n && closed_done == n && closed_other == 0, "%s: %d connected, %d done, %d other of %d", name, connected, closed_done, closed_other, n);
+    EXPECT(rx_total == (double)n * (double)bytes && tx_total == rx_total, "%s: rx %.0f tx %.0f, want %.0f", name, rx_total, tx_total, (double)n * (double)bytes);
+  }
+  EXPECT(E.live == 0, "%s: %zu conns left", name, E.live);
+  EXPECT(E.pipes.in_use == 0, "%s: %zu pipes held", name, E.pipes.in_use);
+  EXPECT(E.pipes.bytes <= E.budget || E.pipes.n == 0, "%s: %zu pipe bytes over a budget of %zu", name, E.pipes.bytes, E.budget);
+  for (int b = 0; b < NBACK; b++) EXPECT(load[b] == 0, "%s: backend %d load %.0f", name, b, load[b]);
+  fprintf(stderr, "harness: %-28s %4d connections x %7zu bytes: %s (pipes made so far %zu, refused a pipe %zu)\n", name, n, bytes,
+          failures ? "FAILED" : "ok", E.pipes.created, E.splice_refused);
+}
+
+int main(void) {
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return 1;
+  for (int b = 0; b < NBACK; b++) {
+    backends[b].fd = listen_any(&backends[b].port);
+    if (backends[b].fd < 0 || pthread_create(&backends[b].thread, NULL, echo_server, &backends[b]) != 0) return 1;
+  }
+  uv_loop_t loop;
+  if (uv_loop_init(&loop) != 0) return 1;
+  E.deliver = deliver;
+  E.records = records;
+  if (engine_init(&E, &loop) != 0) return 1;
+  size_t budget = DEFAULT_BUDGET;
+  round_run("small exchanges", 100, 8, 40, budget, 0);
+  round_run("bulk, spliced", 3 << 20, 4, 3, budget, 0);
+  size_t made = E.pipes.created;
+  EXPECT(made > 0, "bulk made no pipe");
+  round_run("bulk, budget 0 (pump)", 3 << 20, 4, 2, 0, 0);
+  EXPECT(E.pipes.created == made, "a pipe was made past a budget of 0");
+  EXPECT(E.splice_refused > 0, "no direction was refused a pipe");
+  round_run("refused connects", 10, 4, 5, budget, 1);
+  int spread = 0;
+  for (int b = 0; b < NBACK; b++) spread += atomic_load(&backends[b].accepted) > 0;
+  EXPECT(spread == NBACK, "the pick used %d of %d backends", spread, NBACK);
+  engine_close(&E);
+  if (uv_run(&loop, UV_RUN_DEFAULT) != 0) errno = 0;
+  EXPECT(uv_loop_close(&loop) == 0, "handles left on the loop");
+  for (int b = 0; b < NBACK; b++) {
+    if (shutdown(backends[b].fd, SHUT_RDWR) != 0) errno = 0; /* wakes its accept */
+    if (pthread_join(backends[b].thread, NULL) != 0) return 1;
+    if (close(backends[b].fd) != 0) return 1;
+  }
+  free(E.conns);
+  free(E.gens);
+  free(E.free_slots);
+  free(E.listeners);
+  free(E.pending);
+  fprintf(stderr, "harness: %s\n", failures ? "FAILED" : "all rounds passed");
+  return failures ? 1 : 0;
+}
