@@ -8,6 +8,7 @@
         "native/copy.c",
         "native/engine.c",
         "native/heap.c",
+        "native/io-thread.c",
         "native/listener.c",
         "native/napi.c",
         "native/napi-tls.c",

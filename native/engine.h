@@ -9,7 +9,8 @@
  *   tls-conn.c  a connection's TLS handshakes;  copy.c  the buffered pump (TLS, and plain until bulk);
  *   napi-tls.c  the JavaScript API of the TLS parts;  heap.c  malloc_trim once handshakes quiet;
  *   pick.c      the balancer's pick in C (for the threads to come; pick.h);
- *   engine.c    an engine's setup on a loop and its close (napi.c's, or the C harness's).
+ *   engine.c    an engine's setup on a loop and its close (napi.c's, or the C harness's);
+ *   io-thread.c native I/O threads, an engine each (io-thread.h, ring.h; driven by the C harness for now).
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe (splice) or a buffer (copy.c) only
  * while bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context
@@ -142,6 +143,7 @@ struct listener {
   uint64_t rx, tx;          /* bytes from / to clients of its live connections */
   size_t conns;             /* live connections: the listener's memory outlives them */
   uint8_t closing;
+  uint8_t held;             /* accepting stopped by its owner (listener_hold: an I/O thread whose ring is full) */
   int handles_open;
 };
 
@@ -281,6 +283,7 @@ void conn_peek_ready(conn_t *c, uint32_t events); /* an epoll event (0: the firs
 listener_t *listener_open(engine_t *e, const char *host, int port, int backlog, int reuse_port, int *err);
 void listener_close(listener_t *l);
 int listener_close_draining(listener_t *l); /* accepts what is queued (records), then closes: how many */
+int listener_hold(listener_t *l, int hold);  /* stops (1) or restarts (0) accepting; 0 or a libuv error */
 void listener_unref(listener_t *l); /* a conn of this listener closed */
 int listener_port(listener_t *l);
 int sock_port(int fd);         /* the port a socket is bound to, or -errno */

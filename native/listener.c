@@ -58,7 +58,7 @@ void listener_unref(listener_t *l) {
 static void on_resume(uv_timer_t *t) {
   listener_t *l = t->data;
   engine_t *e = l->e;
-  if (l->closing) return;
+  if (l->closing || l->held) return; /* held: listener_hold(l, 0) starts it again */
   if (e->reserve_fd < 0) e->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* -1 again: still no room */
   int r = uv_poll_start(&l->poll, UV_READABLE, on_accept);
   if (r == 0) return;
@@ -174,6 +174,12 @@ static int accept_queued(listener_t *l) {
     n++;
   }
   return n;
+}
+
+int listener_hold(listener_t *l, int hold) {
+  if (l->closing || l->held == (hold != 0)) return 0;
+  l->held = hold != 0;
+  return hold ? uv_poll_stop(&l->poll) : uv_poll_start(&l->poll, UV_READABLE, on_accept);
 }
 
 int listener_close_draining(listener_t *l) {

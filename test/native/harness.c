@@ -5,10 +5,15 @@
  * process using blocking sockets; the engine runs on the main thread alone, as it will on
  * each I/O thread. Rounds: small exchanges (the buffered pump), bulk (splice), bulk with a
  * budget of 0 (the pump instead of pipes), half-closes, and connects refused by a dead port.
+ * Then two native I/O threads (native/io-thread.c) on one port, the main thread taking their
+ * records from rings of 16 (so a thread stops accepting for want of room, and resumes): waves
+ * of clients over every backend, a snapshot without one backend (none goes there, the old
+ * snapshot is freed), a dead endpoint whose attempts are retried on another, stop and join.
  * Built under ASan/UBSan and under TSan by native/Makefile (`make harness`), run by CI.
  * Every check failing prints what and exits 1; ownership: each thread closes what it opened. */
 #define _GNU_SOURCE
 #include "../../native/engine.h"
+#include "../../native/io-thread.h"
 #include "../../native/pick.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -268,6 +273,162 @@ static void round_run(const char *name, size_t bytes, int threads, int per_threa
           failures ? "FAILED" : "ok", E.pipes.created, E.splice_refused);
 }
 
+/* ---- native I/O threads (io-thread.c): two engines on threads of their own ---- */
+
+typedef struct tally { int accepted, connected, failed, done, other, by_thread[2]; double rx, tx; } tally_t;
+static io_proxy_t P;
+static io_thread_t T[2];
+static tally_t tally;
+static uv_loop_t mloop;
+static uv_async_t main_wake;
+static uv_timer_t give_up;
+static uv_async_t clients_wake; /* sent by each client thread as it ends: this part waits on the records instead */
+static int want_closed, stopping_threads;
+
+static void count(void *arg, const double *r) {
+  tally_t *t = arg;
+  int th = (int)r[7];
+  EXPECT(th == 0 || th == 1, "record from thread %d", th);
+  switch ((int)r[0]) {
+    case OUT_ACCEPTED: t->accepted++; if (th == 0 || th == 1) t->by_thread[th]++; break;
+    case OUT_CONNECTED: t->connected++; break;
+    case OUT_CONNECT_FAILED: t->failed++; break;
+    case OUT_CLOSED:
+      if ((int)r[2] == R_DONE) t->done++;
+      else t->other++;
+      t->rx += r[4];
+      t->tx += r[5];
+      break;
+    default: EXPECT(0, "record kind %d", (int)r[0]);
+  }
+}
+
+/* Main-thread wake: take the records; stop waiting once the closes wanted are in (or the
+ * threads have ended, when stopping). */
+static int waited_enough(void) {
+  return stopping_threads ? io_ended(&P) : tally.done + tally.other >= want_closed;
+}
+
+static void on_main_wake(uv_async_t *h) {
+  (void)h;
+  io_drain(&P, count, &tally);
+  io_reclaim(&P);
+  if (waited_enough()) uv_stop(&mloop);
+}
+
+static void on_give_up(uv_timer_t *h) {
+  (void)h;
+  EXPECT(0, "threads: waited 60 s for %d closes, %d came", want_closed, tally.done + tally.other);
+  uv_stop(&mloop);
+}
+
+/* Runs the main loop until on_main_wake stops it (a 60 s bound only against a hang). */
+static void main_wait(void) {
+  if (uv_timer_start(&give_up, on_give_up, 60000, 0) != 0) exit(1);
+  io_drain(&P, count, &tally); /* what is already there */
+  if (!waited_enough() && uv_run(&mloop, UV_RUN_DEFAULT) != 0) errno = 0;
+  if (uv_timer_stop(&give_up) != 0) exit(1);
+}
+
+static io_dest_t *dest_of(const int *ports, const uint32_t *ids, size_t n) {
+  io_dest_t *d = calloc(1, sizeof(*d) + n * sizeof(io_ep_t));
+  if (!d) exit(1);
+  d->n = n;
+  for (size_t i = 0; i < n; i++) {
+    snprintf(d->eps[i].host, sizeof(d->eps[i].host), "127.0.0.1");
+    d->eps[i].port = ports[i];
+    d->eps[i].weight = 1.0 / (double)n;
+    d->eps[i].id = ids[i];
+  }
+  return d;
+}
+
+/* A wave of clients through the threads' port; waits for every close record. */
+static void wave(const char *name, int port, size_t bytes, int threads, int per_thread) {
+  int before = tally.done + tally.other;
+  atomic_store(&client_errors, 0);
+  pthread_t ts[16];
+  job_t jobs[16];
+  atomic_int done = 0;
+  for (int t = 0; t < threads; t++) {
+    jobs[t] = (job_t){port, bytes, per_thread, (uint32_t)(t * 104729), &done, &clients_wake};
+    if (pthread_create(&ts[t], NULL, client, &jobs[t]) != 0) exit(1);
+  }
+  /* The main loop takes the records while the clients run: a thread whose ring is full stops
+   * accepting until then (the ring here holds 16 records, so that happens). */
+  want_closed = before + threads * per_thread;
+  main_wait();
+  for (int t = 0; t < threads; t++) if (pthread_join(ts[t], NULL) != 0) exit(1);
+  EXPECT(atomic_load(&client_errors) == 0, "%s: %d clients got other bytes than they sent", name, atomic_load(&client_errors));
+  EXPECT(tally.done + tally.other == want_closed, "%s: %d closes of %d", name, tally.done + tally.other, want_closed);
+  long loads = 0;
+  for (int i = 0; i < IO_MAX_ENDPOINTS; i++) loads += atomic_load(&P.loads[i]);
+  EXPECT(loads == 0, "%s: loads add up to %ld with every connection closed", name, loads);
+  fprintf(stderr, "harness: threads: %-22s %4d connections x %7zu bytes: %s\n", name, threads * per_thread, bytes, failures ? "FAILED" : "ok");
+}
+
+static void threads_rounds(void) {
+  if (uv_loop_init(&mloop) != 0 || uv_async_init(&mloop, &main_wake, on_main_wake) != 0 || uv_timer_init(&mloop, &give_up) != 0 ||
+      uv_async_init(&mloop, &clients_wake, NULL) != 0)
+    exit(1);
+  int ports[NBACK];
+  uint32_t ids[NBACK];
+  for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
+  P.main_wake = &main_wake;
+  P.connect_timeout_ms = 2000;
+  P.retries = 1;
+  P.ring_records = 16; /* tiny: overflow, a held listener and the wake for room all happen */
+  io_publish(&P, dest_of(ports, ids, NBACK));
+  int port = 0, err = io_start(&P, T, 2, "127.0.0.1", 0, &port);
+  if (err != 0) {
+    fprintf(stderr, "harness: io_start: %s\n", strerror(err));
+    exit(1);
+  }
+  int before[NBACK];
+  for (int b = 0; b < NBACK; b++) before[b] = atomic_load(&backends[b].accepted);
+  wave("every backend", port, 100, 8, 30);
+  wave("bulk", port, 1 << 20, 4, 2);
+  EXPECT(tally.by_thread[0] > 0 && tally.by_thread[1] > 0, "threads: accepts %d / %d: one thread took none", tally.by_thread[0], tally.by_thread[1]);
+  for (int b = 0; b < NBACK; b++) EXPECT(atomic_load(&backends[b].accepted) > before[b], "threads: backend %d never picked", b);
+  EXPECT(tally.connected == tally.accepted && tally.failed == 0 && tally.other == 0, "threads: %d accepted, %d connected, %d failed, %d not done",
+         tally.accepted, tally.connected, tally.failed, tally.other);
+
+  /* A new snapshot without backend 2: the old one is freed once no thread can hold it, and no new connection goes there. */
+  io_publish(&P, dest_of(ports, ids, 2));
+  io_reclaim(&P);
+  EXPECT(P.retired == NULL, "threads: an idle thread still holds the old snapshot");
+  int b2 = atomic_load(&backends[2].accepted);
+  wave("backend 2 removed", port, 100, 8, 20);
+  EXPECT(atomic_load(&backends[2].accepted) == b2, "threads: %d connections went to the removed backend", atomic_load(&backends[2].accepted) - b2);
+
+  /* A dead endpoint beside backend 0: attempts on it fail (refused) and go on to backend 0. */
+  int dead = 0, fd = listen_any(&dead);
+  if (fd < 0 || close(fd) != 0) exit(1);
+  int ports2[2] = {dead, ports[0]};
+  uint32_t ids2[2] = {NBACK, 0};
+  io_publish(&P, dest_of(ports2, ids2, 2));
+  int failed0 = tally.failed;
+  wave("a dead endpoint, retried", port, 100, 4, 20);
+  EXPECT(tally.failed > failed0, "threads: no attempt reached the dead endpoint");
+  EXPECT(tally.other == 0, "threads: %d connections not done", tally.other);
+
+  stopping_threads = 1;
+  io_stop(&P);
+  main_wait();
+  EXPECT(io_ended(&P), "threads: not ended after io_stop");
+  size_t holds = atomic_load(&T[0].holds) + atomic_load(&T[1].holds); /* read before io_join frees nothing of it, but after the threads ended */
+  EXPECT(io_join(&P, count, &tally) == 0, "io_join");
+  EXPECT(tally.accepted == tally.done + tally.other, "threads: %d accepted, %d closed", tally.accepted, tally.done + tally.other);
+  EXPECT(tally.rx == tally.tx, "threads: %.0f bytes from clients, %.0f to them", tally.rx, tally.tx);
+  uv_close((uv_handle_t *)&main_wake, NULL);
+  uv_close((uv_handle_t *)&give_up, NULL);
+  uv_close((uv_handle_t *)&clients_wake, NULL);
+  if (uv_run(&mloop, UV_RUN_DEFAULT) != 0) errno = 0;
+  EXPECT(uv_loop_close(&mloop) == 0, "threads: handles left on the main loop");
+  fprintf(stderr, "harness: threads: stopped and joined, %d records, accepting held %zu times for a full ring: %s\n",
+          tally.accepted + tally.connected + tally.failed + tally.done + tally.other, holds, failures ? "FAILED" : "ok");
+}
+
 int main(void) {
   if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return 1;
   for (int b = 0; b < NBACK; b++) {
@@ -293,6 +454,7 @@ int main(void) {
   EXPECT(spread == NBACK, "the pick used %d of %d backends", spread, NBACK);
   engine_close(&E);
   if (uv_run(&loop, UV_RUN_DEFAULT) != 0) errno = 0;
+  threads_rounds();
   EXPECT(uv_loop_close(&loop) == 0, "handles left on the loop");
   for (int b = 0; b < NBACK; b++) {
     if (shutdown(backends[b].fd, SHUT_RDWR) != 0) errno = 0; /* wakes its accept */

@@ -1,0 +1,308 @@
+/* Native I/O threads: each owns an engine on its own libuv loop and a listener of its own
+ * (SO_REUSEPORT), and runs its connections end to end: accept, the pick (pick.c over the
+ * published snapshot and the loads every thread shares), connect, another endpoint after a
+ * failed attempt, forward, close. Not wired to Node yet: test/native/harness.c drives it.
+ * - Main → threads: an immutable snapshot per destination, published by pointer swap; a
+ *   thread reads it only inside a batch (`active` set before the load, cleared after, then
+ *   `epoch` bumped), so the main thread frees a retired snapshot once every thread was outside
+ *   a batch when it was retired, or has finished a batch since (epoch-based reclamation).
+ * - Threads → main: outcome records through a bounded single-producer ring each (ring.h),
+ *   the thread's index in r[7]. Nothing is dropped: what the ring has no room for waits in the
+ *   thread's overflow, in order, and the thread stops accepting until the main thread drained.
+ * - Loads are atomics by endpoint id, shared: a pick sees every thread's connections.
+ * - Stop: the main thread sets `stopping` and wakes the thread; it accepts what is queued,
+ *   closes its listener and its wake handle, and its loop ends once its connections have.
+ * Ownership: each thread's loop, engine, listener and overflow are its own until io_join,
+ * which frees them; the ring is written by the thread and read by the main thread only. */
+#include "io-thread.h"
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_EP UINT32_MAX
+
+static io_thread_t *thread_of(engine_t *e) {
+  return (io_thread_t *)((char *)e - offsetof(io_thread_t, e));
+}
+
+/* ---- records to the main thread ---- */
+
+static void overflow_push(io_thread_t *t, const double *rec) {
+  if (t->noverflow == t->cap_overflow) {
+    size_t cap = t->cap_overflow ? t->cap_overflow * 2 : 256;
+    double *o = realloc(t->overflow, cap * RING_REC * sizeof(double));
+    if (!o) {
+      fprintf(stderr, "linkerd-tcp engine: out of memory for outcome records\n");
+      abort(); /* as batch.c: a record lost would be a connection never accounted for */
+    }
+    t->overflow = o;
+    t->cap_overflow = cap;
+  }
+  memcpy(t->overflow + t->noverflow++ * RING_REC, rec, RING_REC * sizeof(double));
+}
+
+/* Moves what the overflow holds into the ring, oldest first; accepting resumes once empty. */
+static void overflow_flush(io_thread_t *t) {
+  size_t k = 0;
+  while (k < t->noverflow && ring_push(&t->out, t->overflow + k * RING_REC) == 0) k++;
+  memmove(t->overflow, t->overflow + k * RING_REC, (t->noverflow - k) * RING_REC * sizeof(double));
+  t->noverflow -= k;
+  if (t->noverflow == 0) {
+    atomic_store(&t->wants_room, 0);
+    if (t->l && listener_hold(t->l, 0) != 0) fprintf(stderr, "linkerd-tcp engine: cannot resume accepting\n");
+  }
+}
+
+static void emit(io_thread_t *t, const double *r) {
+  double rec[RING_REC];
+  memcpy(rec, r, sizeof(rec));
+  rec[7] = (double)t->index;
+  if (t->noverflow == 0 && ring_push(&t->out, rec) == 0) return;
+  overflow_push(t, rec);
+  if (!atomic_load(&t->wants_room)) {
+    atomic_store(&t->wants_room, 1);
+    atomic_fetch_add(&t->holds, 1);
+    if (t->l && listener_hold(t->l, 1) != 0) fprintf(stderr, "linkerd-tcp engine: cannot pause accepting\n");
+  }
+}
+
+/* ---- the control plane of a thread ---- */
+
+static int slots_fit(io_thread_t *t) {
+  size_t need = t->e.nconns_cap;
+  if (need <= t->nslots) return 0;
+  uint32_t *ep = realloc(t->ep_of, need * sizeof(*ep));
+  if (!ep) return -1;
+  t->ep_of = ep;
+  uint8_t *tr = realloc(t->tries, need);
+  if (!tr) return -1;
+  t->tries = tr;
+  for (size_t i = t->nslots; i < need; i++) {
+    t->ep_of[i] = NO_EP;
+    t->tries[i] = 0;
+  }
+  t->nslots = need;
+  return 0;
+}
+
+/* A pick over the snapshot (leaving out endpoint id `exclude`) and a connect to it; 0, or an
+ * errno when nothing could be dialled (the caller closes the conn). */
+static int dial(io_thread_t *t, conn_t *c, const io_dest_t *d, uint32_t exclude) {
+  if (!d || d->n == 0) return EHOSTUNREACH;
+  pick_ep_t eps[IO_MAX_ENDPOINTS];
+  double cls[IO_MAX_ENDPOINTS];
+  size_t ix[3 * IO_MAX_ENDPOINTS];
+  pick_scratch_t s = {cls, ix, ix + IO_MAX_ENDPOINTS, ix + 2 * IO_MAX_ENDPOINTS};
+  size_t n = d->n < IO_MAX_ENDPOINTS ? d->n : IO_MAX_ENDPOINTS;
+  long skip = -1;
+  for (size_t i = 0; i < n; i++) {
+    eps[i] = (pick_ep_t){d->eps[i].weight, (double)atomic_load_explicit(&t->p->loads[d->eps[i].id], memory_order_relaxed)};
+    if (d->eps[i].id == exclude) skip = (long)i;
+  }
+  int i = pick(eps, n, skip, 0, &t->rng, &s);
+  if (i < 0) return EHOSTUNREACH;
+  const io_ep_t *ep = &d->eps[i];
+  int err = conn_connect(c, ep->host, ep->port, t->p->connect_timeout_ms, NULL, 0, NULL);
+  if (err != 0) return err;
+  t->ep_of[c->slot] = ep->id;
+  t->tries[c->slot]++;
+  atomic_fetch_add_explicit(&t->p->loads[ep->id], 1, memory_order_relaxed);
+  return 0;
+}
+
+static void unload(io_thread_t *t, size_t slot) {
+  if (slot >= t->nslots || t->ep_of[slot] == NO_EP) return;
+  atomic_fetch_sub_explicit(&t->p->loads[t->ep_of[slot]], 1, memory_order_relaxed);
+  t->ep_of[slot] = NO_EP;
+}
+
+static int deliver(engine_t *e, size_t n) {
+  io_thread_t *t = thread_of(e);
+  atomic_store(&t->active, 1); /* before the snapshot is read (seq_cst): see io_reclaim */
+  io_dest_t *d = atomic_load(&t->p->dest);
+  if (slots_fit(t) != 0) {
+    atomic_store(&t->active, 0);
+    return -1; /* the records stay: the next loop turn tries again */
+  }
+  for (size_t i = 0; i < n; i++) {
+    const double *r = e->records + REC_DOUBLES * i;
+    int kind = (int)r[0];
+    conn_t *c = conn_find(e, r[1]);
+    switch (kind) {
+      case OUT_ACCEPTED:
+        if (c) {
+          t->tries[c->slot] = 0;
+          int err = dial(t, c, d, NO_EP);
+          if (err != 0) conn_close(c, R_LOCAL, err, 1);
+        }
+        break;
+      case OUT_CONNECT_FAILED:
+        if (c) {
+          uint32_t failed = t->ep_of[c->slot];
+          unload(t, c->slot);
+          int err = t->tries[c->slot] <= t->p->retries ? dial(t, c, d, failed) : (int)r[2];
+          if (err != 0) conn_close(c, R_LOCAL, err, 1);
+        }
+        break;
+      case OUT_CLOSED:
+        unload(t, (size_t)((uint64_t)r[1] & 0x3fffff));
+        break;
+      default:
+        break;
+    }
+    emit(t, r);
+  }
+  atomic_store(&t->active, 0);
+  atomic_fetch_add(&t->epoch, 1);
+  if (uv_async_send(t->p->main_wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake the main thread\n");
+  return 0;
+}
+
+static void on_wake(uv_async_t *h) {
+  io_thread_t *t = h->data;
+  if (t->noverflow) overflow_flush(t);
+  if (atomic_load(&t->stopping) && t->l) {
+    listener_close_draining(t->l); /* what is queued is accepted (and served) first */
+    t->l = NULL;
+    /* Open until io_join (the main thread may still send it), but no longer keeping the loop:
+     * it ends once the connections have. */
+    uv_unref((uv_handle_t *)&t->wake);
+  }
+}
+
+static void *run(void *arg) {
+  io_thread_t *t = arg;
+  if (uv_run(&t->loop, UV_RUN_DEFAULT) != 0) errno = 0; /* returns once stopped and every conn is gone */
+  engine_close(&t->e);
+  if (uv_run(&t->loop, UV_RUN_DEFAULT) != 0) errno = 0; /* the close callbacks */
+  atomic_store(&t->ended, 1);
+  if (uv_async_send(t->p->main_wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake the main thread\n");
+  return NULL;
+}
+
+/* ---- the main thread ---- */
+
+static void thread_free(io_thread_t *t) {
+  uv_close((uv_handle_t *)&t->wake, NULL); /* the thread has ended: its loop is the main thread's now */
+  if (uv_run(&t->loop, UV_RUN_DEFAULT) != 0) errno = 0;
+  if (uv_loop_close(&t->loop) != 0) fprintf(stderr, "linkerd-tcp engine: an I/O thread's loop still had handles\n");
+  ring_free(&t->out);
+  free(t->overflow);
+  free(t->ep_of);
+  free(t->tries);
+  free(t->e.conns);
+  free(t->e.gens);
+  free(t->e.free_slots);
+  free(t->e.listeners);
+  free(t->e.pending);
+}
+
+int io_start(io_proxy_t *p, io_thread_t *threads, size_t n, const char *host, int port, int *port_out) {
+  if (n == 0 || n > IO_MAX_THREADS) return EINVAL;
+  p->threads = threads;
+  p->nthreads = 0;
+  for (size_t i = 0; i < n; i++) {
+    io_thread_t *t = &threads[i];
+    memset(t, 0, sizeof(*t));
+    t->p = p;
+    t->index = i;
+    t->rng.a = 0x9e3779b9u * (uint32_t)(i + 1);
+    t->e.deliver = deliver;
+    t->e.records = t->records;
+    int err = 0;
+    if (uv_loop_init(&t->loop) != 0 || ring_init(&t->out, p->ring_records ? p->ring_records : IO_RING_RECORDS) != 0) return ENOMEM;
+    if (engine_init(&t->e, &t->loop) != 0 || uv_async_init(&t->loop, &t->wake, on_wake) != 0) return ENOMEM;
+    t->wake.data = t;
+    t->l = listener_open(&t->e, host, port, 1024, 1, &err);
+    if (!t->l) return err;
+    if (engine_add_listener(&t->e, t->l) != 0) return ENOMEM;
+    port = listener_port(t->l); /* the others share the port the first was given */
+    if (pthread_create(&t->tid, NULL, run, t) != 0) return EAGAIN;
+    p->nthreads++;
+  }
+  *port_out = port;
+  return 0;
+}
+
+void io_publish(io_proxy_t *p, io_dest_t *d) {
+  io_dest_t *old = atomic_exchange(&p->dest, d);
+  if (!old) return;
+  for (size_t i = 0; i < p->nthreads; i++) {
+    /* The epoch first: a thread seen inside a batch after it is inside that batch or a later
+     * one, which read the new snapshot; either way, a later epoch frees this one. */
+    old->seen[i] = atomic_load(&p->threads[i].epoch);
+    old->was_active[i] = (uint8_t)atomic_load(&p->threads[i].active);
+  }
+  old->next = p->retired;
+  p->retired = old;
+}
+
+void io_reclaim(io_proxy_t *p) {
+  io_dest_t **at = &p->retired;
+  while (*at) {
+    io_dest_t *d = *at;
+    int held = 0;
+    for (size_t i = 0; i < p->nthreads && !held; i++)
+      held = d->was_active[i] && atomic_load(&p->threads[i].epoch) == d->seen[i];
+    if (held) {
+      at = &d->next;
+      continue;
+    }
+    *at = d->next;
+    free(d);
+  }
+}
+
+size_t io_drain(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg) {
+  size_t got = 0;
+  double rec[RING_REC];
+  for (size_t i = 0; i < p->nthreads; i++) {
+    io_thread_t *t = &p->threads[i];
+    while (ring_pop(&t->out, rec)) {
+      fn(arg, rec);
+      got++;
+    }
+    if (atomic_load(&t->wants_room) && !atomic_load(&t->ended) && uv_async_send(&t->wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake an I/O thread\n");
+  }
+  return got;
+}
+
+void io_stop(io_proxy_t *p) {
+  for (size_t i = 0; i < p->nthreads; i++) {
+    atomic_store(&p->threads[i].stopping, 1);
+    if (uv_async_send(&p->threads[i].wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake an I/O thread\n");
+  }
+}
+
+int io_ended(const io_proxy_t *p) {
+  for (size_t i = 0; i < p->nthreads; i++) if (!atomic_load(&p->threads[i].ended)) return 0;
+  return 1;
+}
+
+int io_join(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg) {
+  int r = 0;
+  /* A thread never waits for the main thread to end: records it has no room for stay in its
+   * overflow, which is read below. */
+  for (size_t i = 0; i < p->nthreads; i++) {
+    int err = pthread_join(p->threads[i].tid, NULL);
+    if (err != 0 && r == 0) r = err;
+  }
+  io_drain(p, fn, arg);
+  for (size_t i = 0; i < p->nthreads; i++) {
+    io_thread_t *t = &p->threads[i];
+    for (size_t k = 0; k < t->noverflow; k++) fn(arg, t->overflow + k * RING_REC); /* the thread has ended: its overflow is ours */
+    t->noverflow = 0;
+    thread_free(t);
+  }
+  io_dest_t *d = atomic_exchange(&p->dest, NULL);
+  free(d);
+  while (p->retired) {
+    io_dest_t *next = p->retired->next;
+    free(p->retired);
+    p->retired = next;
+  }
+  p->nthreads = 0;
+  return r;
+}

@@ -1,0 +1,86 @@
+/* Native I/O threads (io-thread.c): what the main thread and the threads share. */
+#ifndef LINKERD_TCP_IO_THREAD_H
+#define LINKERD_TCP_IO_THREAD_H
+#include "engine.h"
+#include "pick.h"
+#include "ring.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define IO_MAX_THREADS 64
+#define IO_MAX_ENDPOINTS 1024 /* endpoint ids: indices into io_proxy_t.loads */
+#define IO_RING_RECORDS 16384
+
+/* One endpoint of a snapshot: its address, its weight as the balancer normalised it, and its
+ * id (stable across snapshots: the index of its load). */
+typedef struct io_ep {
+  char host[46];
+  int port;
+  double weight;
+  uint32_t id;
+} io_ep_t;
+
+/* An immutable snapshot of a destination's available endpoints. The main thread builds it,
+ * publishes it (io_publish) and frees it once no thread can hold it (io_reclaim). */
+typedef struct io_dest {
+  struct io_dest *next;              /* the main thread's list of retired snapshots */
+  uint64_t seen[IO_MAX_THREADS];     /* each thread's epoch when this one was retired */
+  uint8_t was_active[IO_MAX_THREADS]; /* whether that thread was inside a batch then */
+  size_t n;
+  io_ep_t eps[];
+} io_dest_t;
+
+typedef struct io_thread io_thread_t;
+
+/* What every thread of one proxy shares with the main thread. */
+typedef struct io_proxy {
+  _Atomic(io_dest_t *) dest;          /* the snapshot new picks use */
+  _Atomic long loads[IO_MAX_ENDPOINTS]; /* by endpoint id: connects pending plus open, every thread */
+  io_thread_t *threads;
+  size_t nthreads;
+  io_dest_t *retired;                 /* the main thread's */
+  uv_async_t *main_wake;              /* sent by a thread when it left records (thread-safe) */
+  uint32_t connect_timeout_ms;        /* per attempt */
+  int retries;                        /* attempts on another endpoint after a failed one */
+  size_t ring_records;                /* each thread's ring (0: IO_RING_RECORDS) */
+} io_proxy_t;
+
+struct io_thread {
+  io_proxy_t *p;
+  size_t index;
+  pthread_t tid;
+  uv_loop_t loop;
+  engine_t e;
+  uv_async_t wake;                    /* main → thread: stop, or room in the ring again */
+  _Atomic int stopping;
+  _Atomic int active;                 /* inside a batch: may hold a snapshot pointer */
+  _Atomic uint64_t epoch;             /* batches finished */
+  _Atomic int wants_room;             /* records wait in `overflow`: wake it after draining */
+  _Atomic int ended;                  /* its loop has ended (io_join will not wait) */
+  _Atomic size_t holds;               /* times it stopped accepting for want of room in the ring */
+  ring_t out;                         /* records for the main thread (r[7] = the thread's index) */
+  double *overflow;                   /* the thread's: records the ring had no room for, in order */
+  size_t noverflow, cap_overflow;
+  listener_t *l;
+  pick_rng_t rng;
+  double records[BATCH_RECORDS * REC_DOUBLES];
+  uint32_t *ep_of;                    /* by conn slot: the endpoint id it holds a load on, or UINT32_MAX */
+  uint8_t *tries;                     /* by conn slot: attempts made */
+  size_t nslots;
+};
+
+/* Main thread. io_start: `n` threads listening on host:port (0: one port the first binds,
+ * the others share with SO_REUSEPORT); 0 or an errno. io_publish: the snapshot new picks use
+ * (the previous one is retired). io_reclaim: frees retired snapshots no thread can still read.
+ * io_drain: hands every record waiting in the rings to fn, and wakes threads that wait for
+ * room; how many. io_stop: the threads stop accepting (what is queued is still served) and end
+ * once their connections have (io_ended; each wakes main_wake as it ends). io_join: after
+ * io_stop, waits for the threads, hands over their last records, frees them; 0 or an errno. */
+int io_start(io_proxy_t *p, io_thread_t *threads, size_t n, const char *host, int port, int *port_out);
+void io_publish(io_proxy_t *p, io_dest_t *d);
+void io_reclaim(io_proxy_t *p);
+size_t io_drain(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg);
+void io_stop(io_proxy_t *p);
+int io_ended(const io_proxy_t *p); /* every thread's loop has ended */
+int io_join(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg);
+#endif
