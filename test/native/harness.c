@@ -429,12 +429,35 @@ static void threads_rounds(void) {
           tally.accepted + tally.connected + tally.failed + tally.done + tally.other, holds, failures ? "FAILED" : "ok");
 }
 
-int main(void) {
+/* `harness count N`: one I/O thread, N exchanges of 16 bytes (4 clients at a time), nothing
+ * else: what `valgrind --tool=callgrind --toggle-collect=run` counts per connection. */
+static int count_only(int n) {
+  if (uv_loop_init(&mloop) != 0 || uv_async_init(&mloop, &main_wake, on_main_wake) != 0 || uv_timer_init(&mloop, &give_up) != 0 ||
+      uv_async_init(&mloop, &clients_wake, NULL) != 0)
+    return 1;
+  int ports[NBACK];
+  uint32_t ids[NBACK];
+  for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
+  P.main_wake = &main_wake;
+  P.connect_timeout_ms = 2000;
+  io_publish(&P, dest_of(ports, ids, NBACK));
+  int port = 0;
+  if (io_start(&P, T, 1, "127.0.0.1", 0, &port) != 0) return 1;
+  wave("count", port, 16, 4, n / 4);
+  stopping_threads = 1;
+  io_stop(&P);
+  main_wait();
+  EXPECT(io_join(&P, count, &tally) == 0, "io_join");
+  return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
   if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return 1;
   for (int b = 0; b < NBACK; b++) {
     backends[b].fd = listen_any(&backends[b].port);
     if (backends[b].fd < 0 || pthread_create(&backends[b].thread, NULL, echo_server, &backends[b]) != 0) return 1;
   }
+  if (argc == 3 && strcmp(argv[1], "count") == 0) return count_only(atoi(argv[2]));
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) return 1;
   E.deliver = deliver;
