@@ -20,7 +20,7 @@
         "native/tls-conn.c",
         "native/tls-ctx.c"
       ],
-      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"],
+      "cflags": ["-std=gnu11", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"],
       "cflags!": ["-Wno-unused-parameter"],
       "conditions": [["OS!='linux'", {"type": "none", "sources": []}]]
     }

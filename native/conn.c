@@ -218,10 +218,14 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
       d->want_r = 1;
       return 0;
     }
-    if (d->pr < 0 && pipe_get(&e->pipes, pipe_limit(e), &d->pr, &d->pw, &d->cap) != 0) {
+    int perr = d->pr < 0 ? pipe_get(&e->pipes, pipe_limit(e), &d->pr, &d->pw, &d->cap) : 0;
+    if (perr != 0) {
       /* No pipe (the budget is spent, or no descriptor for one): the buffered pump moves
-       * this direction's bytes instead, until a later read that fills its buffer finds room. */
+       * this direction's bytes instead, until a later read that fills its buffer finds room.
+       * Out of descriptors, no new pipe is tried for a second (pipe_room), not at every read. */
+      if (perr != -ENOBUFS) e->pipes.retry_at = uv_now(e->loop) + 1000;
       d->spliced = 0;
+      e->splice_fallbacks++;
       if (!d->refused) e->splice_refused++;
       d->refused = 1;
       int r = copy_pump(c, d, src_is_client);

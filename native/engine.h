@@ -154,6 +154,7 @@ typedef struct pipe_pool {
   size_t created, closed;
   size_t pipe_size;         /* capacity of new pipes (F_SETPIPE_SZ, else the kernel's default) */
   size_t bytes;             /* capacity of every pipe open, held or pooled (what the user's pipe quota counts) */
+  uint64_t retry_at;        /* loop ms: a new pipe failed (EMFILE...), none is tried again before then (conn.c) */
 } pipe_pool_t;
 
 #define PIPE_SIZE (256 * 1024) /* what a new pipe asks for (pipe-pool.c) */
@@ -205,6 +206,7 @@ struct engine {
   size_t budget;
   size_t buf_bytes;
   size_t splice_refused;      /* directions kept on the buffered pump for want of a pipe */
+  size_t splice_fallbacks;    /* times a spliced direction found no pipe and went back to the pump (conn.c) */
   /* heap.c: handshakes since the last malloc_trim, the loop time of the newest, and since when a trim waits */
   uv_timer_t trim_timer;
   uint32_t hs_since_trim;
@@ -218,7 +220,7 @@ void pipe_put(pipe_pool_t *p, size_t limit, int r, int w, size_t cap, int empty)
 void pipe_trim(pipe_pool_t *p, size_t limit); /* closes spares while the pipes hold more than limit */
 static inline size_t pipe_limit(const engine_t *e) { return e->budget > e->buf_bytes ? e->budget - e->buf_bytes : 0; }
 /* Whether a direction may move to splice: a spare pipe, or room in the budget for a new one. */
-static inline int pipe_room(const engine_t *e) { return e->pipes.n > 0 || e->pipes.bytes + PIPE_SIZE <= pipe_limit(e); }
+static inline int pipe_room(const engine_t *e) { return e->pipes.n > 0 || (e->pipes.bytes + PIPE_SIZE <= pipe_limit(e) && uv_now(e->loop) >= e->pipes.retry_at); }
 void pipe_pool_destroy(pipe_pool_t *p);
 
 /* heap.c */

@@ -6,7 +6,8 @@
  * pages inside the heap only on malloc_trim() (HAProxy calls it from its pool collector too).
  * Policy: after TRIM_MIN_HANDSHAKES handshakes (client or backend) since the last trim, trim
  * once TRIM_QUIET_MS pass without a new one; under handshakes that never stop, TRIM_MAX_DEFER_MS
- * after the first of them. The pages come back on their next use (a page fault each). A trim
+ * after the threshold was reached. malloc_trim works on every arena of the process: engines on
+ * several threads (io-thread.c) will want one rate limit per process. The pages come back on their next use (a page fault each). A trim
  * of a 50 MiB heap (2,000 idle TLS connections) takes 1.1-1.3 ms of the loop.
  * Owns: e->trim_timer (unreferenced: never keeps the loop alive), closed at cleanup. */
 #include "engine.h"

@@ -394,6 +394,11 @@ static int deliver(engine_t *e, size_t n) {
     if (s == napi_pending_exception) report_exception(env);
     else if (s != napi_ok) fprintf(stderr, "linkerd-tcp engine: call into JavaScript failed (napi status %d)\n", (int)s);
     r = 0; /* called: the records are read, whatever JavaScript threw */
+  } else {
+    /* No function to call (the environment is going away): drop them rather than spin the
+     * loop retrying; nothing is left to account them. */
+    fprintf(stderr, "linkerd-tcp engine: %zu records dropped: no JavaScript to hand them to\n", n);
+    r = 0;
   }
   if (napi_close_handle_scope(env, scope) != napi_ok) fprintf(stderr, "linkerd-tcp engine: handle scope\n");
   return r;

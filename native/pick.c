@@ -4,6 +4,8 @@
  * src/balancer/p2c.ts (weighted least-loaded power of two choices inside the class), step for
  * step in the same double arithmetic and the same order of additions, so that one seeded
  * vector table (test/fixtures/pick-vectors.json) holds both executions to the same choices.
+ * Built with -ffp-contract=off (binding.gyp, Makefile): a fused multiply-add would round
+ * differently from JavaScript's two operations and could flip a near-tie.
  * Pure: no state but the caller's random source; nothing allocated (the caller lends scratch). */
 #include "pick.h"
 #include <math.h>

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define NBACK 3
@@ -75,6 +76,21 @@ static void *echo_server(void *arg) {
   }
 }
 
+/* A port bound but not listening, held by the returned fd: a connect to it is refused, and
+ * nothing else can take the port while the fd is open. */
+static int dead_port_fd(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(a);
+  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    if (close(fd) != 0) errno = 0;
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
 static int listen_any(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
@@ -98,8 +114,11 @@ static uint8_t byte_at(uint32_t seed, size_t i) { return (uint8_t)((seed * 26544
 static int one_exchange(int port, size_t bytes, uint32_t seed) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  /* A lost FIN or byte ends in a failed exchange after 30 s, not a hang. */
+  struct timeval tv = {.tv_sec = 30};
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+  int ok = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 && setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0 &&
+           connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
   uint8_t *out = malloc(bytes ? bytes : 1), *in = malloc(bytes + 1);
   ok = ok && out && in;
   for (size_t i = 0; ok && i < bytes; i++) out[i] = byte_at(seed, i);
@@ -179,7 +198,7 @@ static int deliver(engine_t *e, size_t n) {
         EXPECT(slot_of(id) < MAX_CONNS, "slot %zu", slot_of(id));
         backend_of[slot_of(id) % MAX_CONNS] = (int8_t)b;
         load[b]++;
-        int err = conn_connect(c, "127.0.0.1", dead_port ? dead_port : backends[b].port, 2000, NULL, 0, NULL);
+        int err = conn_connect(c, "127.0.0.1", dead_port ? dead_port : backends[b].port, 0, NULL, 0, NULL);
         EXPECT(err == 0, "conn_connect: %s", strerror(err));
         break;
       }
@@ -207,6 +226,29 @@ static int deliver(engine_t *e, size_t n) {
 
 /* ---- rounds ---- */
 
+/* The pipe thief: with a budget of one pipe, takes the pooled pipe every other millisecond and
+ * gives it back the next, so spliced directions find none now and then (conn.c's fallback). */
+static uv_timer_t thief;
+static int thief_on, thief_holds, thief_r, thief_w;
+static size_t thief_cap;
+
+static void on_thief(uv_timer_t *h) {
+  (void)h;
+  if (thief_holds) {
+    pipe_put(&E.pipes, pipe_limit(&E), thief_r, thief_w, thief_cap, 1);
+    thief_holds = 0;
+  } else if (E.pipes.n > 0 && pipe_get(&E.pipes, pipe_limit(&E), &thief_r, &thief_w, &thief_cap) == 0) {
+    thief_holds = 1;
+  }
+}
+
+static void thief_stop(void) {
+  if (!thief_on) return;
+  if (uv_timer_stop(&thief) != 0) exit(1);
+  if (thief_holds) pipe_put(&E.pipes, pipe_limit(&E), thief_r, thief_w, thief_cap, 1);
+  thief_holds = 0;
+}
+
 static listener_t *L;
 static atomic_int clients_done;
 static int clients_total;
@@ -216,10 +258,12 @@ static void on_wake(uv_async_t *h) {
   (void)h;
   if (atomic_load(&clients_done) < clients_total) return;
   /* Every client is done: the engine's records for them may still be in this turn's batch.
-   * Close the listener (which accepts what is queued first) and let the loop run dry. */
+   * Close the listener and let the loop run dry (the wake is closed once the clients are
+   * joined: a client may still be sending it). */
   if (L) listener_close(L);
   L = NULL;
-  uv_close((uv_handle_t *)&wake, NULL);
+  thief_stop();
+  uv_unref((uv_handle_t *)&wake);
 }
 
 static void round_run(const char *name, size_t bytes, int threads, int per_thread, size_t budget, int refuse) {
@@ -237,13 +281,11 @@ static void round_run(const char *name, size_t bytes, int threads, int per_threa
     exit(1);
   }
   if (uv_async_init(E.loop, &wake, on_wake) != 0) exit(1);
+  if (thief_on && uv_timer_start(&thief, on_thief, 1, 1) != 0) exit(1);
   int port = listener_port(L);
-  if (refuse) {
-    int fd = listen_any(&dead_port); /* a port that was listening and is closed now: refused */
-    if (fd < 0 || close(fd) != 0) exit(1);
-  } else {
-    dead_port = 0;
-  }
+  int dead_fd = -1;
+  dead_port = 0;
+  if (refuse && (dead_fd = dead_port_fd(&dead_port)) < 0) exit(1);
   pthread_t *ts = calloc((size_t)threads, sizeof(*ts));
   job_t *jobs = calloc((size_t)threads, sizeof(*jobs));
   if (!ts || !jobs) exit(1);
@@ -253,12 +295,16 @@ static void round_run(const char *name, size_t bytes, int threads, int per_threa
   }
   if (uv_run(E.loop, UV_RUN_DEFAULT) != 0) errno = 0; /* returns once nothing is left: listener closed, conns done */
   for (int t = 0; t < threads; t++) if (pthread_join(ts[t], NULL) != 0) exit(1);
+  uv_close((uv_handle_t *)&wake, NULL);
+  if (uv_run(E.loop, UV_RUN_DEFAULT) != 0) errno = 0;
   free(ts);
   free(jobs);
+  if (dead_fd >= 0 && close(dead_fd) != 0) exit(1);
   int n = threads * per_thread;
   EXPECT(accepted == n, "%s: %d accepted of %d", name, accepted, n);
   if (refuse) {
-    EXPECT(connect_failed == n && connected == 0, "%s: %d refused, %d connected of %d", name, connect_failed, connected, n);
+    EXPECT(connect_failed == n && connected == 0 && closed_other == n, "%s: %d refused, %d connected, %d closed of %d", name, connect_failed,
+           connected, closed_other, n);
     EXPECT(atomic_load(&client_errors) == n, "%s: %d clients saw the close", name, atomic_load(&client_errors));
   } else {
     EXPECT(atomic_load(&client_errors) == 0, "%s: %d clients got other bytes than they sent", name, atomic_load(&client_errors));
@@ -267,7 +313,11 @@ static void round_run(const char *name, size_t bytes, int threads, int per_threa
   }
   EXPECT(E.live == 0, "%s: %zu conns left", name, E.live);
   EXPECT(E.pipes.in_use == 0, "%s: %zu pipes held", name, E.pipes.in_use);
-  EXPECT(E.pipes.bytes <= E.budget || E.pipes.n == 0, "%s: %zu pipe bytes over a budget of %zu", name, E.pipes.bytes, E.budget);
+  size_t pooled = 0;
+  for (size_t i = 0; i < E.pipes.n; i++) pooled += (size_t)E.pipes.fds[3 * i + 2];
+  EXPECT(E.pipes.bytes == pooled, "%s: %zu pipe bytes counted, %zu pooled", name, E.pipes.bytes, pooled);
+  EXPECT(E.buf_bytes == COPY_BUF * (E.nbufs + (E.copy_scratch != NULL)), "%s: %zu buffer bytes counted, %zu pooled", name, E.buf_bytes,
+         COPY_BUF * (E.nbufs + (E.copy_scratch != NULL)));
   for (int b = 0; b < NBACK; b++) EXPECT(load[b] == 0, "%s: backend %d load %.0f", name, b, load[b]);
   fprintf(stderr, "harness: %-28s %4d connections x %7zu bytes: %s (pipes made so far %zu, refused a pipe %zu)\n", name, n, bytes,
           failures ? "FAILED" : "ok", E.pipes.created, E.splice_refused);
@@ -375,7 +425,7 @@ static void threads_rounds(void) {
   uint32_t ids[NBACK];
   for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
   P.main_wake = &main_wake;
-  P.connect_timeout_ms = 2000;
+  P.connect_timeout_ms = 0; /* no attempt deadline: a loaded machine must not turn a connect into a failure */
   P.retries = 1;
   P.ring_records = 16; /* tiny: overflow, a held listener and the wake for room all happen */
   io_publish(&P, dest_of(ports, ids, NBACK));
@@ -402,14 +452,15 @@ static void threads_rounds(void) {
   EXPECT(atomic_load(&backends[2].accepted) == b2, "threads: %d connections went to the removed backend", atomic_load(&backends[2].accepted) - b2);
 
   /* A dead endpoint beside backend 0: attempts on it fail (refused) and go on to backend 0. */
-  int dead = 0, fd = listen_any(&dead);
-  if (fd < 0 || close(fd) != 0) exit(1);
+  int dead = 0, fd = dead_port_fd(&dead);
+  if (fd < 0) exit(1);
   int ports2[2] = {dead, ports[0]};
   uint32_t ids2[2] = {NBACK, 0};
   io_publish(&P, dest_of(ports2, ids2, 2));
   int failed0 = tally.failed;
   wave("a dead endpoint, retried", port, 100, 4, 20);
   EXPECT(tally.failed > failed0, "threads: no attempt reached the dead endpoint");
+  if (close(fd) != 0) exit(1);
   EXPECT(tally.other == 0, "threads: %d connections not done", tally.other);
 
   stopping_threads = 1;
@@ -439,7 +490,7 @@ static int count_only(int n) {
   uint32_t ids[NBACK];
   for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
   P.main_wake = &main_wake;
-  P.connect_timeout_ms = 2000;
+  P.connect_timeout_ms = 0;
   io_publish(&P, dest_of(ports, ids, NBACK));
   int port = 0;
   if (io_start(&P, T, 1, "127.0.0.1", 0, &port) != 0) return 1;
@@ -451,8 +502,16 @@ static int count_only(int n) {
   return failures ? 1 : 0;
 }
 
+static void on_alarm(int sig) {
+  (void)sig;
+  static const char msg[] = "harness: FAILED: still running after 300 s (a connection that never closed?)\n";
+  if (write(2, msg, sizeof(msg) - 1) < 0) _exit(2);
+  _exit(1);
+}
+
 int main(int argc, char **argv) {
-  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return 1;
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || signal(SIGALRM, on_alarm) == SIG_ERR) return 1;
+  alarm(300); /* a hang fails with a line, well inside CI's bound */
   for (int b = 0; b < NBACK; b++) {
     backends[b].fd = listen_any(&backends[b].port);
     if (backends[b].fd < 0 || pthread_create(&backends[b].thread, NULL, echo_server, &backends[b]) != 0) return 1;
@@ -471,12 +530,21 @@ int main(int argc, char **argv) {
   round_run("bulk, budget 0 (pump)", 3 << 20, 4, 2, 0, 0);
   EXPECT(E.pipes.created == made, "a pipe was made past a budget of 0");
   EXPECT(E.splice_refused > 0, "no direction was refused a pipe");
+  size_t fallbacks = E.splice_fallbacks;
+  if (uv_timer_init(&loop, &thief) != 0) exit(1);
+  thief_on = 1;
+  round_run("bulk, one pipe and a thief", 8 << 20, 4, 2, PIPE_SIZE + 3 * COPY_BUF, 0);
+  thief_on = 0;
+  uv_close((uv_handle_t *)&thief, NULL);
+  EXPECT(E.splice_fallbacks > fallbacks, "no spliced direction went back to the pump");
+  fprintf(stderr, "harness: %zu times a spliced direction went back to the pump\n", E.splice_fallbacks - fallbacks);
   round_run("refused connects", 10, 4, 5, budget, 1);
   int spread = 0;
   for (int b = 0; b < NBACK; b++) spread += atomic_load(&backends[b].accepted) > 0;
   EXPECT(spread == NBACK, "the pick used %d of %d backends", spread, NBACK);
   engine_close(&E);
   if (uv_run(&loop, UV_RUN_DEFAULT) != 0) errno = 0;
+  EXPECT(E.pipes.bytes == 0 && E.buf_bytes == 0, "after close: %zu pipe bytes, %zu buffer bytes", E.pipes.bytes, E.buf_bytes);
   threads_rounds();
   EXPECT(uv_loop_close(&loop) == 0, "handles left on the loop");
   for (int b = 0; b < NBACK; b++) {
