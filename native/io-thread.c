@@ -10,6 +10,9 @@
  *   the thread's index in r[7]. Nothing is dropped: what the ring has no room for waits in the
  *   thread's overflow, in order, and the thread stops accepting until the main thread drained.
  * - Loads are atomics by endpoint id, shared: a pick sees every thread's connections.
+ * - Before the first snapshot, accepted connections wait (`parked`, watched for the client
+ *   leaving, bounded by the server's deadline and by max_waiters for the whole process, an
+ *   atomic count); a publish wakes every thread, which dials them.
  * - Stop: the main thread sets `stopping` and wakes the thread; it accepts what is queued,
  *   closes its listener and its wake handle, and its loop ends once its connections have.
  * Ownership: each thread's loop, engine, listener and overflow are its own until io_join,
@@ -118,6 +121,38 @@ static void unload(io_thread_t *t, size_t slot) {
   t->ep_of[slot] = NO_EP;
 }
 
+static void park(io_thread_t *t, conn_t *c) {
+  io_proxy_t *p = t->p;
+  if (p->max_waiters > 0 && atomic_fetch_add(&p->waiting, 1) >= p->max_waiters) {
+    atomic_fetch_sub(&p->waiting, 1);
+    atomic_fetch_add(&p->rejected, 1);
+    conn_close(c, R_LOCAL, EAGAIN, 1);
+    return;
+  }
+  if (p->max_waiters <= 0) atomic_fetch_add(&p->waiting, 1);
+  if (t->nparked == t->cap_parked) {
+    size_t cap = t->cap_parked ? t->cap_parked * 2 : 64;
+    double *ids = realloc(t->parked, cap * sizeof(*ids));
+    if (!ids) {
+      atomic_fetch_sub(&p->waiting, 1);
+      conn_close(c, R_LOCAL, ENOMEM, 1);
+      return;
+    }
+    t->parked = ids;
+    t->cap_parked = cap;
+  }
+  t->parked[t->nparked++] = c->id;
+  t->tries[c->slot] = IO_WAITING;
+  if (conn_watch_leave(c) != 0) errno = 0; /* without the watch, the deadline still ends it */
+}
+
+/* A waiting conn stops waiting (dialled, or closed): the process-wide count drops. */
+static void unpark(io_thread_t *t, size_t slot) {
+  if (slot >= t->nslots || t->tries[slot] != IO_WAITING) return;
+  t->tries[slot] = 0;
+  atomic_fetch_sub(&t->p->waiting, 1);
+}
+
 static int deliver(engine_t *e, size_t n) {
   io_thread_t *t = thread_of(e);
   atomic_store(&t->active, 1); /* before the snapshot is read (seq_cst): see io_reclaim */
@@ -134,6 +169,10 @@ static int deliver(engine_t *e, size_t n) {
       case OUT_ACCEPTED:
         if (c) {
           t->tries[c->slot] = 0;
+          if (!d) {
+            park(t, c);
+            break;
+          }
           int err = dial(t, c, d, NO_EP);
           if (err != 0) conn_close(c, R_LOCAL, err, 1);
         }
@@ -148,6 +187,7 @@ static int deliver(engine_t *e, size_t n) {
         break;
       case OUT_CLOSED:
         unload(t, (size_t)((uint64_t)r[1] & 0x3fffff));
+        unpark(t, (size_t)((uint64_t)r[1] & 0x3fffff));
         break;
       default:
         break;
@@ -160,9 +200,28 @@ static int deliver(engine_t *e, size_t n) {
   return 0;
 }
 
+/* A snapshot was published: dial the conns that waited for one (those still open). */
+static void dial_parked(io_thread_t *t) {
+  atomic_store(&t->active, 1); /* as in deliver: the snapshot is read inside the section */
+  io_dest_t *d = atomic_load(&t->p->dest);
+  if (d) {
+    for (size_t i = 0; i < t->nparked; i++) {
+      conn_t *c = conn_find(&t->e, t->parked[i]);
+      if (!c || c->slot >= t->nslots || t->tries[c->slot] != IO_WAITING) continue; /* closed meanwhile */
+      unpark(t, c->slot);
+      int err = dial(t, c, d, NO_EP);
+      if (err != 0) conn_close(c, R_LOCAL, err, 1);
+    }
+    t->nparked = 0;
+  }
+  atomic_store(&t->active, 0);
+  atomic_fetch_add(&t->epoch, 1);
+}
+
 static void on_wake(uv_async_t *h) {
   io_thread_t *t = h->data;
   if (t->noverflow) overflow_flush(t);
+  if (t->nparked) dial_parked(t);
   if (atomic_load(&t->stopping) && t->l) {
     listener_close_draining(t->l); /* what is queued is accepted (and served) first */
     t->l = NULL;
@@ -192,6 +251,7 @@ static void thread_free(io_thread_t *t) {
   free(t->overflow);
   free(t->ep_of);
   free(t->tries);
+  free(t->parked);
   free(t->e.conns);
   free(t->e.gens);
   free(t->e.free_slots);
@@ -217,6 +277,9 @@ int io_start(io_proxy_t *p, io_thread_t *threads, size_t n, const char *host, in
     t->wake.data = t;
     t->l = listener_open(&t->e, host, port, 1024, 1, &err);
     if (!t->l) return err;
+    t->l->connect_timeout_ms = p->wait_ms;
+    t->l->idle_ms = p->idle_ms;
+    t->l->lifetime_ms = p->lifetime_ms;
     if (engine_add_listener(&t->e, t->l) != 0) return ENOMEM;
     port = listener_port(t->l); /* the others share the port the first was given */
     if (pthread_create(&t->tid, NULL, run, t) != 0) return EAGAIN;
@@ -228,6 +291,8 @@ int io_start(io_proxy_t *p, io_thread_t *threads, size_t n, const char *host, in
 
 void io_publish(io_proxy_t *p, io_dest_t *d) {
   io_dest_t *old = atomic_exchange(&p->dest, d);
+  for (size_t i = 0; i < p->nthreads; i++) /* connections waiting for a first snapshot go on */
+    if (!atomic_load(&p->threads[i].ended) && uv_async_send(&p->threads[i].wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake an I/O thread\n");
   if (!old) return;
   for (size_t i = 0; i < p->nthreads; i++) {
     /* The epoch first: a thread seen inside a batch after it is inside that batch or a later

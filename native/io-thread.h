@@ -10,6 +10,7 @@
 #define IO_MAX_THREADS 64
 #define IO_MAX_ENDPOINTS 1024 /* endpoint ids: indices into io_proxy_t.loads */
 #define IO_RING_RECORDS 16384
+#define IO_WAITING 0xff /* tries[slot]: waiting for a first snapshot */
 
 /* One endpoint of a snapshot: its address, its weight as the balancer normalised it, and its
  * id (stable across snapshots: the index of its load). */
@@ -21,7 +22,10 @@ typedef struct io_ep {
 } io_ep_t;
 
 /* An immutable snapshot of a destination's available endpoints. The main thread builds it,
- * publishes it (io_publish) and frees it once no thread can hold it (io_reclaim). */
+ * publishes it (io_publish) and frees it once no thread can hold it (io_reclaim). None
+ * published yet (NULL): the destination is not resolved, and connections wait for it (up to
+ * the server's connect deadline, at most max_waiters of them); one with no endpoint
+ * (n == 0): resolved to nothing, connections close at once. */
 typedef struct io_dest {
   struct io_dest *next;              /* the main thread's list of retired snapshots */
   uint64_t seen[IO_MAX_THREADS];     /* each thread's epoch when this one was retired */
@@ -42,6 +46,10 @@ typedef struct io_proxy {
   uv_async_t *main_wake;              /* sent by a thread when it left records (thread-safe) */
   uint32_t connect_timeout_ms;        /* per attempt */
   int retries;                        /* attempts on another endpoint after a failed one */
+  uint32_t wait_ms, idle_ms, lifetime_ms; /* the server's connect deadline (waiting included), idle and lifetime timeouts; 0 = none */
+  long max_waiters;                   /* connections waiting for a first snapshot, all threads together (0: no limit) */
+  _Atomic long waiting;               /* waiting now, all threads */
+  _Atomic long rejected;              /* closed at once: max_waiters were waiting */
   size_t ring_records;                /* each thread's ring (0: IO_RING_RECORDS) */
 } io_proxy_t;
 
@@ -65,7 +73,9 @@ struct io_thread {
   pick_rng_t rng;
   double records[BATCH_RECORDS * REC_DOUBLES];
   uint32_t *ep_of;                    /* by conn slot: the endpoint id it holds a load on, or UINT32_MAX */
-  uint8_t *tries;                     /* by conn slot: attempts made */
+  uint8_t *tries;                     /* by conn slot: attempts made, or IO_WAITING */
+  double *parked;                     /* ids of conns waiting for a first snapshot (some may have closed since) */
+  size_t nparked, cap_parked;
   size_t nslots;
 };
 

@@ -355,7 +355,10 @@ static void count(void *arg, const double *r) {
 
 /* Main-thread wake: take the records; stop waiting once the closes wanted are in (or the
  * threads have ended, when stopping). */
+static int (*waiting_for)(void); /* when set, what main_wait waits for instead */
+
 static int waited_enough(void) {
+  if (waiting_for) return waiting_for();
   return stopping_threads ? io_ended(&P) : tally.done + tally.other >= want_closed;
 }
 
@@ -368,7 +371,8 @@ static void on_main_wake(uv_async_t *h) {
 
 static void on_give_up(uv_timer_t *h) {
   (void)h;
-  EXPECT(0, "threads: waited 60 s for %d closes, %d came", want_closed, tally.done + tally.other);
+  EXPECT(0, "threads: waited 60 s (for %d closes, %d came; %ld waiting, %ld rejected)", want_closed, tally.done + tally.other,
+         atomic_load(&P.waiting), atomic_load(&P.rejected));
   uv_stop(&mloop);
 }
 
@@ -415,6 +419,52 @@ static void wave(const char *name, int port, size_t bytes, int threads, int per_
   for (int i = 0; i < IO_MAX_ENDPOINTS; i++) loads += atomic_load(&P.loads[i]);
   EXPECT(loads == 0, "%s: loads add up to %ld with every connection closed", name, loads);
   fprintf(stderr, "harness: threads: %-22s %4d connections x %7zu bytes: %s\n", name, threads * per_thread, bytes, failures ? "FAILED" : "ok");
+}
+
+static int six_waiting_two_rejected(void) {
+  return atomic_load(&P.waiting) == 6 && atomic_load(&P.rejected) == 2;
+}
+
+/* A proxy started before its destination resolved: connections wait for the first snapshot,
+ * at most max_waiters of them (here 6: the other 2 of 8 are closed at once), then go on. */
+static void waiting_round(void) {
+  memset(&P, 0, sizeof(P));
+  P.main_wake = &main_wake;
+  P.max_waiters = 6;
+  P.wait_ms = 60000;
+  P.ring_records = 16;
+  int port = 0, err = io_start(&P, T, 2, "127.0.0.1", 0, &port);
+  if (err != 0) exit(1);
+  memset(&tally, 0, sizeof(tally));
+  stopping_threads = 0;
+  atomic_store(&client_errors, 0);
+  pthread_t ts[8];
+  job_t jobs[8];
+  atomic_int done = 0;
+  for (int t = 0; t < 8; t++) {
+    jobs[t] = (job_t){port, 100, 1, (uint32_t)(t * 31), &done, &clients_wake};
+    if (pthread_create(&ts[t], NULL, client, &jobs[t]) != 0) exit(1);
+  }
+  waiting_for = six_waiting_two_rejected;
+  main_wait();
+  waiting_for = NULL;
+  EXPECT(atomic_load(&P.waiting) == 6 && atomic_load(&P.rejected) == 2, "waiting: %ld waiting, %ld rejected, want 6 and 2",
+         atomic_load(&P.waiting), atomic_load(&P.rejected));
+  int ports[NBACK];
+  uint32_t ids[NBACK];
+  for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
+  io_publish(&P, dest_of(ports, ids, NBACK)); /* resolved: the six go on */
+  want_closed = 8;
+  main_wait();
+  for (int t = 0; t < 8; t++) if (pthread_join(ts[t], NULL) != 0) exit(1);
+  EXPECT(atomic_load(&client_errors) == 2, "waiting: %d clients failed, want the 2 rejected", atomic_load(&client_errors));
+  EXPECT(tally.done == 6 && tally.other == 2 && atomic_load(&P.waiting) == 0, "waiting: %d done, %d not, %ld still waiting", tally.done, tally.other,
+         atomic_load(&P.waiting));
+  stopping_threads = 1;
+  io_stop(&P);
+  main_wait();
+  EXPECT(io_join(&P, count, &tally) == 0, "io_join");
+  fprintf(stderr, "harness: threads: %-22s    8 connections before a first snapshot, max_waiters 6: %s\n", "waiting", failures ? "FAILED" : "ok");
 }
 
 static void threads_rounds(void) {
@@ -471,6 +521,7 @@ static void threads_rounds(void) {
   EXPECT(io_join(&P, count, &tally) == 0, "io_join");
   EXPECT(tally.accepted == tally.done + tally.other, "threads: %d accepted, %d closed", tally.accepted, tally.done + tally.other);
   EXPECT(tally.rx == tally.tx, "threads: %.0f bytes from clients, %.0f to them", tally.rx, tally.tx);
+  waiting_round();
   uv_close((uv_handle_t *)&main_wake, NULL);
   uv_close((uv_handle_t *)&give_up, NULL);
   uv_close((uv_handle_t *)&clients_wake, NULL);
