@@ -11,6 +11,7 @@
         "native/io-thread.c",
         "native/listener.c",
         "native/napi.c",
+        "native/napi-io.c",
         "native/napi-tls.c",
         "native/peek.c",
         "native/pick.c",

@@ -23,6 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #define NO_EP UINT32_MAX
 
@@ -82,9 +86,13 @@ static int slots_fit(io_thread_t *t) {
   uint8_t *tr = realloc(t->tries, need);
   if (!tr) return -1;
   t->tries = tr;
+  uint8_t *w = realloc(t->waits, need);
+  if (!w) return -1;
+  t->waits = w;
   for (size_t i = t->nslots; i < need; i++) {
     t->ep_of[i] = NO_EP;
     t->tries[i] = 0;
+    t->waits[i] = 0;
   }
   t->nslots = need;
   return 0;
@@ -104,10 +112,11 @@ static int dial(io_thread_t *t, conn_t *c, const io_dest_t *d, uint32_t exclude)
     eps[i] = (pick_ep_t){d->eps[i].weight, (double)atomic_load_explicit(&t->p->loads[d->eps[i].id], memory_order_relaxed)};
     if (d->eps[i].id == exclude) skip = (long)i;
   }
-  int i = pick(eps, n, skip, 0, &t->rng, &s);
+  /* Only a first attempt may be drawn onto an empty union branch (as Balancer.choose). */
+  int i = pick(eps, n, skip, exclude == NO_EP ? d->empty : 0, &t->rng, &s);
   if (i < 0) return EHOSTUNREACH;
   const io_ep_t *ep = &d->eps[i];
-  int err = conn_connect(c, ep->host, ep->port, t->p->connect_timeout_ms, NULL, 0, NULL);
+  int err = conn_connect(c, ep->host, ep->port, d->connect_timeout_ms, NULL, 0, NULL);
   if (err != 0) return err;
   t->ep_of[c->slot] = ep->id;
   t->tries[c->slot]++;
@@ -121,20 +130,31 @@ static void unload(io_thread_t *t, size_t slot) {
   t->ep_of[slot] = NO_EP;
 }
 
-static void park(io_thread_t *t, conn_t *c) {
+/* A new conn becomes a waiter: for a first snapshot, then while it connects (as the node
+ * engine's maxWaiters counts its queue and its clients' connects in flight), until
+ * OUT_CONNECTED or its close. -1: max_waiters were waiting (for the whole process). */
+static int wait_begin(io_thread_t *t, conn_t *c) {
   io_proxy_t *p = t->p;
-  if (p->max_waiters > 0 && atomic_fetch_add(&p->waiting, 1) >= p->max_waiters) {
+  if (atomic_fetch_add(&p->waiting, 1) >= p->max_waiters && p->max_waiters > 0) {
     atomic_fetch_sub(&p->waiting, 1);
     atomic_fetch_add(&p->rejected, 1);
-    conn_close(c, R_LOCAL, EAGAIN, 1);
-    return;
+    return -1;
   }
-  if (p->max_waiters <= 0) atomic_fetch_add(&p->waiting, 1);
+  t->waits[c->slot] = 1;
+  return 0;
+}
+
+static void wait_end(io_thread_t *t, size_t slot) {
+  if (slot >= t->nslots || !t->waits[slot]) return;
+  t->waits[slot] = 0;
+  atomic_fetch_sub(&t->p->waiting, 1);
+}
+
+static void park(io_thread_t *t, conn_t *c) {
   if (t->nparked == t->cap_parked) {
     size_t cap = t->cap_parked ? t->cap_parked * 2 : 64;
     double *ids = realloc(t->parked, cap * sizeof(*ids));
     if (!ids) {
-      atomic_fetch_sub(&p->waiting, 1);
       conn_close(c, R_LOCAL, ENOMEM, 1);
       return;
     }
@@ -146,11 +166,36 @@ static void park(io_thread_t *t, conn_t *c) {
   if (conn_watch_leave(c) != 0) errno = 0; /* without the watch, the deadline still ends it */
 }
 
-/* A waiting conn stops waiting (dialled, or closed): the process-wide count drops. */
+/* A parked conn is dialled, or closed. */
 static void unpark(io_thread_t *t, size_t slot) {
   if (slot >= t->nslots || t->tries[slot] != IO_WAITING) return;
   t->tries[slot] = 0;
-  atomic_fetch_sub(&t->p->waiting, 1);
+}
+
+/* The client's address into an OUT_ACCEPTED record (io-thread.h says how); left 0 when it
+ * cannot be read (the client already left: its close record follows). */
+static void peer_into(const conn_t *c, double *r) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  r[2] = r[3] = r[4] = r[5] = 0;
+  if (getpeername(c->cfd, (struct sockaddr *)&ss, &len) != 0) {
+    errno = 0;
+    return;
+  }
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+    r[2] = 4 * 65536 + ntohs(a->sin_port);
+    r[3] = (double)ntohl(a->sin_addr.s_addr);
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+    const uint8_t *b = a->sin6_addr.s6_addr;
+    r[2] = 6 * 65536 + ntohs(a->sin6_port);
+    for (int k = 0; k < 3; k++) {
+      uint64_t v = 0;
+      for (int j = 0; j < 6 && k * 6 + j < 16; j++) v = v << 8 | b[k * 6 + j];
+      r[3 + k] = (double)v;
+    }
+  }
 }
 
 static int deliver(engine_t *e, size_t n) {
@@ -162,13 +207,28 @@ static int deliver(engine_t *e, size_t n) {
     return -1; /* the records stay: the next loop turn tries again */
   }
   for (size_t i = 0; i < n; i++) {
-    const double *r = e->records + REC_DOUBLES * i;
+    double r[REC_DOUBLES];
+    memcpy(r, e->records + REC_DOUBLES * i, sizeof(r));
     int kind = (int)r[0];
     conn_t *c = conn_find(e, r[1]);
+    size_t slot = (size_t)((uint64_t)r[1] & 0x3fffff);
     switch (kind) {
       case OUT_ACCEPTED:
+        atomic_fetch_add(&t->p->conns, 1); /* every accepted conn, until its OUT_CLOSED */
         if (c) {
+          if (t->p->want_peer) peer_into(c, r);
           t->tries[c->slot] = 0;
+          t->waits[c->slot] = 0;
+          if (t->p->max_conns > 0 && atomic_load(&t->p->conns) > t->p->max_conns) {
+            emit(t, r); /* its OUT_ACCEPTED first, then the close */
+            conn_close(c, R_LOCAL, EUSERS, 1);
+            continue;
+          }
+          if (wait_begin(t, c) != 0) {
+            emit(t, r);
+            conn_close(c, R_LOCAL, EAGAIN, 1);
+            continue;
+          }
           if (!d) {
             park(t, c);
             break;
@@ -177,17 +237,28 @@ static int deliver(engine_t *e, size_t n) {
           if (err != 0) conn_close(c, R_LOCAL, err, 1);
         }
         break;
+      case OUT_CONNECTED:
+        wait_end(t, slot);
+        r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
+        break;
       case OUT_CONNECT_FAILED:
+        r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
         if (c) {
           uint32_t failed = t->ep_of[c->slot];
           unload(t, c->slot);
-          int err = t->tries[c->slot] <= t->p->retries ? dial(t, c, d, failed) : (int)r[2];
-          if (err != 0) conn_close(c, R_LOCAL, err, 1);
+          int err = d && t->tries[c->slot] <= d->retries ? dial(t, c, d, failed) : (int)r[2];
+          if (err != 0) {
+            emit(t, r); /* the attempt's failure first, then the close */
+            conn_close(c, R_LOCAL, err, 1);
+            continue;
+          }
         }
         break;
       case OUT_CLOSED:
-        unload(t, (size_t)((uint64_t)r[1] & 0x3fffff));
-        unpark(t, (size_t)((uint64_t)r[1] & 0x3fffff));
+        unload(t, slot);
+        unpark(t, slot);
+        wait_end(t, slot);
+        atomic_fetch_sub(&t->p->conns, 1);
         break;
       default:
         break;
@@ -218,13 +289,25 @@ static void dial_parked(io_thread_t *t) {
   atomic_fetch_add(&t->epoch, 1);
 }
 
+/* The drain's deadline: every open conn is closed, each with its record. */
+static void cut_all(io_thread_t *t) {
+  for (size_t i = 0; i < t->e.nconns_cap; i++) {
+    conn_t *c = t->e.conns[i];
+    if (c) conn_close(c, R_LOCAL, ESHUTDOWN, 1);
+  }
+}
+
 static void on_wake(uv_async_t *h) {
   io_thread_t *t = h->data;
   if (t->noverflow) overflow_flush(t);
+  if (atomic_load(&t->cutting)) cut_all(t);
   if (t->nparked) dial_parked(t);
   if (atomic_load(&t->stopping) && t->l) {
     listener_close_draining(t->l); /* what is queued is accepted (and served) first */
     t->l = NULL;
+    if (pthread_mutex_lock(&t->p->lock) != 0) abort();
+    t->unlistened = 1;
+    if (pthread_cond_broadcast(&t->p->closed) != 0 || pthread_mutex_unlock(&t->p->lock) != 0) abort();
     /* Open until io_join (the main thread may still send it), but no longer keeping the loop:
      * it ends once the connections have. */
     uv_unref((uv_handle_t *)&t->wake);
@@ -251,6 +334,7 @@ static void thread_free(io_thread_t *t) {
   free(t->overflow);
   free(t->ep_of);
   free(t->tries);
+  free(t->waits);
   free(t->parked);
   free(t->e.conns);
   free(t->e.gens);
@@ -259,30 +343,68 @@ static void thread_free(io_thread_t *t) {
   free(t->e.pending);
 }
 
+/* Undoes the setup of a thread that never ran, as far as it got: 1 loop and ring, 2 engine,
+ * 3 wake handle, 4 listener. */
+static void thread_unwind(io_thread_t *t, int stage) {
+  if (stage >= 4) {
+    engine_close(&t->e); /* its listener with it */
+  }
+  if (stage >= 3) uv_close((uv_handle_t *)&t->wake, NULL);
+  if (stage >= 2 && uv_run(&t->loop, UV_RUN_DEFAULT) != 0) errno = 0; /* the close callbacks */
+  if (stage >= 1 && uv_loop_close(&t->loop) != 0) fprintf(stderr, "linkerd-tcp engine: an I/O thread's loop still had handles\n");
+  ring_free(&t->out);
+  free(t->e.conns);
+  free(t->e.gens);
+  free(t->e.free_slots);
+  free(t->e.listeners);
+  free(t->e.pending);
+}
+
+/* One thread set up and running; 0, or an errno (then nothing of it is left). */
+static int thread_start(io_proxy_t *p, io_thread_t *t, size_t i, size_t n, const char *host, int *port) {
+  memset(t, 0, sizeof(*t));
+  t->p = p;
+  t->index = i;
+  t->rng.a = 0x9e3779b9u * (uint32_t)(i + 1);
+  t->e.deliver = deliver;
+  t->e.records = t->records;
+  if (uv_loop_init(&t->loop) != 0) return ENOMEM;
+  if (ring_init(&t->out, p->ring_records ? p->ring_records : IO_RING_RECORDS) != 0) return thread_unwind(t, 1), ENOMEM;
+  if (engine_init(&t->e, &t->loop) != 0) return thread_unwind(t, 2), ENOMEM;
+  if (p->budget) t->e.budget = p->budget / n;
+  if (uv_async_init(&t->loop, &t->wake, on_wake) != 0) {
+    engine_close(&t->e);
+    return thread_unwind(t, 2), ENOMEM;
+  }
+  t->wake.data = t;
+  int err = 0;
+  t->l = listener_open(&t->e, host, *port, 1024, 1, &err);
+  if (!t->l) return thread_unwind(t, 4), err ? err : ENOMEM;
+  t->l->connect_timeout_ms = p->wait_ms;
+  t->l->idle_ms = p->idle_ms;
+  t->l->lifetime_ms = p->lifetime_ms;
+  if (engine_add_listener(&t->e, t->l) != 0) {
+    listener_close_draining(t->l);
+    return thread_unwind(t, 4), ENOMEM;
+  }
+  *port = listener_port(t->l); /* the others share the port the first was given */
+  if (pthread_create(&t->tid, NULL, run, t) != 0) return thread_unwind(t, 4), EAGAIN;
+  return 0;
+}
+
 int io_start(io_proxy_t *p, io_thread_t *threads, size_t n, const char *host, int port, int *port_out) {
   if (n == 0 || n > IO_MAX_THREADS) return EINVAL;
+  if (pthread_mutex_init(&p->lock, NULL) != 0) return ENOMEM;
+  if (pthread_cond_init(&p->closed, NULL) != 0) {
+    if (pthread_mutex_destroy(&p->lock) != 0) errno = 0;
+    return ENOMEM;
+  }
+  p->synced = 1;
   p->threads = threads;
   p->nthreads = 0;
   for (size_t i = 0; i < n; i++) {
-    io_thread_t *t = &threads[i];
-    memset(t, 0, sizeof(*t));
-    t->p = p;
-    t->index = i;
-    t->rng.a = 0x9e3779b9u * (uint32_t)(i + 1);
-    t->e.deliver = deliver;
-    t->e.records = t->records;
-    int err = 0;
-    if (uv_loop_init(&t->loop) != 0 || ring_init(&t->out, p->ring_records ? p->ring_records : IO_RING_RECORDS) != 0) return ENOMEM;
-    if (engine_init(&t->e, &t->loop) != 0 || uv_async_init(&t->loop, &t->wake, on_wake) != 0) return ENOMEM;
-    t->wake.data = t;
-    t->l = listener_open(&t->e, host, port, 1024, 1, &err);
-    if (!t->l) return err;
-    t->l->connect_timeout_ms = p->wait_ms;
-    t->l->idle_ms = p->idle_ms;
-    t->l->lifetime_ms = p->lifetime_ms;
-    if (engine_add_listener(&t->e, t->l) != 0) return ENOMEM;
-    port = listener_port(t->l); /* the others share the port the first was given */
-    if (pthread_create(&t->tid, NULL, run, t) != 0) return EAGAIN;
+    int err = thread_start(p, &threads[i], i, n, host, &port);
+    if (err != 0) return err; /* the caller stops and joins the nthreads started */
     p->nthreads++;
   }
   *port_out = port;
@@ -339,6 +461,25 @@ void io_stop(io_proxy_t *p) {
     atomic_store(&p->threads[i].stopping, 1);
     if (uv_async_send(&p->threads[i].wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake an I/O thread\n");
   }
+  /* Until every listener is closed (each thread does it at its next loop turn): at most 2 s,
+   * in case a thread is stuck; then the rest close late. */
+  struct timespec until;
+  if (!p->synced || clock_gettime(CLOCK_REALTIME, &until) != 0) return;
+  until.tv_sec += 2;
+  if (pthread_mutex_lock(&p->lock) != 0) abort();
+  for (;;) {
+    size_t open = 0;
+    for (size_t i = 0; i < p->nthreads; i++) open += !p->threads[i].unlistened && !atomic_load(&p->threads[i].ended);
+    if (open == 0 || pthread_cond_timedwait(&p->closed, &p->lock, &until) == ETIMEDOUT) break;
+  }
+  if (pthread_mutex_unlock(&p->lock) != 0) abort();
+}
+
+void io_cut(io_proxy_t *p) {
+  for (size_t i = 0; i < p->nthreads; i++) {
+    atomic_store(&p->threads[i].cutting, 1);
+    if (!atomic_load(&p->threads[i].ended) && uv_async_send(&p->threads[i].wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake an I/O thread\n");
+  }
 }
 
 int io_ended(const io_proxy_t *p) {
@@ -369,5 +510,7 @@ int io_join(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg) 
     p->retired = next;
   }
   p->nthreads = 0;
+  if (p->synced && (pthread_cond_destroy(&p->closed) != 0 || pthread_mutex_destroy(&p->lock) != 0)) fprintf(stderr, "linkerd-tcp engine: a thread group's lock was still held\n");
+  p->synced = 0;
   return r;
 }

@@ -1,4 +1,4 @@
-/* Small Node-API helpers the two API files (napi.c, napi-tls.c) share: the engine of an
+/* Small Node-API helpers the API files (napi.c, napi-io.c, napi-tls.c) share: the engine of an
  * environment, and a number or undefined for JavaScript (NULL when Node-API failed: the
  * caller returns it, and Node-API raises the pending error). No state, nothing owned. */
 #ifndef LINKERD_TCP_NAPI_UTIL_H
@@ -20,5 +20,8 @@ static inline napi_value undef(napi_env env) {
   napi_value v;
   return napi_get_undefined(env, &v) == napi_ok ? v : NULL;
 }
+
+/* napi-io.c: ioStart, ioPublish, ioStop, ioCut, ioStats (the native I/O threads). */
+napi_status napi_io_define(napi_env env, napi_value exports);
 
 #endif

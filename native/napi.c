@@ -450,5 +450,6 @@ NAPI_MODULE_INIT() {
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   CHECK(napi_tls_define(env, exports));
+  CHECK(napi_io_define(env, exports));
   return exports;
 }

@@ -388,6 +388,8 @@ static io_dest_t *dest_of(const int *ports, const uint32_t *ids, size_t n) {
   io_dest_t *d = calloc(1, sizeof(*d) + n * sizeof(io_ep_t));
   if (!d) exit(1);
   d->n = n;
+  d->connect_timeout_ms = 0; /* no attempt deadline: a loaded machine must not turn a connect into a failure */
+  d->retries = 1;
   for (size_t i = 0; i < n; i++) {
     snprintf(d->eps[i].host, sizeof(d->eps[i].host), "127.0.0.1");
     d->eps[i].port = ports[i];
@@ -475,8 +477,6 @@ static void threads_rounds(void) {
   uint32_t ids[NBACK];
   for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
   P.main_wake = &main_wake;
-  P.connect_timeout_ms = 0; /* no attempt deadline: a loaded machine must not turn a connect into a failure */
-  P.retries = 1;
   P.ring_records = 16; /* tiny: overflow, a held listener and the wake for room all happen */
   io_publish(&P, dest_of(ports, ids, NBACK));
   int port = 0, err = io_start(&P, T, 2, "127.0.0.1", 0, &port);
@@ -541,7 +541,6 @@ static int count_only(int n) {
   uint32_t ids[NBACK];
   for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
   P.main_wake = &main_wake;
-  P.connect_timeout_ms = 0;
   io_publish(&P, dest_of(ports, ids, NBACK));
   int port = 0;
   if (io_start(&P, T, 1, "127.0.0.1", 0, &port) != 0) return 1;
