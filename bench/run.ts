@@ -1,5 +1,6 @@
-// `npm run bench`: one run, same backends, seven ways in — direct, linkerd-tcp on one
-// process and on every core on each engine (native, node), HAProxy (mode tcp, leastconn) and nginx stream (least_conn) —
+// `npm run bench`: one run, same backends, eight ways in — direct, linkerd-tcp on one
+// process and on every core on each engine (native, node) and on native I/O threads in one
+// process (`threads: true`), HAProxy (mode tcp, leastconn) and nginx stream (least_conn) —
 // and a table of ratios to direct: throughput, requests/s, new connections/s, TLS
 // handshakes/s (terminating with the same ECDSA P-256 certificate), memory and CPU.
 // Then the TLS part: TLS terminated by direct (nginx itself), linkerd-tcp (engine auto, i.e.
@@ -142,9 +143,11 @@ http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
 
   // linkerd-tcp, on one process and on every core, on each engine (LINKERD_TCP_ENGINE; TLS
   // servers are always on node): access logs off (LOG_LEVEL=warn), as the peers run without logging.
-  const l5d = async (name: string, workers: number, engine: 'native' | 'node'): Promise<Target> => {
+  // `threads`: one process, plain TCP servers on `workers` native I/O threads (TLS and SNI on its main thread).
+  const l5d = async (name: string, workers: number, engine: 'native' | 'node', threads = false): Promise<Target> => {
     const t = { http: await freePort(), iperf: await freePort(), tls: await freePort(), admin: await freePort(), tcpTls: await freePort(), sniPass: await freePort() };
     writeFileSync(join(dir, `${name}.yml`), `workers: ${workers}
+threads: ${threads}
 admin: {port: ${t.admin}}
 routers:
 - label: bench
@@ -166,6 +169,7 @@ routers:
   };
   const l5dOne = await l5d('linkerd-tcp native ×1', 1, 'native');
   const l5dAll = await l5d(`linkerd-tcp native ×${cpus().length}`, cpus().length, 'native');
+  const l5dThreads = await l5d(`linkerd-tcp threads ×${cpus().length}`, cpus().length, 'native', true);
   const nodeOne = await l5d('linkerd-tcp node ×1', 1, 'node');
   const nodeAll = await l5d(`linkerd-tcp node ×${cpus().length}`, cpus().length, 'node');
   writeFileSync(join(dir, 'haproxy.cfg'), `${HAPROXY_DEFAULTS}frontend http
@@ -201,11 +205,11 @@ stream {
   const ng = start('nginx', ['-p', dir, '-c', join(dir, 'stream.conf')]);
   procs.push(ng);
   await iperfReady;
-  for (const port of [p.http, p.tls, l5dOne.http, l5dOne.tls, l5dAll.http, l5dAll.tls, nodeOne.http, nodeAll.http, p.haHttp, p.haTls, p.ngHttp, p.ngTls]) await waitForPort(port);
+  for (const port of [p.http, p.tls, l5dOne.http, l5dOne.tls, l5dAll.http, l5dAll.tls, l5dThreads.http, l5dThreads.tls, nodeOne.http, nodeAll.http, p.haHttp, p.haTls, p.ngHttp, p.ngTls]) await waitForPort(port);
 
   const targets: Target[] = [
     { name: 'direct', http: p.http, iperf: p.iperf, tls: p.tls, pid: undefined },
-    l5dOne, l5dAll, nodeOne, nodeAll,
+    l5dOne, l5dAll, l5dThreads, nodeOne, nodeAll,
     { name: 'haproxy', http: p.haHttp, iperf: p.haIperf, tls: p.haTls, pid: ha.pid },
     { name: 'nginx', http: p.ngHttp, iperf: p.ngIperf, tls: p.ngTls, pid: ng.pid },
   ];

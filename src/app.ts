@@ -22,6 +22,7 @@ import type { SessionStore } from './server/session-cache.ts';
 import { loadNative } from './engine/native-binding.ts';
 import { nativeEngine, registerEngineMetrics } from './engine/native-engine.ts';
 import { NativeServer } from './engine/native-server.ts';
+import { ThreadServer } from './engine/thread-server.ts';
 import { type EnginePlan, planEngines } from './engine/select.ts';
 import { closeIdleRouters, type LiveTarget, prepareReload, type PreparedReload } from './reload/live.ts';
 import type { ReloadPlan } from './reload/plan.ts';
@@ -81,7 +82,7 @@ export class App {
   readonly registry = new Registry();
   readonly routers: Router[] = [];
   /** Each server on its engine (src/engine/select.ts): `Server` moves bytes in Node, `NativeServer` in the addon. */
-  readonly servers: (Server | NativeServer)[] = [];
+  readonly servers: (Server | NativeServer | ThreadServer)[] = [];
   readonly engines: EnginePlan[] = [];
   readonly startedAt = Date.now();
   readonly errors = new RecentErrors();
@@ -98,7 +99,7 @@ export class App {
     return this.routers.flatMap((r) => this.clientTlsOf.get(r) ?? []);
   }
   /** Servers a reload removed or replaced, draining; routers it replaced, closed once unused. */
-  readonly draining = new Set<Server | NativeServer>();
+  readonly draining = new Set<Server | NativeServer | ThreadServer>();
   readonly retired = new Set<Router>();
   private retiredSweep: NodeJS.Timeout | undefined;
   private stopWatching: (() => void) | undefined;
@@ -111,13 +112,16 @@ export class App {
   private readonly workerId: number;
   /** Processes serving (this one and its sibling workers): they share the user's pipe quota (native engine budget). */
   private readonly processes: number;
+  /** `threads: true`: the native I/O threads each plain TCP server runs on (0: none, servers on this thread). */
+  private readonly ioThreads: number;
 
-  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; processes?: number; health?: HealthSource; interpreterFor?: (rc: RouterConfig) => Interpreter; sessions?: SessionStore } = {}) {
+  constructor(config: Config, log: Logger, hooks: AppHooks = { shutdown() {}, abort() {} }, opts: { worker?: boolean; workerId?: number; processes?: number; ioThreads?: number; health?: HealthSource; interpreterFor?: (rc: RouterConfig) => Interpreter; sessions?: SessionStore } = {}) {
     this.interpreterFor = opts.interpreterFor;
     this.sessions = opts.sessions;
     this.worker = opts.worker ?? false;
     this.workerId = opts.workerId ?? 0;
     this.processes = opts.processes ?? 1;
+    this.ioThreads = opts.ioThreads ?? (config.threads ? (config.workers ?? 1) : 0);
     this.config = config;
     this.log = teeErrors(log, this.errors); // warnings and errors also feed /api/state's recent errors
     this.hooks = hooks;
@@ -222,8 +226,11 @@ export class App {
   }
 
   /** A server on its engine, not yet listening (bad TLS material throws). */
-  private makeServer(sc: ServerConfig, router: Router, i: number, j: number, engine: EnginePlan, config: Config): Server | NativeServer {
+  private makeServer(sc: ServerConfig, router: Router, i: number, j: number, engine: EnginePlan, config: Config): Server | NativeServer | ThreadServer {
     const native = engine.kind === 'native' ? loadNative() : undefined;
+    if (native?.kind === 'loaded' && engine.threads && this.ioThreads > 0) {
+      return new ThreadServer({ config: sc, router, registry: this.registry, log: this.log, binding: native.binding, threads: this.ioThreads });
+    }
     if (native?.kind === 'loaded') {
       registerEngineMetrics(this.registry, native.binding);
       const s = new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding, this.processes), reusePort: this.worker, where: `routers[${i}].servers[${j}]` });
@@ -258,7 +265,7 @@ export class App {
     (await this.prepareReload(next, plan)).commit();
   }
 
-  private liveTarget(): LiveTarget<Router, Server | NativeServer> {
+  private liveTarget(): LiveTarget<Router, Server | NativeServer | ThreadServer> {
     const app = this;
     const engines = new WeakMap<Config, EnginePlan[]>();
     return {

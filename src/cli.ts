@@ -43,7 +43,8 @@ ENVIRONMENT:
     LOG_FORMAT       json|text (default: text on a terminal, else json)
     LINKERD_TCP_WORKERS
                      processes to run when the config has no \`workers\`, 1 to 64
-                     (default: the cores, capped by the cgroup CPU quota)
+                     (default: the cores, capped by the cgroup CPU quota); with
+                     \`threads: true\`, native I/O threads in one process
     LINKERD_TCP_ENGINE
                      auto|native|node: overrides the config's \`engine\`
     LINKERD_TCP_ADMIN_TOKEN
@@ -162,15 +163,16 @@ async function main(argv: string[]): Promise<number> {
   }
   const n = workerCount(config);
   const log = createLogger(levelFromEnv(process.env));
-  log.info({ config: loaded.path, workers: n }, 'starting');
-  if (n > 1) {
+  log.info({ config: loaded.path, workers: n, ...(config.threads ? { threads: true } : {}) }, 'starting');
+  // threads: one process; plain TCP servers run on n native I/O threads (src/engine/thread-server.ts).
+  if (n > 1 && !config.threads) {
     try {
       return await runPrimary(config, n, log, HARD_EXIT_MARGIN_MS, { loaded, validate: checkProblems(loaded.path) });
     } catch (e) {
       return fail(e);
     }
   }
-  return run(loaded, log);
+  return run(loaded, log, config.threads ? n : 0);
 }
 
 /**
@@ -211,7 +213,7 @@ function checkProblems(path: string): (c: Config) => string[] {
   };
 }
 
-async function run(loaded: LoadedConfig, log: Logger): Promise<number> {
+async function run(loaded: LoadedConfig, log: Logger, ioThreads: number): Promise<number> {
   const config = loaded.config;
   const lc: Lifecycle = new Lifecycle({
     log, marginMs: HARD_EXIT_MARGIN_MS,
@@ -224,7 +226,7 @@ async function run(loaded: LoadedConfig, log: Logger): Promise<number> {
   const app = new App(config, log, {
     shutdown: () => lc.stop('admin'), abort: () => lc.abort(),
     reload: () => reloader.reload('POST /reload'), configInfo: () => reloader.info,
-  });
+  }, { ioThreads });
   // SIGHUP, POST /reload and (watchConfig) a change of the file re-read it; all or nothing.
   const reloader = new Reloader({ initial: loaded, apply: (next, plan) => app.reload(next, plan), log, registry: app.registry, validate: checkProblems(loaded.path) });
   // A stop held since the process began (signals.ts) drains now, and the start is abandoned;

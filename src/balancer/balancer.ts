@@ -49,6 +49,8 @@ export class Balancer implements LeaseOwner {
   private readonly events: BalancerEvents;
   private available: Endpoint[] = [];
   private classes: WeightClass<Endpoint>[] = [];
+  /** Told after every change of the endpoints new connections may use (see `watch`). */
+  private readonly watchers = new Set<() => void>();
 
   constructor(opts: { random: () => number; now: () => number; failFast?: FailFastConfig | undefined; events?: BalancerEvents }) {
     this.random = opts.random;
@@ -65,7 +67,7 @@ export class Balancer implements LeaseOwner {
    */
   update(r: Resolution): void {
     this.lastResolution = r;
-    if (r.kind === 'failed') return;
+    if (r.kind === 'failed') return this.changed();
     this.resolved = true;
     const addrs = r.kind === 'bound' ? r.endpoints : [];
     const empty = r.kind === 'bound' && addrs.length ? (r.emptyWeight ?? 0) : 0;
@@ -104,6 +106,28 @@ export class Balancer implements LeaseOwner {
     let classes = this.classes;
     if (exclude && this.available.includes(exclude)) classes = weightClasses(this.available.filter((e) => e !== exclude));
     return pickFrom(classes, this.random, exclude || spare ? 0 : this.emptyShare);
+  }
+
+  /**
+   * `fn` runs after every change of what a pick may choose (a resolution, even a failed one, an
+   * ejection, a revival, a health verdict): the native I/O threads, which pick in C, publish
+   * a snapshot then (src/engine/thread-snapshot.ts). Returns the unsubscribe.
+   */
+  watch(fn: () => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
+
+  /** The endpoints a pick may choose now (available, not unhealthy), in resolution order. */
+  get choosable(): readonly Endpoint[] {
+    return this.available;
+  }
+
+  /** Milliseconds until the first fail-fast penalty ends (then call reviveExpired), or undefined when none is running. */
+  nextRevivalIn(): number | undefined {
+    let first = Infinity;
+    for (const ep of this.endpoints.values()) if (ep.state.kind === 'failed' && ep.state.until < first) first = ep.state.until;
+    return first === Infinity ? undefined : Math.max(0, first - this.now());
   }
 
   /** Chooses an endpoint and claims it with a pending lease; undefined when none is available. */
@@ -194,7 +218,8 @@ export class Balancer implements LeaseOwner {
     if (ep.state.kind === 'retired' && ep.idle && this.endpoints.get(ep.key) === ep) this.endpoints.delete(ep.key);
   }
 
-  private reviveExpired(): void {
+  /** Ends the fail-fast penalties that are over (a pick does it first; the I/O threads' snapshot needs it on a timer). */
+  reviveExpired(): void {
     if (this.available.length === this.endpoints.size) return; // nothing failed (the common case)
     const now = this.now();
     let changed = false;
@@ -224,5 +249,10 @@ export class Balancer implements LeaseOwner {
     this.available = [];
     for (const ep of this.endpoints.values()) if (ep.state.kind === 'available' && ep.healthy !== false) this.available.push(ep);
     this.classes = weightClasses(this.available);
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const fn of this.watchers) fn();
   }
 }

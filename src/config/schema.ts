@@ -311,7 +311,7 @@ function engineSetting(c: Cursor, v: unknown): 'auto' | 'native' | 'node' | unde
 /** Decodes a parsed config document; returns the config or every problem found. */
 export function decodeConfig(doc: unknown): { config: Config } | { problems: Problem[] } {
   const c = new Cursor();
-  const f = object(c, doc, ['workers', 'bufferSizeBytes', 'engine', 'watchConfig', 'admin', 'namers', 'routers']);
+  const f = object(c, doc, ['workers', 'bufferSizeBytes', 'engine', 'threads', 'watchConfig', 'admin', 'namers', 'routers']);
   if (!f) return { problems: c.problems };
   const routers = req(c, f, 'routers', listOf(router)) ?? [];
   if (Array.isArray(f['routers']) && f['routers'].length === 0) c.key('routers').fail('expected at least one router');
@@ -319,6 +319,7 @@ export function decodeConfig(doc: unknown): { config: Config } | { problems: Pro
     workers: opt(c, f, 'workers', (cc, v) => integer(cc, v, 1, 64), undefined),
     bufferSizeBytes: opt(c, f, 'bufferSizeBytes', (cc, v) => integer(cc, v, 1024, 16 * 1024 * 1024), 16 * 1024),
     engine: opt(c, f, 'engine', engineSetting, 'auto'),
+    threads: opt(c, f, 'threads', boolean, false),
     watchConfig: opt(c, f, 'watchConfig', boolean, false),
     admin: opt(c, f, 'admin', admin, DEFAULT_ADMIN),
     namers: opt(c, f, 'namers', listOf(namer), []),

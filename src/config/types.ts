@@ -6,6 +6,11 @@ export interface Config {
   readonly bufferSizeBytes: number; // default 16384: socket read buffer (highWaterMark)
   /** new: which engine moves the bytes (src/engine/select.ts); default auto = native where it can. */
   readonly engine?: 'auto' | 'native' | 'node';
+  /**
+   * new: one process whose native I/O threads (`workers` of them) serve plain TCP servers,
+   * instead of a process per worker (src/engine/thread-server.ts); default false.
+   */
+  readonly threads?: boolean;
   /** new: re-read and apply the config file when it changes (as SIGHUP and POST /reload do); default false. */
   readonly watchConfig?: boolean;
   readonly admin: AdminConfig;

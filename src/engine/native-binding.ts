@@ -74,6 +74,23 @@ export interface NativeBinding {
   tlsTicketKeys(keys: Uint8Array): void;
   /** The index (in `identities`) of the identity `name` selects, or -1 (the shared vector test). */
   tlsIdentityIndex(tlsServerId: number, name: string): number;
+  /**
+   * Native I/O threads (native/napi-io.c) listening on host:port (SO_REUSEPORT each; 0: the
+   * first one's port). `settings`: [threads, waitMs (the server's connect deadline), idleMs,
+   * lifetimeMs, maxWaiters, maxConns, wantPeer (1: accept records carry the client's address),
+   * budget bytes] (0: none). `onRecords(count, ended)`: `count` records are in `records`; `ended`
+   * once, after ioStop, when every thread has ended and been joined (the last records with it).
+   * Throws with the errno (EADDRINUSE…).
+   */
+  ioStart(host: string, port: number, settings: readonly number[], onRecords: (count: number, ended: boolean) => void): { id: number; port: number; records: Float64Array };
+  /** The snapshot new picks use: IP literals, ports, weights, endpoint ids (< 1024), the empty share, the per-attempt timeout (ms, 0: none) and retries. */
+  ioPublish(id: number, hosts: string[], ports: number[], weights: number[], ids: number[], empty: number, connectTimeoutMs: number, retries: number): void;
+  /** The threads stop accepting (what is queued is served); `ended` follows once their connections have closed. */
+  ioStop(id: number): void;
+  /** Every open connection of the threads is closed (ESHUTDOWN). */
+  ioCut(id: number): void;
+  /** [open connections, waiting for a first snapshot, refused for maxWaiters, times accepting was held for a full ring], or undefined once ended. */
+  ioStats(id: number): [number, number, number, number] | undefined;
 }
 
 export interface NativeTlsPolicy {

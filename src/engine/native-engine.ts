@@ -56,14 +56,14 @@ export function errnoName(n: number): string {
 const SLOTS = 0x400000;
 
 /** Connections by id, in an array indexed by the id's slot: no hashing of (large) ids per record. */
-export class ConnTable {
+export class ConnTable<H = NativeConnHandler> {
   private readonly ids: number[] = [];
-  private readonly handlers: (NativeConnHandler | undefined)[] = [];
-  get(id: number): NativeConnHandler | undefined {
+  private readonly handlers: (H | undefined)[] = [];
+  get(id: number): H | undefined {
     const s = id % SLOTS;
     return this.ids[s] === id ? this.handlers[s] : undefined;
   }
-  set(id: number, h: NativeConnHandler): void {
+  set(id: number, h: H): void {
     const s = id % SLOTS;
     // Slots are handed out lowest first, so the arrays grow without holes.
     while (this.ids.length < s) { this.ids.push(-1); this.handlers.push(undefined); }

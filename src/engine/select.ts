@@ -4,6 +4,8 @@
 // headers sent and received, and TLS termination and origination when the running node exports
 // the OpenSSL the engine needs (else TLS servers alone stay on node). Spare connections
 // (minConnections) and PROXY headers sent over TLS origination stay on node. `native` that cannot be honoured is a config error.
+// With `threads: true`, plain TCP servers run on the native I/O threads, the others natively on
+// the main thread (or on node, as above).
 import type { Config, RouterConfig, ServerConfig } from '../config/types.ts';
 import { connectorConfigFor } from '../connector/client-config.ts';
 import { LinkerdTcpError } from '../errors.ts';
@@ -14,6 +16,8 @@ export type EngineKind = 'native' | 'node';
 
 export interface EnginePlan {
   readonly kind: EngineKind;
+  /** `threads: true` and a plain TCP server: on the native I/O threads (src/engine/thread-server.ts). */
+  readonly threads?: boolean;
   /** Why this engine, for --check, the startup log and /api/state. */
   readonly why: string;
 }
@@ -37,6 +41,21 @@ export function nodeOnlyReason(sc: ServerConfig, rc: RouterConfig, tlsMissing?: 
     // The header names the listener's address, which a wildcard bind does not tell.
     if (cc.proxyProtocol && (sc.ip === '0.0.0.0' || sc.ip === '::')) return 'client proxyProtocol on a wildcard address';
   }
+  return undefined;
+}
+
+/**
+ * Why a server that runs natively stays off the I/O threads (on the main thread's engine, one
+ * core), or undefined when the threads can carry it: for now they run plain TCP to one
+ * destination name, without PROXY headers either way.
+ */
+export function notThreadedReason(sc: ServerConfig, rc: RouterConfig): string | undefined {
+  if (sc.tls) return 'tls (not on the I/O threads yet)';
+  if (sc.dstName.includes('{sni}')) return '{sni} routing (not on the I/O threads yet)';
+  if (sc.proxyProtocol) return 'proxyProtocol received (not on the I/O threads yet)';
+  const cc = connectorConfigFor(rc.client, sc.dstName);
+  if (cc.tls) return 'client tls (not on the I/O threads yet)';
+  if (cc.proxyProtocol) return 'client proxyProtocol (not on the I/O threads yet)';
   return undefined;
 }
 
@@ -78,7 +97,13 @@ export function planEngines(config: Config, opts: { env?: string | undefined; lo
       return plans.push({ kind: 'node', why: reason });
     }
     if (load.kind !== 'loaded') return plans.push({ kind: 'node', why: 'native engine unavailable' });
-    return plans.push({ kind: 'native', why: setting === 'native' ? where : sc.tls ? 'tls' : 'plain TCP' });
+    const why = setting === 'native' ? where : sc.tls ? 'tls' : 'plain TCP';
+    if (config.threads) {
+      const off = notThreadedReason(sc, rc);
+      if (!off) return plans.push({ kind: 'native', threads: true, why: `${why}, on the I/O threads` });
+      return plans.push({ kind: 'native', why: `${why}; main thread: ${off}` });
+    }
+    return plans.push({ kind: 'native', why });
   }));
   if (problems.length) throw new LinkerdTcpError('CONFIG_INVALID', problems.map((p) => (opts.file ? `${opts.file}: ${p}` : p)).join('\n'));
   return plans;

@@ -37,7 +37,7 @@ export interface ReloadPlan {
 }
 
 /** Keys a running proxy cannot change: reported, and the running value kept. */
-const RESTART_KEYS = ['workers', 'bufferSizeBytes', 'engine'] as const;
+const RESTART_KEYS = ['workers', 'bufferSizeBytes', 'engine', 'threads'] as const;
 
 const json = (v: unknown): string => JSON.stringify(v) ?? 'undefined';
 
@@ -111,7 +111,7 @@ export function isEmpty(p: ReloadPlan): boolean {
 
 /** The config that runs after applying `next`: the keys only a restart applies keep their running values. */
 export function effectiveConfig(running: Config, next: Config): Config {
-  return { ...next, workers: running.workers, bufferSizeBytes: running.bufferSizeBytes, engine: running.engine, admin: running.admin };
+  return { ...next, workers: running.workers, bufferSizeBytes: running.bufferSizeBytes, engine: running.engine, threads: running.threads, admin: running.admin };
 }
 
 /** One line per change, for logs, POST /reload and `--check --diff`. */

@@ -159,7 +159,7 @@ export abstract class ConnectionLedger implements Waiter {
   /** This attempt's backend is ready at `at`: CONNECTING → OPEN; false (nothing changes) in any other phase. */
   connectSucceeded(latencyUs: number, at: number): boolean {
     if (this.phase !== Phase.CONNECTING) return false;
-    this.lease!.connected(latencyUs);
+    this.lease?.connected(latencyUs); // none: an attempt of the I/O threads on an endpoint the balancer no longer knows
     this.opened(at);
     return true;
   }
@@ -197,6 +197,17 @@ export abstract class ConnectionLedger implements Waiter {
     account(this.metrics, phase, reason, at - this.connectedAt);
     this.accounted();
     return true;
+  }
+
+  /**
+   * An attempt the engine chose and dialled itself (the native I/O threads pick in C): its lease
+   * (undefined when the endpoint is unknown here), in CONNECTING, with no dial. The engine
+   * retries on its own, so a failed one is released here and the connection stays CONNECTING.
+   */
+  protected attemptedByEngine(lease: Lease | undefined): void {
+    this.phase = Phase.CONNECTING;
+    this.lease = lease;
+    this.attempts++;
   }
 
   private attempt(lease: Lease): void {

@@ -29,13 +29,18 @@ export function controlSuite(engine: Engine): void {
       const live = await h.backend(echo);
       const { proxy: p, port, admin } = await h.proxy(config(inet(dead, live.port), { client: '    failFast: {maxConsecutiveFailures: 1, failurePenaltySecs: 1}' }));
       // Fail-fast state is per worker (README): with N workers, each ejects it after its own refusal.
-      const workers = Number(TEST_WORKERS);
+      // The I/O threads are one process: one ejection, for both threads.
+      const workers = engine === 'threads' ? 1 : Number(TEST_WORKERS);
       const ejectedBy = (): number => new Set(p.logs.filter((l) => l.msg === 'endpoint ejected').map((l) => l['pid'])).size;
       await deadline(10_000, 'ejection', (async () => {
         while (ejectedBy() < workers) assert.equal(await roundTrip(port, 'e'), 'e');
       })());
       const text = await (await fetch(`${admin}/metrics`)).text();
-      assert.equal(metric(text, 'l5d:balancer:connection:failure{cause="refused", dst="/svc/be", rt="t"}'), workers);
+      const refused = metric(text, 'l5d:balancer:connection:failure{cause="refused", dst="/svc/be", rt="t"}');
+      // On the threads, the ejection reaches them with the next snapshot (a loop turn of the
+      // main thread later): a connection picked before it may meet the dead endpoint too.
+      if (engine === 'threads') assert.ok(refused !== undefined && refused >= 1 && refused <= 3, `refused ${refused}`);
+      else assert.equal(refused, workers);
       assert.ok(accessRecords(p).every((r) => r['reason'] === 'done' && r['endpoint'] === `127.0.0.1:${live.port}`));
       const back = await startBackend(echo, { port: dead });
       h.cleanup.push(() => back.close());
@@ -103,7 +108,8 @@ export function controlSuite(engine: Engine): void {
       h.cleanup.push(() => hole.close());
       const { proxy: q, port: port2 } = await h.proxy(config(inet(hole.port), { client: '    maxWaiters: 1\n    connectTimeoutMs: 5000' }));
       const first = await dial(port2);
-      await q.waitForLog((l) => l.msg === 'connecting');
+      // Dialling (the I/O threads dial before the main thread hears of the connection).
+      await q.waitForLog((l) => l.msg === (engine === 'threads' ? 'accepted' : 'connecting'));
       const second = await dial(port2);
       await deadline(3000, 'second refused', peerClosed(second));
       await q.waitForLog((l) => l.msg === 'connection closed' && l['reason'] === 'waiters_full');

@@ -10,7 +10,8 @@ import { loadNative } from '../../src/engine/native-binding.ts';
 import { planEngines } from '../../src/engine/select.ts';
 import { type Backend, deadline, type Proxy, startBackend, startProxy } from '../support/harness.ts';
 
-export type Engine = 'native' | 'node';
+/** `threads`: the native engine with `threads: true` and `workers: 2` (one process, two native I/O threads). */
+export type Engine = 'native' | 'node' | 'threads';
 
 export function dial(port: number): Promise<Socket> {
   const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -69,10 +70,12 @@ export function harness(engine: Engine) {
     },
     /** Starts the CLI on `cfg` with LINKERD_TCP_ENGINE=engine and checks that it runs there. */
     async proxy(cfg: string, env: NodeJS.ProcessEnv = {}): Promise<{ proxy: Proxy; port: number; admin: string }> {
-      const { proxy, ports } = await startProxy(cfg, 1, { LINKERD_TCP_ENGINE: engine, ...env });
+      const threads = engine === 'threads';
+      const { proxy, ports } = await startProxy(threads ? `threads: true\nworkers: 2\n${cfg}` : cfg, 1, { LINKERD_TCP_ENGINE: threads ? 'native' : engine, ...env });
       cleanup.push(() => proxy.stop('SIGKILL'));
       const e = await proxy.waitForLog((l) => l.msg === 'engine');
-      assert.equal(e['engine'], engine, `the server runs on the ${engine} engine`);
+      assert.equal(e['engine'], threads ? 'native' : engine, `the server runs on the ${engine} engine`);
+      if (threads) assert.match(String(e['why']), /on the I\/O threads|main thread/, 'threads: the plan says where the server runs');
       const a = await proxy.waitForLog((l) => l.msg === 'admin listening');
       return { proxy, port: ports[0]!, admin: `http://${String(a['admin'])}` };
     },
