@@ -50,12 +50,22 @@ static void overflow_push(io_thread_t *t, const double *rec) {
   memcpy(t->overflow + t->noverflow++ * RING_REC, rec, RING_REC * sizeof(double));
 }
 
+/* Records are in the ring: the main thread is woken, unless it is polling the rings on a
+ * timer (busy: it reads them within a tick). The fence pairs with the main thread's when it
+ * stops polling (napi-io.c): either this load sees polling off and wakes it, or its last
+ * drain after turning polling off sees the records pushed before. */
+static void wake_main(io_thread_t *t) {
+  atomic_thread_fence(memory_order_seq_cst);
+  if (!atomic_load(&t->p->main_polling) && uv_async_send(t->p->main_wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake the main thread\n");
+}
+
 /* Moves what the overflow holds into the ring, oldest first; accepting resumes once empty. */
 static void overflow_flush(io_thread_t *t) {
   size_t k = 0;
   while (k < t->noverflow && ring_push(&t->out, t->overflow + k * RING_REC) == 0) k++;
   memmove(t->overflow, t->overflow + k * RING_REC, (t->noverflow - k) * RING_REC * sizeof(double));
   t->noverflow -= k;
+  if (k > 0) wake_main(t);
   if (t->noverflow == 0) {
     atomic_store(&t->wants_room, 0);
     if (t->l && listener_hold(t->l, 0) != 0) fprintf(stderr, "linkerd-tcp engine: cannot resume accepting\n");
@@ -267,7 +277,7 @@ static int deliver(engine_t *e, size_t n) {
   }
   atomic_store(&t->active, 0);
   atomic_fetch_add(&t->epoch, 1);
-  if (uv_async_send(t->p->main_wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake the main thread\n");
+  wake_main(t);
   return 0;
 }
 

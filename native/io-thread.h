@@ -47,6 +47,7 @@ typedef struct io_proxy {
   size_t nthreads;
   io_dest_t *retired;                 /* the main thread's */
   uv_async_t *main_wake;              /* sent by a thread when it left records (thread-safe) */
+  _Atomic int main_polling;           /* the main thread reads the rings on a timer: no wake needed (0: wake it) */
   uint32_t wait_ms, idle_ms, lifetime_ms; /* the server's connect deadline (waiting included), idle and lifetime timeouts; 0 = none */
   long max_waiters;                   /* connections waiting for a first snapshot or connecting, all threads together (0: no limit) */
   _Atomic long waiting;               /* waiting now, all threads */

@@ -1,6 +1,7 @@
 /* The JavaScript face of the native I/O threads (io-thread.c): a server's threads started,
  * its destination's snapshots published, its outcome records handed to JavaScript on Node's
- * loop, stop, the drain's cut, and the join once every thread has ended.
+ * loop (woken by a thread, then read on a 4 ms timer while they keep coming), stop, the
+ * drain's cut, and the join once every thread has ended.
  * Ownership: an io_handle_t (its proxy, its threads, its records) is made by ioStart and
  * freed on Node's loop after the join (the close callback of its wake handle), or by the env
  * cleanup hook, which stops, cuts and joins whatever still runs. Snapshots belong to the
@@ -9,17 +10,27 @@
 #include "io-thread.h"
 #include "napi-util.h"
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define IO_HANDLES 256
+/* Busy, the main thread reads the rings on a timer instead of being woken for each batch (a
+ * wake costs the thread a write and the main thread a read and a loop turn): every POLL_MS,
+ * until IDLE_POLLS ticks in a row found nothing. The records are accounting only (nothing on
+ * the data path waits for them), so they may wait a tick. */
+#define POLL_MS 4
+#define IDLE_POLLS 4
 #define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
 
 typedef struct io_handle {
   io_proxy_t p;
   io_thread_t threads[IO_MAX_THREADS];
   uv_async_t wake;              /* the threads' main_wake, on Node's loop */
+  uv_timer_t poll;              /* while records keep coming: the rings are read every POLL_MS, the threads wake no one */
+  int idle_polls;               /* ticks in a row that found nothing */
+  int closing;                  /* handles still to close before the handle is freed */
   napi_env env;
   napi_ref on_records;          /* onRecords(count, ended) */
   napi_ref records_ref;         /* the ArrayBuffer behind `records` */
@@ -83,33 +94,68 @@ static void hand_over(io_handle_t *h, int ended) {
 
 static void handle_free(uv_handle_t *w) {
   io_handle_t *h = w->data;
+  if (--h->closing > 0) return;
   free(h->got);
   free(h);
 }
 
-/* After the join: JavaScript's references go, and the handle once its wake handle closed. */
+/* Closes the group's two handles; the memory goes with the second close callback. */
+static void handles_close(io_handle_t *h) {
+  h->closing = 2;
+  uv_close((uv_handle_t *)&h->poll, handle_free);
+  uv_close((uv_handle_t *)&h->wake, handle_free);
+}
+
+/* After the join: JavaScript's references go, and the handle once its handles closed. */
 static void release(io_handle_t *h) {
   handles[h->index] = NULL;
   if (napi_delete_reference(h->env, h->on_records) != napi_ok || napi_delete_reference(h->env, h->records_ref) != napi_ok ||
       napi_async_destroy(h->env, h->actx) != napi_ok) {
     fprintf(stderr, "linkerd-tcp engine: could not release a thread group's references\n");
   }
-  uv_close((uv_handle_t *)&h->wake, handle_free);
+  handles_close(h);
 }
 
-/* Node's loop: a thread left records, or ended. */
-static void on_main_wake(uv_async_t *w) {
-  io_handle_t *h = w->data;
-  if (h->joined) return;
-  io_drain(&h->p, collect, h);
+/* Reads the rings; hands what came to JavaScript; joins once every thread ended after a stop.
+ * How many records came. */
+static size_t take(io_handle_t *h) {
+  size_t n = io_drain(&h->p, collect, h);
   io_reclaim(&h->p);
   int ended = h->stopped && io_ended(&h->p);
   if (ended) {
+    if (uv_timer_stop(&h->poll) != 0) errno = 0;
     if (io_join(&h->p, collect, h) != 0) fprintf(stderr, "linkerd-tcp engine: joining the I/O threads failed\n");
     h->joined = 1;
   }
   if (h->ngot || ended) hand_over(h, ended);
   if (ended) release(h);
+  return n;
+}
+
+static void on_poll(uv_timer_t *timer) {
+  io_handle_t *h = timer->data;
+  if (h->joined) return;
+  if (take(h) > 0) {
+    h->idle_polls = 0;
+    return;
+  }
+  if (h->joined || ++h->idle_polls < IDLE_POLLS) return;
+  /* Quiet: back to being woken. Polling off first, then one more read (the threads' fence
+   * in wake_main pairs with this one): a record pushed meanwhile is read here, or woke us. */
+  if (uv_timer_stop(&h->poll) != 0) errno = 0;
+  atomic_store(&h->p.main_polling, 0);
+  atomic_thread_fence(memory_order_seq_cst);
+  take(h);
+}
+
+/* Node's loop: a thread left records (or ended): read them, and poll while more come. */
+static void on_main_wake(uv_async_t *w) {
+  io_handle_t *h = w->data;
+  if (h->joined) return;
+  if (take(h) == 0 || h->joined || atomic_load(&h->p.main_polling)) return;
+  h->idle_polls = 0;
+  atomic_store(&h->p.main_polling, 1);
+  if (uv_timer_start(&h->poll, on_poll, POLL_MS, POLL_MS) != 0) atomic_store(&h->p.main_polling, 0); /* woken as before */
 }
 
 /* ---- the API ---- */
@@ -171,8 +217,15 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
   h->p.budget = (size_t)set[S_BUDGET];
   h->p.main_wake = &h->wake;
   uv_loop_t *loop;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_async_init(loop, &h->wake, on_main_wake) != 0) {
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_timer_init(loop, &h->poll) != 0) {
     free(h);
+    return throw_code(env, ENOMEM, "ioStart");
+  }
+  h->poll.data = h;
+  uv_unref((uv_handle_t *)&h->poll); /* the wake handle keeps the loop while the threads run */
+  if (uv_async_init(loop, &h->wake, on_main_wake) != 0) {
+    h->closing = 1;
+    uv_close((uv_handle_t *)&h->poll, handle_free);
     return throw_code(env, ENOMEM, "ioStart");
   }
   h->wake.data = h;
@@ -180,7 +233,7 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
   void *data;
   if (napi_create_arraybuffer(env, BATCH_RECORDS * REC_DOUBLES * sizeof(double), &data, &ab) != napi_ok ||
       napi_create_reference(env, ab, 1, &h->records_ref) != napi_ok) {
-    uv_close((uv_handle_t *)&h->wake, handle_free);
+    handles_close(h);
     return NULL;
   }
   h->records = data;
@@ -189,7 +242,7 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
       napi_create_string_utf8(env, "linkerd-tcp io threads", NAPI_AUTO_LENGTH, &name) != napi_ok || napi_create_object(env, &resource) != napi_ok ||
       napi_async_init(env, resource, name, &h->actx) != napi_ok) {
     if (napi_delete_reference(env, h->records_ref) != napi_ok) fprintf(stderr, "linkerd-tcp engine: reference\n");
-    uv_close((uv_handle_t *)&h->wake, handle_free);
+    handles_close(h);
     return NULL;
   }
   int bound = 0;
@@ -306,7 +359,8 @@ static void cleanup(void *arg) {
     if (io_join(&h->p, collect, h) != 0) fprintf(stderr, "linkerd-tcp engine: joining the I/O threads failed\n");
     h->joined = 1;
     handles[i] = NULL;
-    uv_close((uv_handle_t *)&h->wake, handle_free);
+    if (uv_timer_stop(&h->poll) != 0) errno = 0;
+    handles_close(h);
   }
 }
 
