@@ -1,6 +1,6 @@
 /* The native data plane's shared declarations: one engine per Node environment (process
- * or worker thread), its listeners, its connections, its pipe pool and its outcome batch.
- * Everything runs on the environment's own libuv loop: no threads, no locks. Files by job:
+ * or worker thread) and one per native I/O thread, its listeners, its connections, its pipe pool and its outcome batch.
+ * An engine runs on one libuv loop (Node's, or an I/O thread's), without locks. Files by job:
  *   listener.c  listen/accept;           conn.c  connect, splice both ways, close;
  *   pipe-pool.c pooled kernel pipes;     timers.c  connect/idle/lifetime deadlines;
  *   napi.c      the JavaScript API;      batch.c   the outcome batch (accepts included), epoll;
@@ -8,9 +8,9 @@
  *   tls-ctx.c   TLS contexts (immutable snapshots built from PEM bytes);
  *   tls-conn.c  a connection's TLS handshakes;  copy.c  the buffered pump (TLS, and plain until bulk);
  *   napi-tls.c  the JavaScript API of the TLS parts;  heap.c  malloc_trim once handshakes quiet;
- *   pick.c      the balancer's pick in C (for the threads to come; pick.h);
+ *   pick.c      the balancer's pick in C (the I/O threads'; pick.h);
  *   engine.c    an engine's setup on a loop and its close (napi.c's, or the C harness's);
- *   io-thread.c native I/O threads, an engine each (io-thread.h, ring.h; driven by the C harness for now).
+ *   io-thread.c native I/O threads, an engine each (io-thread.h, ring.h);  napi-io.c their JavaScript API.
  * Ownership in one place: a conn owns its client fd from accept and its backend fd from
  * socket() until conn_close(); a direction owns a pipe (splice) or a buffer (copy.c) only
  * while bytes are in it; a TLS conn owns its SSL objects and holds one reference on each context

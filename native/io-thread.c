@@ -1,7 +1,8 @@
 /* Native I/O threads: each owns an engine on its own libuv loop and a listener of its own
  * (SO_REUSEPORT), and runs its connections end to end: accept, the pick (pick.c over the
  * published snapshot and the loads every thread shares), connect, another endpoint after a
- * failed attempt, forward, close. Not wired to Node yet: test/native/harness.c drives it.
+ * failed attempt, forward, close. napi-io.c runs them for `threads: true`; test/native/harness.c
+ * drives them without Node (under TSan and ASan/UBSan).
  * - Main → threads: an immutable snapshot per destination, published by pointer swap; a
  *   thread reads it only inside a batch (`active` set before the load, cleared after, then
  *   `epoch` bumped), so the main thread frees a retired snapshot once every thread was outside
@@ -14,7 +15,8 @@
  *   leaving, bounded by the server's deadline and by max_waiters for the whole process, an
  *   atomic count); a publish wakes every thread, which dials them.
  * - Stop: the main thread sets `stopping` and wakes the thread; it accepts what is queued,
- *   closes its listener and its wake handle, and its loop ends once its connections have.
+ *   closes its listener (io_stop waits for that, at most 2 s), unrefs its wake handle, and its
+ *   loop ends once its connections have; io_cut closes them (ESHUTDOWN), and new ones at once.
  * Ownership: each thread's loop, engine, listener and overflow are its own until io_join,
  * which frees them; the ring is written by the thread and read by the main thread only. */
 #include "io-thread.h"
@@ -51,12 +53,12 @@ static void overflow_push(io_thread_t *t, const double *rec) {
 }
 
 /* Records are in the ring: the main thread is woken, unless it is polling the rings on a
- * timer (busy: it reads them within a tick). The fence pairs with the main thread's when it
+ * timer (busy: it reads them within a tick) and `now` is 0 (a failed connect wakes it now). The fence pairs with the main thread's when it
  * stops polling (napi-io.c): either this load sees polling off and wakes it, or its last
  * drain after turning polling off sees the records pushed before. */
-static void wake_main(io_thread_t *t) {
+static void wake_main(io_thread_t *t, int now) {
   atomic_thread_fence(memory_order_seq_cst);
-  if (!atomic_load(&t->p->main_polling) && uv_async_send(t->p->main_wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake the main thread\n");
+  if ((now || !atomic_load(&t->p->main_polling)) && uv_async_send(t->p->main_wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake the main thread\n");
 }
 
 /* Moves what the overflow holds into the ring, oldest first; accepting resumes once empty. */
@@ -65,7 +67,7 @@ static void overflow_flush(io_thread_t *t) {
   while (k < t->noverflow && ring_push(&t->out, t->overflow + k * RING_REC) == 0) k++;
   memmove(t->overflow, t->overflow + k * RING_REC, (t->noverflow - k) * RING_REC * sizeof(double));
   t->noverflow -= k;
-  if (k > 0) wake_main(t);
+  if (k > 0) wake_main(t, 0);
   if (t->noverflow == 0) {
     atomic_store(&t->wants_room, 0);
     if (t->l && listener_hold(t->l, 0) != 0) fprintf(stderr, "linkerd-tcp engine: cannot resume accepting\n");
@@ -143,9 +145,10 @@ static void unload(io_thread_t *t, size_t slot) {
 /* A new conn becomes a waiter: for a first snapshot, then while it connects (as the node
  * engine's maxWaiters counts its queue and its clients' connects in flight), until
  * OUT_CONNECTED or its close. -1: max_waiters were waiting (for the whole process). */
-static int wait_begin(io_thread_t *t, conn_t *c) {
+static int wait_begin(io_thread_t *t, conn_t *c, const io_dest_t *d) {
   io_proxy_t *p = t->p;
-  if (atomic_fetch_add(&p->waiting, 1) >= p->max_waiters && p->max_waiters > 0) {
+  long max = d ? d->max_waiters : p->max_waiters; /* the destination's, once it has a snapshot */
+  if (atomic_fetch_add(&p->waiting, 1) >= max && max > 0) {
     atomic_fetch_sub(&p->waiting, 1);
     atomic_fetch_add(&p->rejected, 1);
     return -1;
@@ -161,6 +164,14 @@ static void wait_end(io_thread_t *t, size_t slot) {
 }
 
 static void park(io_thread_t *t, conn_t *c) {
+  if (t->nparked == t->cap_parked) { /* first drop the ids of conns no longer parked (closed meanwhile) */
+    size_t k = 0;
+    for (size_t i = 0; i < t->nparked; i++) {
+      conn_t *p = conn_find(&t->e, t->parked[i]);
+      if (p && p->slot < t->nslots && t->tries[p->slot] == IO_WAITING) t->parked[k++] = t->parked[i];
+    }
+    t->nparked = k;
+  }
   if (t->nparked == t->cap_parked) {
     size_t cap = t->cap_parked ? t->cap_parked * 2 : 64;
     double *ids = realloc(t->parked, cap * sizeof(*ids));
@@ -216,6 +227,7 @@ static int deliver(engine_t *e, size_t n) {
     atomic_store(&t->active, 0);
     return -1; /* the records stay: the next loop turn tries again */
   }
+  int failed_any = 0;
   for (size_t i = 0; i < n; i++) {
     double r[REC_DOUBLES];
     memcpy(r, e->records + REC_DOUBLES * i, sizeof(r));
@@ -229,12 +241,17 @@ static int deliver(engine_t *e, size_t n) {
           if (t->p->want_peer) peer_into(c, r);
           t->tries[c->slot] = 0;
           t->waits[c->slot] = 0;
+          if (atomic_load(&t->cutting)) {
+            emit(t, r);
+            conn_close(c, R_LOCAL, ESHUTDOWN, 1);
+            continue;
+          }
           if (t->p->max_conns > 0 && atomic_load(&t->p->conns) > t->p->max_conns) {
             emit(t, r); /* its OUT_ACCEPTED first, then the close */
             conn_close(c, R_LOCAL, EUSERS, 1);
             continue;
           }
-          if (wait_begin(t, c) != 0) {
+          if (wait_begin(t, c, d) != 0) {
             emit(t, r);
             conn_close(c, R_LOCAL, EAGAIN, 1);
             continue;
@@ -252,11 +269,16 @@ static int deliver(engine_t *e, size_t n) {
         r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
         break;
       case OUT_CONNECT_FAILED:
+        failed_any = 1;
         r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
         if (c) {
           uint32_t failed = t->ep_of[c->slot];
           unload(t, c->slot);
-          int err = d && t->tries[c->slot] <= d->retries ? dial(t, c, d, failed) : (int)r[2];
+          int attempt_err = (int)r[2];
+          /* Out of descriptors is this process's shortage, not the endpoint's: no retry. */
+          int local = attempt_err == EMFILE || attempt_err == ENFILE;
+          int err = d && !local && t->tries[c->slot] <= d->retries ? dial(t, c, d, failed) : attempt_err;
+          if (err == EHOSTUNREACH) err = attempt_err; /* no other endpoint: the close says why the last attempt failed */
           if (err != 0) {
             emit(t, r); /* the attempt's failure first, then the close */
             conn_close(c, R_LOCAL, err, 1);
@@ -277,7 +299,7 @@ static int deliver(engine_t *e, size_t n) {
   }
   atomic_store(&t->active, 0);
   atomic_fetch_add(&t->epoch, 1);
-  wake_main(t);
+  wake_main(t, failed_any); /* a failed connect may eject its endpoint: that snapshot should not wait a tick */
   return 0;
 }
 
@@ -310,10 +332,8 @@ static void cut_all(io_thread_t *t) {
 static void on_wake(uv_async_t *h) {
   io_thread_t *t = h->data;
   if (t->noverflow) overflow_flush(t);
-  if (atomic_load(&t->cutting)) cut_all(t);
-  if (t->nparked) dial_parked(t);
   if (atomic_load(&t->stopping) && t->l) {
-    listener_close_draining(t->l); /* what is queued is accepted (and served) first */
+    listener_close_draining(t->l); /* what is queued is accepted (and served, unless cut) first */
     t->l = NULL;
     if (pthread_mutex_lock(&t->p->lock) != 0) abort();
     t->unlistened = 1;
@@ -322,6 +342,8 @@ static void on_wake(uv_async_t *h) {
      * it ends once the connections have. */
     uv_unref((uv_handle_t *)&t->wake);
   }
+  if (atomic_load(&t->cutting)) cut_all(t); /* conns accepted from here on are closed in deliver */
+  if (t->nparked) dial_parked(t);
 }
 
 static void *run(void *arg) {
@@ -405,7 +427,14 @@ static int thread_start(io_proxy_t *p, io_thread_t *t, size_t i, size_t n, const
 int io_start(io_proxy_t *p, io_thread_t *threads, size_t n, const char *host, int port, int *port_out) {
   if (n == 0 || n > IO_MAX_THREADS) return EINVAL;
   if (pthread_mutex_init(&p->lock, NULL) != 0) return ENOMEM;
-  if (pthread_cond_init(&p->closed, NULL) != 0) {
+  pthread_condattr_t ca;
+  int cerr = pthread_condattr_init(&ca);
+  if (cerr == 0) {
+    cerr = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* io_stop's bound: immune to clock steps */
+    if (cerr == 0) cerr = pthread_cond_init(&p->closed, &ca);
+    if (pthread_condattr_destroy(&ca) != 0) errno = 0;
+  }
+  if (cerr != 0) {
     if (pthread_mutex_destroy(&p->lock) != 0) errno = 0;
     return ENOMEM;
   }
@@ -474,7 +503,7 @@ void io_stop(io_proxy_t *p) {
   /* Until every listener is closed (each thread does it at its next loop turn): at most 2 s,
    * in case a thread is stuck; then the rest close late. */
   struct timespec until;
-  if (!p->synced || clock_gettime(CLOCK_REALTIME, &until) != 0) return;
+  if (!p->synced || clock_gettime(CLOCK_MONOTONIC, &until) != 0) return;
   until.tv_sec += 2;
   if (pthread_mutex_lock(&p->lock) != 0) abort();
   for (;;) {

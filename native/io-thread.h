@@ -32,6 +32,7 @@ typedef struct io_dest {
   uint8_t was_active[IO_MAX_THREADS]; /* whether that thread was inside a batch then */
   uint32_t connect_timeout_ms;       /* per attempt (0: none) */
   int retries;                       /* attempts on another endpoint after a failed one */
+  long max_waiters;                  /* the destination's maxWaiters (0: no limit); io_proxy_t's until the first snapshot */
   double empty;                      /* the share of first attempts drawn onto a union branch with no endpoint: they get none */
   size_t n;
   io_ep_t eps[];
@@ -49,7 +50,7 @@ typedef struct io_proxy {
   uv_async_t *main_wake;              /* sent by a thread when it left records (thread-safe) */
   _Atomic int main_polling;           /* the main thread reads the rings on a timer: no wake needed (0: wake it) */
   uint32_t wait_ms, idle_ms, lifetime_ms; /* the server's connect deadline (waiting included), idle and lifetime timeouts; 0 = none */
-  long max_waiters;                   /* connections waiting for a first snapshot or connecting, all threads together (0: no limit) */
+  long max_waiters;                   /* connections waiting for a first snapshot or connecting, all threads together (0: no limit), until a snapshot says */
   _Atomic long waiting;               /* waiting now, all threads */
   _Atomic long rejected;              /* closed at once: max_waiters were waiting */
   size_t ring_records;                /* each thread's ring (0: IO_RING_RECORDS) */
@@ -96,7 +97,8 @@ struct io_thread {
  * r[2] = family (4 or 6) * 65536 + port, r[3..5] = the address's bytes big-endian, 6 per double
  * (IPv4: r[3] alone); r[7] is the thread's index. A conn the thread closes itself has reason
  * R_LOCAL and an errno saying why: EHOSTUNREACH (no endpoint, or an empty snapshot), EAGAIN
- * (max_waiters), EUSERS (max_conns), ESHUTDOWN (io_cut), else the last attempt's errno. */
+ * (max_waiters), EUSERS (max_conns), ESHUTDOWN (io_cut), else the last attempt's errno (no
+ * retry after EMFILE/ENFILE: the process's shortage; EHOSTUNREACH only when no attempt was made). */
 #define IO_REC_EP 5
 
 /* Main thread. io_start: `n` threads listening on host:port (0: one port the first binds,

@@ -72,7 +72,7 @@ static void hand_over(io_handle_t *h, int ended) {
   size_t off = 0;
   do {
     size_t n = h->ngot - off < BATCH_RECORDS ? h->ngot - off : BATCH_RECORDS;
-    memcpy(h->records, h->got + off * REC_DOUBLES, n * REC_DOUBLES * sizeof(double));
+    if (n > 0) memcpy(h->records, h->got + off * REC_DOUBLES, n * REC_DOUBLES * sizeof(double)); /* none: `got` may be NULL */
     off += n;
     napi_value args[2], fn, recv, result;
     if (napi_create_uint32(env, (uint32_t)n, &args[0]) != napi_ok || napi_get_boolean(env, ended && off == h->ngot, &args[1]) != napi_ok ||
@@ -249,8 +249,10 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
   int err = io_start(&h->p, h->threads, (size_t)set[S_THREADS], host, (int)port, &bound);
   handles[index] = h;
   if (err != 0) {
-    /* The threads that started stop and are joined now (none has a connection yet). */
+    /* The threads that started stop, are cut (one may have accepted a client already, parked
+     * for want of a snapshot) and joined now. */
     io_stop(&h->p);
+    io_cut(&h->p);
     if (io_join(&h->p, collect, h) != 0) fprintf(stderr, "linkerd-tcp engine: joining the I/O threads failed\n");
     h->joined = 1;
     h->ngot = 0;
@@ -266,21 +268,28 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* ioPublish(id, hosts: string[], ports: number[], weights: number[], ids: number[], empty, connectTimeoutMs, retries):
- * the snapshot new picks use. Hosts are IP literals (the threads connect without a lookup). */
+/* ioPublish(id, hosts: string[], ports: number[], weights: number[], ids: number[], empty, connectTimeoutMs, retries,
+ * maxWaiters): the snapshot new picks use. Hosts are IP literals (the threads connect without a
+ * lookup). A group that has ended takes none (undefined). */
 static napi_value js_io_publish(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  io_handle_t *h = argc == 8 ? handle_arg(env, argv[0]) : NULL;
+  if (argc != 9) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries, maxWaiters)");
+    return NULL;
+  }
+  io_handle_t *h = handle_arg(env, argv[0]);
+  if (!h) return undef(env); /* the group has ended (its last records may still be on their way to JavaScript) */
   uint32_t n = 0, n2 = 0, n3 = 0, n4 = 0;
-  double empty, connect_ms, retries;
-  if (!h || napi_get_array_length(env, argv[1], &n) != napi_ok || napi_get_array_length(env, argv[2], &n2) != napi_ok ||
+  double empty, connect_ms, retries, max_waiters;
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok || napi_get_array_length(env, argv[2], &n2) != napi_ok ||
       napi_get_array_length(env, argv[3], &n3) != napi_ok || napi_get_array_length(env, argv[4], &n4) != napi_ok ||
       n != n2 || n != n3 || n != n4 || n > IO_MAX_ENDPOINTS || napi_get_value_double(env, argv[5], &empty) != napi_ok || !(empty >= 0 && empty <= 1) ||
       napi_get_value_double(env, argv[6], &connect_ms) != napi_ok || !(connect_ms >= 0 && connect_ms <= UINT32_MAX) ||
-      napi_get_value_double(env, argv[7], &retries) != napi_ok || !(retries >= 0 && retries <= 100)) {
-    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries)");
+      napi_get_value_double(env, argv[7], &retries) != napi_ok || !(retries >= 0 && retries <= 100) ||
+      napi_get_value_double(env, argv[8], &max_waiters) != napi_ok || !(max_waiters >= 0 && max_waiters <= 1e15)) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries, maxWaiters)");
     return NULL;
   }
   io_dest_t *d = calloc(1, sizeof(*d) + n * sizeof(io_ep_t));
@@ -289,6 +298,7 @@ static napi_value js_io_publish(napi_env env, napi_callback_info info) {
   d->empty = empty;
   d->connect_timeout_ms = (uint32_t)connect_ms;
   d->retries = (int)retries;
+  d->max_waiters = (long)max_waiters;
   for (uint32_t i = 0; i < n; i++) {
     napi_value hv, pv, wv, iv;
     size_t len;
@@ -333,7 +343,7 @@ static napi_value js_io_cut(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-/* ioStats(id) → [open connections, waiting for a first snapshot, refused for max_waiters, times accepting was held] */
+/* ioStats(id) → [open connections, waiting (for a first snapshot, or connecting), refused for max_waiters, times accepting was held] */
 static napi_value js_io_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], arr;
@@ -346,6 +356,17 @@ static napi_value js_io_stats(napi_env env, napi_callback_info info) {
   CHECK(napi_create_array_with_length(env, 4, &arr));
   for (uint32_t i = 0; i < 4; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
   return arr;
+}
+
+/* ioLoad(id, endpointId) → connects pending plus open on that endpoint id, every thread together */
+static napi_value js_io_load(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  io_handle_t *h = argc == 2 ? handle_arg(env, argv[0]) : NULL;
+  double ep;
+  if (!h || napi_get_value_double(env, argv[1], &ep) != napi_ok || !(ep >= 0 && ep < IO_MAX_ENDPOINTS)) return undef(env);
+  return num(env, (double)atomic_load(&h->p.loads[(size_t)ep]));
 }
 
 /* The env is going away: whatever still runs is stopped, cut and joined (its records dropped). */
@@ -373,6 +394,7 @@ napi_status napi_io_define(napi_env env, napi_value exports) {
     {"ioStop", NULL, js_io_stop, NULL, NULL, NULL, napi_default, NULL},
     {"ioCut", NULL, js_io_cut, NULL, NULL, NULL, napi_default, NULL},
     {"ioStats", NULL, js_io_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"ioLoad", NULL, js_io_load, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

@@ -21,7 +21,7 @@ static inline napi_value undef(napi_env env) {
   return napi_get_undefined(env, &v) == napi_ok ? v : NULL;
 }
 
-/* napi-io.c: ioStart, ioPublish, ioStop, ioCut, ioStats (the native I/O threads). */
+/* napi-io.c: ioStart, ioPublish, ioStop, ioCut, ioStats, ioLoad (the native I/O threads). */
 napi_status napi_io_define(napi_env env, napi_value exports);
 
 #endif

@@ -20,7 +20,7 @@ import { Router } from './router/router.ts';
 import { Server } from './server/server.ts';
 import type { SessionStore } from './server/session-cache.ts';
 import { loadNative } from './engine/native-binding.ts';
-import { nativeEngine, registerEngineMetrics } from './engine/native-engine.ts';
+import { nativeEngine, pipeBudget, registerEngineMetrics } from './engine/native-engine.ts';
 import { NativeServer } from './engine/native-server.ts';
 import { ThreadServer } from './engine/thread-server.ts';
 import { type EnginePlan, planEngines } from './engine/select.ts';
@@ -228,12 +228,14 @@ export class App {
   /** A server on its engine, not yet listening (bad TLS material throws). */
   private makeServer(sc: ServerConfig, router: Router, i: number, j: number, engine: EnginePlan, config: Config): Server | NativeServer | ThreadServer {
     const native = engine.kind === 'native' ? loadNative() : undefined;
+    // With threads, the user's pipe quota is shared by the main thread's engine and every thread server.
+    const shares = this.ioThreads > 0 ? 1 + config.routers.reduce((n, r) => n + r.servers.length, 0) : this.processes;
     if (native?.kind === 'loaded' && engine.threads && this.ioThreads > 0) {
-      return new ThreadServer({ config: sc, router, registry: this.registry, log: this.log, binding: native.binding, threads: this.ioThreads });
+      return new ThreadServer({ config: sc, router, registry: this.registry, log: this.log, binding: native.binding, threads: this.ioThreads, budget: pipeBudget(shares) });
     }
     if (native?.kind === 'loaded') {
       registerEngineMetrics(this.registry, native.binding);
-      const s = new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding, this.processes), reusePort: this.worker, where: `routers[${i}].servers[${j}]` });
+      const s = new NativeServer({ config: sc, router, registry: this.registry, log: this.log, engine: nativeEngine(native.binding, shares), reusePort: this.worker, where: `routers[${i}].servers[${j}]` });
       if (this.ticketKeys) s.tls?.setTicketKeys(this.ticketKeys);
       return s;
     }

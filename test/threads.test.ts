@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { loadNative } from '../src/engine/native-binding.ts';
 import { peerOf } from '../src/engine/thread-server.ts';
-import { deadline, echo, peerClosed, Proxy, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
+import { deadPort, deadline, echo, peerClosed, Proxy, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
 import { roundTrip } from './support/client.ts';
 
 const load = loadNative();
@@ -45,8 +45,12 @@ function dial(port: number): Promise<Socket> {
 
 /** Whether the proxy echoes on `s` (true) or closes it (false). */
 async function echoes(s: Socket): Promise<boolean> {
+  const answer = new Promise<boolean>((resolve) => {
+    s.once('data', () => resolve(true));
+    s.once('close', () => resolve(false)); // closed by the proxy (a reset included)
+  });
   s.write('x');
-  return deadline(5000, 'echo or close', Promise.race([once(s, 'data').then(() => true), peerClosed(s).then(() => false)]));
+  return deadline(5000, 'echo or close', answer);
 }
 
 const cfg = (dst: string, extra = '', server = ''): string => `
@@ -125,6 +129,34 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
     const [d] = await deadline(5000, 'old connection echo', once(open, 'data'));
     assert.equal(String(d), 'still');
     open.destroy();
+  });
+
+  it('a connect refused by the only endpoint closes as connect_refused (not no_endpoints), blamed once per attempt', async () => {
+    const dead = await deadPort();
+    const { p, ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${dead}`, '  client: {connectAttempts: 3, failFast: {maxConsecutiveFailures: 100, failurePenaltySecs: 1}}'));
+    const c = await dial(port!);
+    await deadline(5000, 'closed', peerClosed(c));
+    const [rec] = await p.waitForCount((l) => l.msg === 'connection closed' && l['log'] === 'access', 1);
+    assert.equal(rec!['reason'], 'connect_refused');
+    assert.equal(rec!['error'], 'ECONNREFUSED');
+    // One endpoint: the thread has no other to retry on, so one attempt, one failure.
+    const failed = await p.waitForCount((l) => l.msg === 'connect failed', 1);
+    assert.equal(failed.length, 1);
+  });
+
+  it('a thread group that has ended ignores a late snapshot, stop or cut (no throw)', async () => {
+    if (load.kind !== 'loaded') return;
+    const b = load.binding;
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    const g = b.ioStart('127.0.0.1', 0, [1, 0, 0, 0, 0, 0, 0, 0], (_n, end) => { if (end) ended(); });
+    b.ioStop(g.id);
+    await deadline(5000, 'the group ended', done);
+    b.ioPublish(g.id, ['127.0.0.1'], [1], [1], [0], 0, 0, 0, 0);
+    b.ioStop(g.id);
+    b.ioCut(g.id);
+    assert.equal(b.ioStats(g.id), undefined);
+    assert.equal(b.ioLoad(g.id, 0), undefined);
   });
 
   it('runs the servers the threads do not carry on the main thread, beside them; --check says which runs where', async () => {

@@ -83,13 +83,19 @@ export interface NativeBinding {
    * Throws with the errno (EADDRINUSE…).
    */
   ioStart(host: string, port: number, settings: readonly number[], onRecords: (count: number, ended: boolean) => void): { id: number; port: number; records: Float64Array };
-  /** The snapshot new picks use: IP literals, ports, weights, endpoint ids (< 1024), the empty share, the per-attempt timeout (ms, 0: none) and retries. */
-  ioPublish(id: number, hosts: string[], ports: number[], weights: number[], ids: number[], empty: number, connectTimeoutMs: number, retries: number): void;
+  /**
+   * The snapshot new picks use: IP literals, ports, weights, endpoint ids (< 1024), the empty
+   * share, the per-attempt timeout (ms, 0: none), retries and maxWaiters (0: none). Ignored
+   * once the group has ended.
+   */
+  ioPublish(id: number, hosts: string[], ports: number[], weights: number[], ids: number[], empty: number, connectTimeoutMs: number, retries: number, maxWaiters: number): void;
+  /** Connects pending plus open on an endpoint id, every thread together (undefined once ended). */
+  ioLoad(id: number, endpointId: number): number | undefined;
   /** The threads stop accepting (what is queued is served); `ended` follows once their connections have closed. */
   ioStop(id: number): void;
   /** Every open connection of the threads is closed (ESHUTDOWN). */
   ioCut(id: number): void;
-  /** [open connections, waiting for a first snapshot, refused for maxWaiters, times accepting was held for a full ring], or undefined once ended. */
+  /** [open connections, waiting (for a first snapshot, or connecting), refused for maxWaiters, times accepting was held for a full ring], or undefined once ended. */
   ioStats(id: number): [number, number, number, number] | undefined;
 }
 

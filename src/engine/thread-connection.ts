@@ -4,7 +4,6 @@
 // a lease on each endpoint an attempt went to (the balancer's loads, connect latency and
 // fail-fast), the server and destination metrics, and the close reason of the access log,
 // exactly as a connection the main thread drove would have them. It decides nothing.
-import type { Endpoint } from '../balancer/endpoint.ts';
 import type { FailureCause } from '../balancer/lease.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 import { type CloseReason, ConnectionLedger, Phase } from '../router/connection-ledger.ts';
@@ -13,7 +12,7 @@ import { errnoName, R_BACKEND_ERROR, R_CLIENT_ERROR, R_DONE, R_IDLE, R_LIFETIME,
 
 /** errnos (Linux) the threads close a connection with (native/io-thread.h). */
 export const EHOSTUNREACH = 113, EAGAIN = 11, EUSERS = 87, ESHUTDOWN = 108;
-const ECONNREFUSED = 111, ETIMEDOUT = 110;
+const ECONNREFUSED = 111, ETIMEDOUT = 110, EMFILE = 24, ENFILE = 23;
 
 export interface ThreadServerSide {
   readonly connectTimeoutMs: number | undefined;
@@ -44,24 +43,33 @@ export class ThreadConnection extends ConnectionLedger {
     this.server.connectionClosed(this);
   }
 
-  private attemptOn(ep: Endpoint | undefined): void {
+  /** An attempt on the endpoint at `key` (`host:port`), as this connection's destination knows it. */
+  private attemptOn(key: string | undefined): void {
     const dest = this.destination!;
+    const ep = key === undefined ? undefined : dest.balancer.endpoints.get(key);
     this.attemptedByEngine(ep ? dest.balancer.lease(ep) : undefined);
     dest.metrics.attempts.value++;
     if (this.attempts > 1) dest.metrics.retries.value++;
   }
 
-  /** OUT_CONNECTED: the attempt on `ep` connected. */
-  connected(ep: Endpoint | undefined, latencyUs: number, at: number): void {
+  /** OUT_CONNECTED: the attempt on the endpoint at `key` connected. */
+  connected(key: string | undefined, latencyUs: number, at: number): void {
     if (this.phase === Phase.DONE || this.phase === Phase.OPEN) return;
-    this.attemptOn(ep);
+    this.attemptOn(key);
     this.connectSucceeded(latencyUs, at);
   }
 
-  /** OUT_CONNECT_FAILED: the attempt on `ep` failed; the thread dials another or closes (its record follows). */
-  attemptFailedOn(ep: Endpoint | undefined, errno: number): void {
+  /**
+   * OUT_CONNECT_FAILED: the attempt on the endpoint at `key` failed; the thread dials another
+   * or closes (its record follows). Out of descriptors is ours, not the endpoint's: no blame.
+   */
+  attemptFailedOn(key: string | undefined, errno: number): void {
     if (this.phase === Phase.DONE || this.phase === Phase.OPEN) return;
-    this.attemptOn(ep);
+    this.attemptOn(key);
+    if (errno === EMFILE || errno === ENFILE) {
+      this.lease?.release({ kind: 'cancelled' });
+      return;
+    }
     const cause: FailureCause = errno === ECONNREFUSED ? 'refused' : errno === ETIMEDOUT ? 'timeout' : 'other';
     this.lease?.release({ kind: 'failed', cause });
   }
@@ -84,14 +92,14 @@ export class ThreadConnection extends ConnectionLedger {
       r = 'shutdown';
       code = undefined;
     } else if (this.phase === Phase.OPEN) r = 'backend_error';
-    else if (errno === EHOSTUNREACH) {
+    else if (errno === EHOSTUNREACH && this.attempts === 0) {
       // Nothing to dial: no endpoint (or drawn onto an empty branch), or a first answer that failed.
       code = undefined;
       if (dest.balancer.resolved) {
         r = 'no_endpoints';
         if (this.attempts === 0) dest.metrics.unavailable.value++;
       } else r = 'resolution_failed';
-    } else if (errno === EAGAIN) {
+    } else if (errno === EAGAIN && this.attempts === 0) {
       r = 'waiters_full';
       code = undefined;
       dest.metrics.waitersRejected.value++;

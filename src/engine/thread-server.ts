@@ -17,7 +17,7 @@ import type { Destination } from '../router/destination.ts';
 import type { Router } from '../router/router.ts';
 import { type ClosedRecordSink, recordClosed, recordRefused } from '../server/closed-record.ts';
 import type { NativeBinding } from './native-binding.ts';
-import { ConnTable, errnoName, pipeBudget, R_LOCAL } from './native-engine.ts';
+import { ConnTable, errnoName, R_LOCAL } from './native-engine.ts';
 import { EUSERS, ThreadConnection, type ThreadServerSide } from './thread-connection.ts';
 import { ThreadSnapshot } from './thread-snapshot.ts';
 
@@ -55,13 +55,17 @@ export class ThreadServer implements ThreadServerSide {
   private closedTx = 0;
   private readonly idleWaiters = new Set<() => void>();
 
-  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; binding: NativeBinding; threads: number }) {
+  /** Bytes for pipes and copy buffers, all this server's threads together (native/engine.h's budget). */
+  private readonly budget: number;
+
+  constructor(opts: { config: ServerConfig; router: Router; registry: Registry; log: Logger; binding: NativeBinding; threads: number; budget: number }) {
     this.config = opts.config;
     this.router = opts.router;
     this.rt = opts.router.label;
     this.registry = opts.registry;
     this.binding = opts.binding;
     this.threads = opts.threads;
+    this.budget = opts.budget;
     this.connectTimeoutMs = opts.config.connectTimeoutMs;
     this.log = opts.log.child({ rt: this.rt });
     this.accessLog = this.log.child({ log: 'access' });
@@ -74,7 +78,7 @@ export class ThreadServer implements ThreadServerSide {
     const limit = (n: number): number => (Number.isFinite(n) && n > 0 ? n : 0);
     const settings = [
       this.threads, connectTimeoutMs ?? 0, idleTimeoutMs ?? 0, (connectionLifetimeSecs ?? 0) * 1000,
-      limit(dest.config.maxWaiters), limit(maxConcurrency), this.accessLog.isLevelEnabled('info') ? 1 : 0, pipeBudget(1),
+      limit(dest.config.maxWaiters), limit(maxConcurrency), this.accessLog.isLevelEnabled('info') ? 1 : 0, this.budget,
     ];
     let started;
     try {
@@ -141,10 +145,10 @@ export class ThreadServer implements ThreadServerSide {
           break;
         }
         case OUT_CONNECTED:
-          this.table(t).get(id)?.connected(this.snapshot.endpoint(r[o + EP]!), r[o + 2]!, at);
+          this.table(t).get(id)?.connected(this.snapshot.key(r[o + EP]!), r[o + 2]!, at);
           break;
         case OUT_CONNECT_FAILED:
-          this.table(t).get(id)?.attemptFailedOn(this.snapshot.endpoint(r[o + EP]!), r[o + 2]!);
+          this.table(t).get(id)?.attemptFailedOn(this.snapshot.key(r[o + EP]!), r[o + 2]!);
           break;
         case OUT_CLOSED: {
           const tab = this.table(t), conn = tab.get(id);

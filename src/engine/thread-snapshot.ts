@@ -1,34 +1,39 @@
 // What the native I/O threads pick from: a destination's choosable endpoints, published to
 // the addon as an immutable snapshot (native/io-thread.h io_dest_t) whenever the balancer
 // changes (a resolution, an ejection, a revival, a health verdict), with the destination's
-// connect settings. Each endpoint gets an id, stable while the balancer knows it, that
-// indexes the load every thread shares; the threads' records name endpoints by it.
-// Hosts that are names (not IP literals) are looked up here first: the threads connect to
-// addresses only. A fail-fast penalty ends on a timer (a pick in JavaScript would notice
-// it; the threads never ask).
+// connect settings. Each endpoint address (`host:port`) gets an id, which indexes the load
+// every thread shares and names the endpoint in the threads' records. An address keeps its
+// id while the threads may still use it (a reload's new destination included): an id is
+// given to another address only once its address has left the balancer, its load in the
+// threads is 0, and a second has passed (no thread can still be inside a batch that read an
+// older snapshot naming it). Hosts that are names (not IP literals) are looked up here first,
+// again at a publication 30 s later or more: the threads connect to addresses only. A
+// fail-fast penalty ends on a timer (a pick in JavaScript would notice it; the threads never ask).
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { Endpoint } from '../balancer/endpoint.ts';
 import type { Logger } from '../log.ts';
 import type { Destination } from '../router/destination.ts';
 import type { NativeBinding } from './native-binding.ts';
 
-/** native/io-thread.h IO_MAX_ENDPOINTS: ids (and so endpoints known at once) per server. */
+/** native/io-thread.h IO_MAX_ENDPOINTS: ids (and so endpoint addresses known at once) per server. */
 export const MAX_ENDPOINT_IDS = 1024;
-/** How long a looked-up name's address is used before it is looked up again. */
+/** How long a looked-up name's address is used before a publication looks it up again. */
 const NAME_TTL_MS = 30_000;
+/** How long a freed id waits before another address may take it. */
+const ID_COOLING_MS = 1000;
 
 export class ThreadSnapshot {
-  private readonly idOf = new Map<Endpoint, number>();
-  private readonly byId: (Endpoint | undefined)[] = [];
+  private readonly idOf = new Map<string, number>();
+  private readonly keyOf: (string | undefined)[] = [];
   private readonly freeIds: number[] = [];
+  /** Ids whose address left the balancer: id → since when (ms). */
+  private readonly cooling = new Map<number, number>();
   private readonly names = new Map<string, { addr: string | undefined; at: number; pending: boolean }>();
   private dest: Destination | undefined;
   private unwatch: (() => void) | undefined;
   private queued = false;
   private revival: NodeJS.Timeout | undefined;
   private warnedFull = false;
-
   private readonly binding: NativeBinding;
   /** The server's thread group (undefined before it listens and once its threads ended). */
   private readonly handle: () => number | undefined;
@@ -40,9 +45,9 @@ export class ThreadSnapshot {
     this.log = log;
   }
 
-  /** The endpoint an id of the threads' records names (kept until the id is given to another). */
-  endpoint(id: number): Endpoint | undefined {
-    return id >= 0 ? this.byId[id] : undefined;
+  /** The `host:port` an id of the threads' records names. */
+  key(id: number): string | undefined {
+    return id >= 0 ? this.keyOf[id] : undefined;
   }
 
   /** Publishes `dest`'s endpoints from now on (a reload may give the server another). */
@@ -60,34 +65,34 @@ export class ThreadSnapshot {
     this.queued = true;
     queueMicrotask(() => {
       this.queued = false;
-      this.publish();
+      try {
+        this.publish();
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'could not publish endpoints to the I/O threads; they keep the previous ones');
+      }
     });
   }
 
-  publish(): void {
+  private publish(): void {
     const dest = this.dest, id = this.handle();
     if (!dest || id === undefined) return;
     const b = dest.balancer;
     // Before any answer, nothing is published: the threads' connections wait (up to the
     // server's deadline). A failed first answer publishes an empty snapshot: they close.
     if (!b.resolved && b.lastResolution?.kind !== 'failed') return;
-    for (const [ep, n] of this.idOf) {
-      if (b.endpoints.get(ep.key) === ep) continue;
-      this.idOf.delete(ep); // gone from the balancer: its id may go to another endpoint
-      this.freeIds.push(n);
-    }
+    this.recycle(id, new Set(b.endpoints.keys()));
     const hosts: string[] = [], ports: number[] = [], weights: number[] = [], ids: number[] = [];
     for (const ep of b.choosable) {
       const addr = this.address(ep.host);
-      const n = this.idFor(ep);
+      const n = this.idFor(ep.key);
       if (addr === undefined || n === undefined) continue;
       hosts.push(addr);
       ports.push(ep.port);
       weights.push(ep.weight);
       ids.push(n);
     }
-    const attempts = dest.config.connectAttempts;
-    this.binding.ioPublish(id, hosts, ports, weights, ids, b.emptyShare, dest.connectTimeoutMs ?? 0, Math.max(0, attempts - 1));
+    const c = dest.config, waiters = Number.isFinite(c.maxWaiters) ? c.maxWaiters : 0;
+    this.binding.ioPublish(id, hosts, ports, weights, ids, b.emptyShare, dest.connectTimeoutMs ?? 0, Math.max(0, c.connectAttempts - 1), waiters);
     clearTimeout(this.revival);
     const wait = b.nextRevivalIn();
     if (wait !== undefined) {
@@ -96,17 +101,35 @@ export class ThreadSnapshot {
     }
   }
 
-  private idFor(ep: Endpoint): number | undefined {
-    let n = this.idOf.get(ep);
+  /** Ids of addresses the balancer no longer knows start cooling; cooled ones with no load in the threads are freed. */
+  private recycle(handle: number, known: ReadonlySet<string>): void {
+    const now = Date.now();
+    for (const [key, n] of this.idOf) if (!known.has(key) && !this.cooling.has(n)) this.cooling.set(n, now);
+    for (const [n, since] of this.cooling) {
+      const key = this.keyOf[n]!;
+      if (known.has(key)) {
+        this.cooling.delete(n); // back before it was given away: it keeps its id
+        continue;
+      }
+      if (now - since < ID_COOLING_MS || (this.binding.ioLoad(handle, n) ?? 0) !== 0) continue;
+      this.cooling.delete(n);
+      this.idOf.delete(key);
+      this.keyOf[n] = undefined;
+      this.freeIds.push(n);
+    }
+  }
+
+  private idFor(key: string): number | undefined {
+    let n = this.idOf.get(key);
     if (n !== undefined) return n;
-    n = this.freeIds.pop() ?? (this.byId.length < MAX_ENDPOINT_IDS ? this.byId.length : undefined);
+    n = this.freeIds.pop() ?? (this.keyOf.length < MAX_ENDPOINT_IDS ? this.keyOf.length : undefined);
     if (n === undefined) {
       if (!this.warnedFull) this.log.warn({ max: MAX_ENDPOINT_IDS }, 'more endpoints than the I/O threads can index: the rest are not used');
       this.warnedFull = true;
       return undefined;
     }
-    this.idOf.set(ep, n);
-    this.byId[n] = ep;
+    this.idOf.set(key, n);
+    this.keyOf[n] = key;
     return n;
   }
 
