@@ -144,6 +144,17 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
     assert.equal(failed.length, 1);
   });
 
+  it('a port another process holds, even with SO_REUSEPORT (a second linkerd-tcp on threads), fails the start: EADDRINUSE, exit 1', async () => {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const { ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${b.port}`));
+    const text = cfg(`/$/inet/127.0.0.1/${b.port}`).replace('- port: 0', `- port: ${port}`);
+    const second = new Proxy([writeConfig(text)], { LINKERD_TCP_WORKERS: '' });
+    cleanup.push(() => second.stop('SIGKILL'));
+    assert.equal(await deadline(45_000, 'the second exits', second.exited), 1);
+    assert.match(second.stderr + JSON.stringify(second.logs), /EADDRINUSE/);
+  });
+
   it('a thread group that has ended ignores a late snapshot, stop or cut (no throw)', async () => {
     if (load.kind !== 'loaded') return;
     const b = load.binding;

@@ -82,7 +82,16 @@ export class ThreadServer implements ThreadServerSide {
     ];
     let started;
     try {
-      started = this.binding.ioStart(ip, port, settings, (n, ended) => this.onRecords(n, ended));
+      // The threads bind with SO_REUSEPORT, which would share a port silently with another
+      // process doing the same (a second linkerd-tcp): first a bind without it checks the port
+      // is free (and turns 0 into a port), as the primary's hold does for its workers; held
+      // until the threads have bound beside it.
+      const [hold, held] = this.binding.holdPort(ip, port);
+      try {
+        started = this.binding.ioStart(ip, held, settings, (n, ended) => this.onRecords(n, ended));
+      } finally {
+        this.binding.releasePort(hold);
+      }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       throw new LinkerdTcpError('LISTEN', `cannot listen on ${addrKey(ip, port)} (router ${this.rt}): ${code}`, { cause: e });
