@@ -195,7 +195,7 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
       }
       d->inpipe -= (size_t)n;
       d->out += (uint64_t)n;
-      if (!src_is_client) c->l->tx += (uint64_t)n;
+      if (!src_is_client) listener_count(c->l, 0, (uint64_t)n);
       c->last_active = uv_now(e->loop);
       if (d->inpipe > 0) continue;
     }
@@ -236,7 +236,7 @@ static int pump(conn_t *c, dir_t *d, int src, int dst, int src_is_client) {
     if (n > 0) {
       d->in += (uint64_t)n;
       d->inpipe = (size_t)n;
-      if (src_is_client) c->l->rx += (uint64_t)n;
+      if (src_is_client) listener_count(c->l, 1, (uint64_t)n);
       c->last_active = uv_now(e->loop);
       /* Shorter than the pipe's room: most likely all the socket had. Forward it and wait
        * for readable instead of a read that would only say EAGAIN; polling is

@@ -187,7 +187,7 @@ static int dir_finish(conn_t *c, dir_t *d, SSL *s, int fd, int dst_is_client) {
 /* Bytes written to dst: counted, and the idle clock reset. */
 static void wrote(conn_t *c, dir_t *d, int src_is_client, size_t n) {
   d->out += n;
-  if (!src_is_client) c->l->tx += n;
+  if (!src_is_client) listener_count(c->l, 0, n);
   c->last_active = uv_now(c->e->loop);
 }
 
@@ -234,7 +234,7 @@ int copy_pump(conn_t *c, dir_t *d, int src_is_client) {
       continue;
     }
     d->in += n;
-    if (src_is_client) c->l->rx += n;
+    if (src_is_client) listener_count(c->l, 1, n);
     c->last_active = uv_now(e->loop);
     size_t w = 0;
     r = dir_write(c, d, ds, dst, !src_is_client, e->copy_scratch, n, &w);

@@ -22,6 +22,7 @@
 #include <node_api.h>
 #include <uv.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -141,11 +142,24 @@ struct listener {
   uint32_t connect_timeout_ms, idle_ms, lifetime_ms; /* 0 = none */
   tls_server_t *tls;        /* termination: the snapshot new handshakes start from (a reference), or NULL */
   uint64_t rx, tx;          /* bytes from / to clients of its live connections */
+  _Atomic uint64_t rx_all, tx_all; /* every byte from / to its clients, never decremented; written by the loop's thread only (relaxed), read by others */
   size_t conns;             /* live connections: the listener's memory outlives them */
   uint8_t closing;
   uint8_t held;             /* accepting stopped by its owner (listener_hold: an I/O thread whose ring is full) */
   int handles_open;
 };
+
+/* Client bytes moved by a listener's conn: its live count and its running total (one writer,
+ * the loop's thread: a relaxed load and store, no locked instruction). */
+static inline void listener_count(listener_t *l, int from_client, uint64_t n) {
+  if (from_client) {
+    l->rx += n;
+    atomic_store_explicit(&l->rx_all, atomic_load_explicit(&l->rx_all, memory_order_relaxed) + n, memory_order_relaxed);
+  } else {
+    l->tx += n;
+    atomic_store_explicit(&l->tx_all, atomic_load_explicit(&l->tx_all, memory_order_relaxed) + n, memory_order_relaxed);
+  }
+}
 
 typedef struct pipe_pool {
   int *fds;                 /* triples: [r0, w0, cap0, r1, w1, cap1, ...], all empty pipes */

@@ -361,6 +361,8 @@ static void *run(void *arg) {
 static void thread_free(io_thread_t *t) {
   uv_close((uv_handle_t *)&t->wake, NULL); /* the thread has ended: its loop is the main thread's now */
   if (uv_run(&t->loop, UV_RUN_DEFAULT) != 0) errno = 0;
+  if (t->counted) listener_unref(t->counted); /* closed long since: freed now */
+  t->counted = NULL;
   if (uv_loop_close(&t->loop) != 0) fprintf(stderr, "linkerd-tcp engine: an I/O thread's loop still had handles\n");
   ring_free(&t->out);
   free(t->overflow);
@@ -420,7 +422,13 @@ static int thread_start(io_proxy_t *p, io_thread_t *t, size_t i, size_t n, const
     return thread_unwind(t, 4), ENOMEM;
   }
   *port = listener_port(t->l); /* the others share the port the first was given */
-  if (pthread_create(&t->tid, NULL, run, t) != 0) return thread_unwind(t, 4), EAGAIN;
+  t->counted = t->l;
+  t->counted->conns++; /* held: its memory outlives its close until thread_free */
+  if (pthread_create(&t->tid, NULL, run, t) != 0) {
+    t->counted->conns--;
+    t->counted = NULL;
+    return thread_unwind(t, 4), EAGAIN;
+  }
   return 0;
 }
 
@@ -518,6 +526,16 @@ void io_cut(io_proxy_t *p) {
   for (size_t i = 0; i < p->nthreads; i++) {
     atomic_store(&p->threads[i].cutting, 1);
     if (!atomic_load(&p->threads[i].ended) && uv_async_send(&p->threads[i].wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake an I/O thread\n");
+  }
+}
+
+void io_bytes(const io_proxy_t *p, uint64_t *rx, uint64_t *tx) {
+  *rx = *tx = 0;
+  for (size_t i = 0; i < p->nthreads; i++) {
+    const listener_t *l = p->threads[i].counted;
+    if (!l) continue;
+    *rx += atomic_load_explicit(&l->rx_all, memory_order_relaxed);
+    *tx += atomic_load_explicit(&l->tx_all, memory_order_relaxed);
   }
 }
 

@@ -82,6 +82,7 @@ struct io_thread {
   double *overflow;                   /* the thread's: records the ring had no room for, in order */
   size_t noverflow, cap_overflow;
   listener_t *l;
+  listener_t *counted;                /* its listener, held (a conns reference) until thread_free: the main thread reads its byte totals */
   pick_rng_t rng;
   double records[BATCH_RECORDS * REC_DOUBLES];
   uint32_t *ep_of;                    /* by conn slot: the endpoint id it holds a load on, or UINT32_MAX */
@@ -113,7 +114,8 @@ void io_publish(io_proxy_t *p, io_dest_t *d);
 void io_reclaim(io_proxy_t *p);
 size_t io_drain(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg);
 void io_stop(io_proxy_t *p);
-void io_cut(io_proxy_t *p);        /* every open connection is closed (ESHUTDOWN): a drain's deadline */
+void io_cut(io_proxy_t *p);
+void io_bytes(const io_proxy_t *p, uint64_t *rx, uint64_t *tx); /* every byte from / to clients so far, all threads */        /* every open connection is closed (ESHUTDOWN): a drain's deadline */
 int io_ended(const io_proxy_t *p); /* every thread's loop has ended */
 int io_join(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg);
 #endif

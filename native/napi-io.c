@@ -343,7 +343,8 @@ static napi_value js_io_cut(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-/* ioStats(id) → [open connections, waiting (for a first snapshot, or connecting), refused for max_waiters, times accepting was held] */
+/* ioStats(id) → [open connections, waiting (for a first snapshot, or connecting), refused for max_waiters, times accepting was held,
+ * bytes from clients so far, bytes to clients so far] */
 static napi_value js_io_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], arr;
@@ -352,9 +353,12 @@ static napi_value js_io_stats(napi_env env, napi_callback_info info) {
   if (!h) return undef(env);
   size_t holds = 0;
   for (size_t i = 0; i < h->p.nthreads; i++) holds += atomic_load(&h->threads[i].holds);
-  double v[4] = {(double)atomic_load(&h->p.conns), (double)atomic_load(&h->p.waiting), (double)atomic_load(&h->p.rejected), (double)holds};
-  CHECK(napi_create_array_with_length(env, 4, &arr));
-  for (uint32_t i = 0; i < 4; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
+  uint64_t rx, tx;
+  io_bytes(&h->p, &rx, &tx);
+  double v[6] = {(double)atomic_load(&h->p.conns), (double)atomic_load(&h->p.waiting), (double)atomic_load(&h->p.rejected), (double)holds,
+                 (double)rx, (double)tx};
+  CHECK(napi_create_array_with_length(env, 6, &arr));
+  for (uint32_t i = 0; i < 6; i++) CHECK(napi_set_element(env, arr, i, num(env, v[i])));
   return arr;
 }
 

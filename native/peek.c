@@ -89,7 +89,7 @@ int conn_drop(conn_t *c, size_t n) {
     left -= (size_t)r;
   }
   c->up.in += n;
-  c->l->rx += n;
+  listener_count(c->l, 1, n);
   c->peeked_len = 0;
   return 0;
 }

@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { loadNative } from '../src/engine/native-binding.ts';
 import { peerOf } from '../src/engine/thread-server.ts';
 import { deadPort, deadline, echo, peerClosed, Proxy, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
-import { roundTrip } from './support/client.ts';
+import { metric, roundTrip } from './support/client.ts';
 
 const load = loadNative();
 const runs = load.kind === 'loaded' && process.env['LINKERD_TCP_ENGINE'] !== 'node';
@@ -129,6 +129,30 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
     const [d] = await deadline(5000, 'old connection echo', once(open, 'data'));
     assert.equal(String(d), 'still');
     open.destroy();
+  });
+
+  it('counts the bytes of an open connection in /metrics and /api/state before it closes', async () => {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const { p, ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${b.port}`));
+    const a = await p.waitForLog((l) => l.msg === 'admin listening');
+    const c = await dial(port!);
+    const sent = Buffer.alloc(100_000, 7);
+    let got = 0;
+    const all = new Promise<void>((resolve) => c.on('data', (d: Buffer) => { got += d.length; if (got >= sent.length) resolve(); }));
+    c.write(sent);
+    await deadline(5000, 'the echo', all);
+    const text = await (await fetch(`http://${String(a['admin'])}/metrics`)).text();
+    const srv = `{rt="t", srv_addr="127.0.0.1:${port}"}`;
+    assert.equal(metric(text, `l5d:srv:stream:rx_bytes${srv}`), sent.length);
+    assert.equal(metric(text, `l5d:srv:stream:tx_bytes${srv}`), sent.length);
+    const state = (await (await fetch(`http://${String(a['admin'])}/api/state`)).json()) as { servers: { rxBytes: number; active: number }[] };
+    assert.equal(state.servers[0]!.rxBytes, sent.length);
+    assert.equal(state.servers[0]!.active, 1);
+    c.destroy();
+    await p.waitForLog((l) => l.msg === 'connection closed');
+    const after = await (await fetch(`http://${String(a['admin'])}/metrics`)).text();
+    assert.equal(metric(after, `l5d:srv:stream:rx_bytes${srv}`), sent.length, 'counted once, after the close too');
   });
 
   it('a connect refused by the only endpoint closes as connect_refused (not no_endpoints), blamed once per attempt', async () => {

@@ -95,8 +95,12 @@ export interface NativeBinding {
   ioStop(id: number): void;
   /** Every open connection of the threads is closed (ESHUTDOWN). */
   ioCut(id: number): void;
-  /** [open connections, waiting (for a first snapshot, or connecting), refused for maxWaiters, times accepting was held for a full ring], or undefined once ended. */
-  ioStats(id: number): [number, number, number, number] | undefined;
+  /**
+   * [open connections, waiting (for a first snapshot, or connecting), refused for maxWaiters,
+   * times accepting was held for a full ring, bytes from clients so far, bytes to clients so
+   * far (live connections included)], or undefined once ended.
+   */
+  ioStats(id: number): [number, number, number, number, number, number] | undefined;
 }
 
 export interface NativeTlsPolicy {

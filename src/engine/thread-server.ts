@@ -117,11 +117,20 @@ export class ThreadServer implements ThreadServerSide {
     return Number(this.srvAddr.split(':').pop());
   }
 
-  /** Bytes from/to clients of closed connections (the threads count live ones among themselves: not read here). */
+  /**
+   * Bytes from/to clients so far: the threads' running totals (live connections included),
+   * never below what closed connections' records counted, nor below an earlier answer (a
+   * counter: once the threads have ended, the records have every byte).
+   */
   totalBytes(): { rx: number; tx: number } {
+    const st = this.handle === undefined ? undefined : this.binding.ioStats(this.handle);
+    this.seenRx = Math.max(this.seenRx, this.closedRx, st?.[4] ?? 0);
+    this.seenTx = Math.max(this.seenTx, this.closedTx, st?.[5] ?? 0);
     const c = this.carry?.();
-    return { rx: this.closedRx + (c?.rx ?? 0), tx: this.closedTx + (c?.tx ?? 0) };
+    return { rx: this.seenRx + (c?.rx ?? 0), tx: this.seenTx + (c?.tx ?? 0) };
   }
+  private seenRx = 0;
+  private seenTx = 0;
 
   prepare(): void {
     this.router.destination(this.config.dstName);

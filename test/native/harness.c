@@ -487,6 +487,9 @@ static void threads_rounds(void) {
   int before[NBACK];
   for (int b = 0; b < NBACK; b++) before[b] = atomic_load(&backends[b].accepted);
   wave("every backend", port, 100, 8, 30);
+  uint64_t rx = 0, tx = 0;
+  io_bytes(&P, &rx, &tx); /* read while the threads run (TSan: their relaxed stores, these loads) */
+  EXPECT(rx == 240 * 100 && tx == 240 * 100, "threads: io_bytes %llu / %llu, want 24000 each way", (unsigned long long)rx, (unsigned long long)tx);
   wave("bulk", port, 1 << 20, 4, 2);
   EXPECT(tally.by_thread[0] > 0 && tally.by_thread[1] > 0, "threads: accepts %d / %d: one thread took none", tally.by_thread[0], tally.by_thread[1]);
   for (int b = 0; b < NBACK; b++) EXPECT(atomic_load(&backends[b].accepted) > before[b], "threads: backend %d never picked", b);
