@@ -8,7 +8,9 @@
  * Then two native I/O threads (native/io-thread.c) on one port, the main thread taking their
  * records from rings of 16 (so a thread stops accepting for want of room, and resumes): waves
  * of clients over every backend, a snapshot without one backend (none goes there, the old
- * snapshot is freed), a dead endpoint whose attempts are retried on another, stop and join.
+ * snapshot is freed), a dead endpoint whose attempts are retried on another, connections
+ * waiting for a first snapshot (max_waiters), max_conns for both threads and the drain's cut
+ * (io_cut), the byte totals read while the threads run, stop and join.
  * Built under ASan/UBSan and under TSan by native/Makefile (`make harness`), run by CI.
  * Every check failing prints what and exits 1; ownership: each thread closes what it opened. */
 #define _GNU_SOURCE
@@ -325,7 +327,7 @@ static void round_run(const char *name, size_t bytes, int threads, int per_threa
 
 /* ---- native I/O threads (io-thread.c): two engines on threads of their own ---- */
 
-typedef struct tally { int accepted, connected, failed, done, other, by_thread[2]; double rx, tx; } tally_t;
+typedef struct tally { int accepted, connected, failed, done, other, eusers, eshutdown, by_thread[2]; double rx, tx; } tally_t;
 static io_proxy_t P;
 static io_thread_t T[2];
 static tally_t tally;
@@ -346,6 +348,8 @@ static void count(void *arg, const double *r) {
     case OUT_CLOSED:
       if ((int)r[2] == R_DONE) t->done++;
       else t->other++;
+      if ((int)r[2] == R_LOCAL && (int)r[3] == EUSERS) t->eusers++;
+      if ((int)r[2] == R_LOCAL && (int)r[3] == ESHUTDOWN) t->eshutdown++;
       t->rx += r[4];
       t->tx += r[5];
       break;
@@ -469,6 +473,76 @@ static void waiting_round(void) {
   fprintf(stderr, "harness: threads: %-22s    8 connections before a first snapshot, max_waiters 6: %s\n", "waiting", failures ? "FAILED" : "ok");
 }
 
+/* A client that connects and holds until the proxy closes it (EOF or reset): 0, or -1 when
+ * it could not connect or the close never came (30 s). */
+static void *holder(void *arg) {
+  job_t *j = arg;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {.tv_sec = 30};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)j->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+  char b[64];
+  while (ok) {
+    ssize_t r = read(fd, b, sizeof(b));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ok = 0; /* the 30 s passed: never closed */
+    break;                                                          /* EOF or a reset: closed */
+  }
+  if (!ok) atomic_fetch_add(&client_errors, 1);
+  if (fd >= 0 && close(fd) != 0) errno = 0;
+  atomic_fetch_add(j->done, 1);
+  if (uv_async_send(j->wake) != 0) fprintf(stderr, "harness: uv_async_send failed\n");
+  return NULL;
+}
+
+static int six_in_two_refused(void) {
+  return tally.accepted == 6 && tally.connected == 4 && tally.eusers == 2;
+}
+
+static int four_cut(void) {
+  return tally.eshutdown == 4;
+}
+
+/* maxConcurrency for both threads together (max_conns 4: of 6 held clients, 2 are closed at
+ * once, EUSERS), then the drain's cut (io_cut: the 4 left are closed, ESHUTDOWN). */
+static void limit_and_cut_round(void) {
+  memset(&P, 0, sizeof(P));
+  P.main_wake = &main_wake;
+  P.max_conns = 4;
+  int ports[NBACK];
+  uint32_t ids[NBACK];
+  for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
+  io_publish(&P, dest_of(ports, ids, NBACK));
+  int port = 0;
+  if (io_start(&P, T, 2, "127.0.0.1", 0, &port) != 0) exit(1);
+  memset(&tally, 0, sizeof(tally));
+  stopping_threads = 0;
+  atomic_store(&client_errors, 0);
+  pthread_t ts[6];
+  job_t jobs[6];
+  atomic_int done = 0;
+  for (int t = 0; t < 6; t++) {
+    jobs[t] = (job_t){port, 0, 1, 0, &done, &clients_wake};
+    if (pthread_create(&ts[t], NULL, holder, &jobs[t]) != 0) exit(1);
+  }
+  waiting_for = six_in_two_refused;
+  main_wait();
+  EXPECT(six_in_two_refused(), "limit: %d accepted, %d connected, %d refused (EUSERS), want 6, 4, 2", tally.accepted, tally.connected, tally.eusers);
+  EXPECT(atomic_load(&P.conns) == 4, "limit: %ld open, want 4", atomic_load(&P.conns));
+  waiting_for = four_cut;
+  io_cut(&P);
+  main_wait();
+  waiting_for = NULL;
+  for (int t = 0; t < 6; t++) if (pthread_join(ts[t], NULL) != 0) exit(1);
+  EXPECT(four_cut() && atomic_load(&P.conns) == 0, "cut: %d closed ESHUTDOWN, %ld open", tally.eshutdown, atomic_load(&P.conns));
+  EXPECT(atomic_load(&client_errors) == 0, "cut: %d clients were never closed", atomic_load(&client_errors));
+  stopping_threads = 1;
+  io_stop(&P);
+  main_wait();
+  EXPECT(io_join(&P, count, &tally) == 0, "io_join");
+  fprintf(stderr, "harness: threads: %-22s    6 held connections, max_conns 4, then io_cut: %s\n", "limit and cut", failures ? "FAILED" : "ok");
+}
+
 static void threads_rounds(void) {
   if (uv_loop_init(&mloop) != 0 || uv_async_init(&mloop, &main_wake, on_main_wake) != 0 || uv_timer_init(&mloop, &give_up) != 0 ||
       uv_async_init(&mloop, &clients_wake, NULL) != 0)
@@ -525,6 +599,7 @@ static void threads_rounds(void) {
   EXPECT(tally.accepted == tally.done + tally.other, "threads: %d accepted, %d closed", tally.accepted, tally.done + tally.other);
   EXPECT(tally.rx == tally.tx, "threads: %.0f bytes from clients, %.0f to them", tally.rx, tally.tx);
   waiting_round();
+  limit_and_cut_round();
   uv_close((uv_handle_t *)&main_wake, NULL);
   uv_close((uv_handle_t *)&give_up, NULL);
   uv_close((uv_handle_t *)&clients_wake, NULL);
