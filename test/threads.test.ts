@@ -131,6 +131,30 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
     open.destroy();
   });
 
+  it('a reload that changes a server\'s settings replaces its threads: the open connection keeps going, new ones reach the new threads', async () => {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const port = await deadPort(); // free now: the server's fixed port
+    const text = (idle: number): string => cfg(`/$/inet/127.0.0.1/${b.port}`, '', `\n    idleTimeoutMs: ${idle}`).replace('- port: 0', `- port: ${port}`);
+    const path = writeConfig(text(60_000));
+    const p = new Proxy([path], { LINKERD_TCP_WORKERS: '' });
+    cleanup.push(() => p.stop('SIGKILL'));
+    await p.waitForLog((x) => x.msg === 'listening', 45_000);
+    const open = await dial(port);
+    assert.ok(await echoes(open));
+    writeFileSync(path, text(50_000));
+    p.proc.kill('SIGHUP');
+    await p.waitForLog((x) => x.msg === 'config reloaded', 10_000);
+    await p.waitForCount((x) => x.msg === 'listening', 2, 10_000);
+    assert.equal(await roundTrip(port, 'new'), 'new');
+    open.write('old');
+    const [d] = await deadline(5000, 'the open connection', once(open, 'data'));
+    assert.equal(String(d), 'old');
+    open.destroy();
+    const recs = await p.waitForCount((x) => x.msg === 'connection closed' && x['log'] === 'access', 2);
+    assert.deepEqual(recs.map((r) => r['reason']).sort(), ['done', 'done']);
+  });
+
   it('counts the bytes of an open connection in /metrics and /api/state before it closes', async () => {
     const b = await startBackend(echo);
     cleanup.push(() => b.close());
