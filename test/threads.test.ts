@@ -170,8 +170,10 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
     const srv = `{rt="t", srv_addr="127.0.0.1:${port}"}`;
     assert.equal(metric(text, `l5d:srv:stream:rx_bytes${srv}`), sent.length);
     assert.equal(metric(text, `l5d:srv:stream:tx_bytes${srv}`), sent.length);
-    const state = (await (await fetch(`http://${String(a['admin'])}/api/state`)).json()) as { servers: { rxBytes: number; active: number }[] };
+    const state = (await (await fetch(`http://${String(a['admin'])}/api/state`)).json()) as { servers: { rxBytes: number; active: number; engine: string; threads?: number }[] };
     assert.equal(state.servers[0]!.rxBytes, sent.length);
+    assert.equal(state.servers[0]!.engine, 'native');
+    assert.equal(state.servers[0]!.threads, 2);
     assert.equal(state.servers[0]!.active, 1);
     c.destroy();
     await p.waitForLog((l) => l.msg === 'connection closed');

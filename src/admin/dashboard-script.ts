@@ -174,7 +174,7 @@ ${DOM_HELPERS}
       }).join('\\n'));
     }
     if (!s.listening) title.appendChild(el('span', 'badge bad', 'not listening'));
-    if (s.engine) title.appendChild(el('span', 'badge', s.engine + ' engine', 'srv-engine-' + id));
+    if (s.engine) title.appendChild(el('span', 'badge', s.engine + ' engine' + (s.threads ? ', ' + s.threads + ' threads' : ''), 'srv-engine-' + id));
     add(card, title, add(el('div', 'tiles'),
       tile('open', s.active, 'srv-active-' + id, 'srv-active-' + id, num(s.active)),
       tile('accepts/s', fmtPerSec(r.accepts), 'srv-accepts-rate-' + id, 'srv-accepts-rate-' + id, r.accepts),

@@ -54,6 +54,8 @@ export interface ServerView {
   readonly tls?: { readonly identities: readonly TlsIdentityJson[] } | undefined;
   /** Which engine moves its bytes (src/engine/select.ts); the node Server leaves it unset. */
   readonly engine?: 'native' | 'node';
+  /** `threads: true`: the native I/O threads it runs on (unset: on the main thread). */
+  readonly threads?: number;
 }
 
 export interface TlsIdentityJson {
@@ -118,6 +120,8 @@ export interface ServerJson {
   readonly tlsIdentities: readonly TlsIdentityJson[];
   /** Which engine moves its bytes: `native` (the addon) or `node`. */
   readonly engine?: 'native' | 'node';
+  /** The native I/O threads it runs on (`threads: true`); absent on the main thread. */
+  readonly threads?: number;
   readonly active: number;
   readonly waiters: number;
   readonly accepts: number;
@@ -279,6 +283,7 @@ function serverJson(s: ServerView, tlsFailures: ReadonlyMap<string, Record<strin
     tls: s.config.tls !== undefined,
     tlsIdentities: s.tls?.identities ?? [],
     engine: s.engine ?? 'node',
+    ...(s.threads ? { threads: s.threads } : {}),
     active: s.live.size,
     waiters,
     accepts: m?.accepts.value ?? 0,
