@@ -201,6 +201,8 @@ struct engine {
   pipe_pool_t pipes;
   int reserve_fd;           /* /dev/null, given up to accept-and-close when out of descriptors (listener.c) */
   uint64_t fd_pressure_until; /* loop ms: until then accept one connection a turn (out of descriptors lately) */
+  long fd_limit;              /* the soft limit on descriptors as last read (-1: unknown or unlimited), listener.c */
+  uint64_t fd_limit_at;       /* loop ms it was read at (0: never): read again after a second */
   int *holds;               /* port holds (port-hold.c): a bound, never listening fd per slot, -1 when free */
   size_t nholds;
   /* TLS (tls-ctx.c): snapshots by id (JavaScript holds one reference per id until tlsRelease). */

@@ -107,12 +107,16 @@ static int hand_over(listener_t *l, int fd) {
   return 1;
 }
 
-/* The soft limit on descriptors (read at each burst: prlimit can change it), or -1 when
- * unknown or unlimited. */
-static long fd_limit(void) {
+/* The soft limit on descriptors, or -1 when unknown or unlimited: read again once a second
+ * (prlimit can change it; one getrlimit per accept burst was a system call per connection
+ * at a few connections a turn). */
+static long fd_limit(engine_t *e) {
+  uint64_t now = uv_now(e->loop);
+  if (e->fd_limit_at != 0 && now - e->fd_limit_at < 1000) return e->fd_limit;
   struct rlimit r;
-  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return -1;
-  return (long)r.rlim_cur;
+  e->fd_limit = getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY ? -1 : (long)r.rlim_cur;
+  e->fd_limit_at = now ? now : 1;
+  return e->fd_limit;
 }
 
 static void on_accept(uv_poll_t *h, int status, int events) {
@@ -124,7 +128,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
    * backend connect (in JavaScript's turn) before the next client takes a descriptor;
    * a burst would spend them all on clients and serve none. */
   int burst = uv_now(e->loop) < e->fd_pressure_until ? 1 : ACCEPT_BURST;
-  long limit = fd_limit();
+  long limit = fd_limit(e);
   for (int i = 0; i < burst && !l->closing; i++) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
