@@ -147,8 +147,8 @@ static void unload(io_thread_t *t, size_t slot) {
  * OUT_CONNECTED or its close. -1: max_waiters were waiting (for the whole process). */
 static int wait_begin(io_thread_t *t, conn_t *c, const io_dest_t *d) {
   io_proxy_t *p = t->p;
-  long max = d ? d->max_waiters : p->max_waiters; /* the destination's, once it has a snapshot */
-  if (atomic_fetch_add(&p->waiting, 1) >= max && max > 0) {
+  long max = d ? d->max_waiters : p->max_waiters; /* the destination's, once it has a snapshot; < 0: no limit */
+  if (atomic_fetch_add(&p->waiting, 1) >= max && max >= 0) {
     atomic_fetch_sub(&p->waiting, 1);
     atomic_fetch_add(&p->rejected, 1);
     return -1;
@@ -235,8 +235,11 @@ static int deliver(engine_t *e, size_t n) {
     conn_t *c = conn_find(e, r[1]);
     size_t slot = (size_t)((uint64_t)r[1] & 0x3fffff);
     switch (kind) {
-      case OUT_ACCEPTED:
-        atomic_fetch_add(&t->p->conns, 1); /* every accepted conn, until its OUT_CLOSED */
+      case OUT_ACCEPTED: {
+        /* Every accepted conn counts until its OUT_CLOSED, except one refused here: decided on
+         * the value the add returned (two threads adding at once cannot both see the other's
+         * add and both refuse), and taken back at once (no over-refusal while its close waits). */
+        long open = atomic_fetch_add(&t->p->conns, 1);
         if (c) {
           if (t->p->want_peer) peer_into(c, r);
           t->tries[c->slot] = 0;
@@ -246,7 +249,9 @@ static int deliver(engine_t *e, size_t n) {
             conn_close(c, R_LOCAL, ESHUTDOWN, 1);
             continue;
           }
-          if (t->p->max_conns > 0 && atomic_load(&t->p->conns) > t->p->max_conns) {
+          if (t->p->max_conns > 0 && open >= t->p->max_conns) {
+            atomic_fetch_sub(&t->p->conns, 1);
+            t->tries[c->slot] = IO_REFUSED; /* its OUT_CLOSED takes nothing back */
             emit(t, r); /* its OUT_ACCEPTED first, then the close */
             conn_close(c, R_LOCAL, EUSERS, 1);
             continue;
@@ -264,6 +269,7 @@ static int deliver(engine_t *e, size_t n) {
           if (err != 0) conn_close(c, R_LOCAL, err, 1);
         }
         break;
+      }
       case OUT_CONNECTED:
         wait_end(t, slot);
         r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
@@ -290,7 +296,8 @@ static int deliver(engine_t *e, size_t n) {
         unload(t, slot);
         unpark(t, slot);
         wait_end(t, slot);
-        atomic_fetch_sub(&t->p->conns, 1);
+        if (slot < t->nslots && t->tries[slot] == IO_REFUSED) t->tries[slot] = 0; /* not counted */
+        else atomic_fetch_sub(&t->p->conns, 1);
         break;
       default:
         break;

@@ -11,6 +11,7 @@
 #define IO_MAX_ENDPOINTS 1024 /* endpoint ids: indices into io_proxy_t.loads */
 #define IO_RING_RECORDS 16384
 #define IO_WAITING 0xff /* tries[slot]: waiting for a first snapshot */
+#define IO_REFUSED 0xfe /* tries[slot]: closed at once for max_conns (not in p->conns) */
 
 /* One endpoint of a snapshot: its address, its weight as the balancer normalised it, and its
  * id (stable across snapshots: the index of its load). */
@@ -32,7 +33,7 @@ typedef struct io_dest {
   uint8_t was_active[IO_MAX_THREADS]; /* whether that thread was inside a batch then */
   uint32_t connect_timeout_ms;       /* per attempt (0: none) */
   int retries;                       /* attempts on another endpoint after a failed one */
-  long max_waiters;                  /* the destination's maxWaiters (0: no limit); io_proxy_t's until the first snapshot */
+  long max_waiters;                  /* the destination's maxWaiters (< 0: no limit; 0: every connection refused, as on the main thread); io_proxy_t's until the first snapshot */
   double empty;                      /* the share of first attempts drawn onto a union branch with no endpoint: they get none */
   size_t n;
   io_ep_t eps[];
@@ -50,7 +51,7 @@ typedef struct io_proxy {
   uv_async_t *main_wake;              /* sent by a thread when it left records (thread-safe) */
   _Atomic int main_polling;           /* the main thread reads the rings on a timer: no wake needed (0: wake it) */
   uint32_t wait_ms, idle_ms, lifetime_ms; /* the server's connect deadline (waiting included), idle and lifetime timeouts; 0 = none */
-  long max_waiters;                   /* connections waiting for a first snapshot or connecting, all threads together (0: no limit), until a snapshot says */
+  long max_waiters;                   /* connections waiting for a first snapshot or connecting, all threads together (< 0: no limit), until a snapshot says */
   _Atomic long waiting;               /* waiting now, all threads */
   _Atomic long rejected;              /* closed at once: max_waiters were waiting */
   size_t ring_records;                /* each thread's ring (0: IO_RING_RECORDS) */
@@ -114,8 +115,8 @@ void io_publish(io_proxy_t *p, io_dest_t *d);
 void io_reclaim(io_proxy_t *p);
 size_t io_drain(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg);
 void io_stop(io_proxy_t *p);
-void io_cut(io_proxy_t *p);
-void io_bytes(const io_proxy_t *p, uint64_t *rx, uint64_t *tx); /* every byte from / to clients so far, all threads */        /* every open connection is closed (ESHUTDOWN): a drain's deadline */
+void io_cut(io_proxy_t *p);        /* every open connection is closed (ESHUTDOWN): a drain's deadline */
+void io_bytes(const io_proxy_t *p, uint64_t *rx, uint64_t *tx); /* every byte from / to clients so far, all threads */
 int io_ended(const io_proxy_t *p); /* every thread's loop has ended */
 int io_join(io_proxy_t *p, void (*fn)(void *arg, const double *rec), void *arg);
 #endif

@@ -3,7 +3,7 @@
  * loop (woken by a thread, then read on a 4 ms timer while they keep coming), stop, the
  * drain's cut, and the join once every thread has ended.
  * Ownership: an io_handle_t (its proxy, its threads, its records) is made by ioStart and
- * freed on Node's loop after the join (the close callback of its wake handle), or by the env
+ * freed on Node's loop after the join (the second close callback of its two handles), or by the env
  * cleanup hook, which stops, cuts and joins whatever still runs. Snapshots belong to the
  * proxy once published (io_reclaim and io_join free them). The records buffer handed to
  * JavaScript is a Float64Array over memory Node owns (an ArrayBuffer held by reference). */
@@ -155,7 +155,11 @@ static void on_main_wake(uv_async_t *w) {
   if (take(h) == 0 || h->joined || atomic_load(&h->p.main_polling)) return;
   h->idle_polls = 0;
   atomic_store(&h->p.main_polling, 1);
-  if (uv_timer_start(&h->poll, on_poll, POLL_MS, POLL_MS) != 0) atomic_store(&h->p.main_polling, 0); /* woken as before */
+  if (uv_timer_start(&h->poll, on_poll, POLL_MS, POLL_MS) != 0) { /* woken as before; what came meanwhile is read now */
+    atomic_store(&h->p.main_polling, 0);
+    atomic_thread_fence(memory_order_seq_cst);
+    take(h);
+  }
 }
 
 /* ---- the API ---- */
@@ -195,7 +199,8 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
             nset != S_COUNT || napi_typeof(env, argv[3], &fnt) != napi_ok || fnt != napi_function;
   for (uint32_t i = 0; !bad && i < S_COUNT; i++) {
     napi_value v;
-    bad = napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_value_double(env, v, &set[i]) != napi_ok || !(set[i] >= 0 && set[i] <= 1e15);
+    bad = napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_value_double(env, v, &set[i]) != napi_ok ||
+          !(set[i] >= (i == S_MAX_WAITERS ? -1 : 0) && set[i] <= 1e15); /* maxWaiters -1: no limit */
   }
   if (bad || !(port >= 0 && port <= 65535) || !(set[S_THREADS] >= 1 && set[S_THREADS] <= IO_MAX_THREADS) || set[S_WAIT_MS] > UINT32_MAX || set[S_IDLE_MS] > UINT32_MAX || set[S_LIFETIME_MS] > UINT32_MAX) {
     napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioStart(host, port, settings, onRecords)");
@@ -269,7 +274,7 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
 }
 
 /* ioPublish(id, hosts: string[], ports: number[], weights: number[], ids: number[], empty, connectTimeoutMs, retries,
- * maxWaiters): the snapshot new picks use. Hosts are IP literals (the threads connect without a
+ * maxWaiters (-1: no limit)): the snapshot new picks use. Hosts are IP literals (the threads connect without a
  * lookup). A group that has ended takes none (undefined). */
 static napi_value js_io_publish(napi_env env, napi_callback_info info) {
   size_t argc = 9;
@@ -288,7 +293,7 @@ static napi_value js_io_publish(napi_env env, napi_callback_info info) {
       n != n2 || n != n3 || n != n4 || n > IO_MAX_ENDPOINTS || napi_get_value_double(env, argv[5], &empty) != napi_ok || !(empty >= 0 && empty <= 1) ||
       napi_get_value_double(env, argv[6], &connect_ms) != napi_ok || !(connect_ms >= 0 && connect_ms <= UINT32_MAX) ||
       napi_get_value_double(env, argv[7], &retries) != napi_ok || !(retries >= 0 && retries <= 100) ||
-      napi_get_value_double(env, argv[8], &max_waiters) != napi_ok || !(max_waiters >= 0 && max_waiters <= 1e15)) {
+      napi_get_value_double(env, argv[8], &max_waiters) != napi_ok || !(max_waiters >= -1 && max_waiters <= 1e15)) {
     napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries, maxWaiters)");
     return NULL;
   }

@@ -205,6 +205,17 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
     assert.match(second.stderr + JSON.stringify(second.logs), /EADDRINUSE/);
   });
 
+  it('maxWaiters: 0 refuses every connection (waiters_full), as on the main thread', async () => {
+    const b = await startBackend(echo);
+    cleanup.push(() => b.close());
+    const { p, ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${b.port}`, '  client: {maxWaiters: 0}'));
+    const c = await dial(port!);
+    assert.equal(await echoes(c), false);
+    const [rec] = await p.waitForCount((l) => l.msg === 'connection closed' && l['log'] === 'access', 1);
+    assert.equal(rec!['reason'], 'waiters_full');
+    assert.equal(b.accepted, 0);
+  });
+
   it('a thread group that has ended ignores a late snapshot, stop or cut (no throw)', async () => {
     if (load.kind !== 'loaded') return;
     const b = load.binding;

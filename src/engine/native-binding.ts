@@ -78,14 +78,14 @@ export interface NativeBinding {
    * Native I/O threads (native/napi-io.c) listening on host:port (SO_REUSEPORT each; 0: the
    * first one's port). `settings`: [threads, waitMs (the server's connect deadline), idleMs,
    * lifetimeMs, maxWaiters, maxConns, wantPeer (1: accept records carry the client's address),
-   * budget bytes] (0: none). `onRecords(count, ended)`: `count` records are in `records`; `ended`
+   * budget bytes] (0: none; maxWaiters -1: no limit). `onRecords(count, ended)`: `count` records are in `records`; `ended`
    * once, after ioStop, when every thread has ended and been joined (the last records with it).
    * Throws with the errno (EADDRINUSE…).
    */
   ioStart(host: string, port: number, settings: readonly number[], onRecords: (count: number, ended: boolean) => void): { id: number; port: number; records: Float64Array };
   /**
    * The snapshot new picks use: IP literals, ports, weights, endpoint ids (< 1024), the empty
-   * share, the per-attempt timeout (ms, 0: none), retries and maxWaiters (0: none). Ignored
+   * share, the per-attempt timeout (ms, 0: none), retries and maxWaiters (-1: no limit). Ignored
    * once the group has ended.
    */
   ioPublish(id: number, hosts: string[], ports: number[], weights: number[], ids: number[], empty: number, connectTimeoutMs: number, retries: number, maxWaiters: number): void;

@@ -25,6 +25,9 @@ const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_ACCEPT_ERRO
 const REC = 8, EP = 5;
 const EMFILE = 24, ENFILE = 23;
 
+/** Addresses this process's thread groups listen on, until their threads have ended: how many groups each. */
+const ownAddresses = new Map<string, number>();
+
 export class ThreadServer implements ThreadServerSide {
   readonly engine = 'native';
   readonly rt: string;
@@ -78,19 +81,24 @@ export class ThreadServer implements ThreadServerSide {
     const limit = (n: number): number => (Number.isFinite(n) && n > 0 ? n : 0);
     const settings = [
       this.threads, connectTimeoutMs ?? 0, idleTimeoutMs ?? 0, (connectionLifetimeSecs ?? 0) * 1000,
-      limit(dest.config.maxWaiters), limit(maxConcurrency), this.accessLog.isLevelEnabled('info') ? 1 : 0, this.budget,
+      Number.isFinite(dest.config.maxWaiters) ? dest.config.maxWaiters : -1 /* no limit */, limit(maxConcurrency), this.accessLog.isLevelEnabled('info') ? 1 : 0, this.budget,
     ];
     let started;
     try {
       // The threads bind with SO_REUSEPORT, which would share a port silently with another
       // process doing the same (a second linkerd-tcp): first a bind without it checks the port
       // is free (and turns 0 into a port), as the primary's hold does for its workers; held
-      // until the threads have bound beside it.
-      const [hold, held] = this.binding.holdPort(ip, port);
-      try {
-        started = this.binding.ioStart(ip, held, settings, (n, ended) => this.onRecords(n, ended));
-      } finally {
-        this.binding.releasePort(hold);
+      // until the threads have bound beside it. Not when this process's own threads still
+      // listen there (a reload's replacement, while the old threads close their listeners).
+      if (port !== 0 && (ownAddresses.get(addrKey(ip, port)) ?? 0) > 0) {
+        started = this.binding.ioStart(ip, port, settings, (n, ended) => this.onRecords(n, ended));
+      } else {
+        const [hold, held] = this.binding.holdPort(ip, port);
+        try {
+          started = this.binding.ioStart(ip, held, settings, (n, ended) => this.onRecords(n, ended));
+        } finally {
+          this.binding.releasePort(hold);
+        }
       }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -99,6 +107,7 @@ export class ThreadServer implements ThreadServerSide {
     this.handle = started.id;
     this.records = started.records;
     this.srvAddr = addrKey(ip, started.port);
+    ownAddresses.set(this.srvAddr, (ownAddresses.get(this.srvAddr) ?? 0) + 1);
     this.metrics = serverMetrics(this.registry, this.rt, this.srvAddr, false, {
       active: () => this.live.size,
       waiters: () => { let n = 0; for (const c of this.live) if (!c.open) n++; return n; },
@@ -184,6 +193,9 @@ export class ThreadServer implements ThreadServerSide {
     if (ended) {
       this.ended = true;
       this.handle = undefined;
+      const own = (ownAddresses.get(this.srvAddr) ?? 1) - 1;
+      if (own > 0) ownAddresses.set(this.srvAddr, own);
+      else ownAddresses.delete(this.srvAddr);
       this.snapshot.close();
       // Every thread has ended, so every connection's close record came: none is left open.
       for (const c of [...this.live]) c.closed(R_LOCAL, 108 /* ESHUTDOWN */, 0, 0, this.binding.hrNow());

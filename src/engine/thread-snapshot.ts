@@ -4,11 +4,12 @@
 // connect settings. Each endpoint address (`host:port`) gets an id, which indexes the load
 // every thread shares and names the endpoint in the threads' records. An address keeps its
 // id while the threads may still use it (a reload's new destination included): an id is
-// given to another address only once its address has left the balancer, its load in the
-// threads is 0, and a second has passed (no thread can still be inside a batch that read an
-// older snapshot naming it). Hosts that are names (not IP literals) are looked up here first,
-// again at a publication 30 s later or more: the threads connect to addresses only. A
-// fail-fast penalty ends on a timer (a pick in JavaScript would notice it; the threads never ask).
+// given to another address only once its address has left the balancer and its load in the
+// threads has read 0 for a second (every record naming it has been read, and no thread can
+// still be inside a batch that read an older snapshot naming it). Hosts that are names (not
+// IP literals) are looked up here first, again at a publication 30 s later or more: the
+// threads connect to addresses only. A fail-fast penalty ends on a timer (a pick in
+// JavaScript would notice it; the threads never ask).
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from '../log.ts';
@@ -26,8 +27,8 @@ export class ThreadSnapshot {
   private readonly idOf = new Map<string, number>();
   private readonly keyOf: (string | undefined)[] = [];
   private readonly freeIds: number[] = [];
-  /** Ids whose address left the balancer: id → since when (ms). */
-  private readonly cooling = new Map<number, number>();
+  /** Ids whose address left the balancer: id → since when its load has read 0 (ms; undefined: not yet). */
+  private readonly cooling = new Map<number, number | undefined>();
   private readonly names = new Map<string, { addr: string | undefined; at: number; pending: boolean }>();
   private dest: Destination | undefined;
   private unwatch: (() => void) | undefined;
@@ -91,7 +92,7 @@ export class ThreadSnapshot {
       weights.push(ep.weight);
       ids.push(n);
     }
-    const c = dest.config, waiters = Number.isFinite(c.maxWaiters) ? c.maxWaiters : 0;
+    const c = dest.config, waiters = Number.isFinite(c.maxWaiters) ? c.maxWaiters : -1; // -1: no limit (0 refuses every connection, as on the main thread)
     this.binding.ioPublish(id, hosts, ports, weights, ids, b.emptyShare, dest.connectTimeoutMs ?? 0, Math.max(0, c.connectAttempts - 1), waiters);
     clearTimeout(this.revival);
     const wait = b.nextRevivalIn();
@@ -101,17 +102,30 @@ export class ThreadSnapshot {
     }
   }
 
-  /** Ids of addresses the balancer no longer knows start cooling; cooled ones with no load in the threads are freed. */
+  /**
+   * Ids of addresses the balancer no longer knows cool: freed once their load in the threads
+   * has read 0 for a whole ID_COOLING_MS (the clock starts again whenever it is not 0), so
+   * every record naming the id (a thread unloads before its record reaches the main thread)
+   * has been read before another address takes it. Freed ids are reused oldest first.
+   */
   private recycle(handle: number, known: ReadonlySet<string>): void {
     const now = Date.now();
-    for (const [key, n] of this.idOf) if (!known.has(key) && !this.cooling.has(n)) this.cooling.set(n, now);
-    for (const [n, since] of this.cooling) {
+    for (const [key, n] of this.idOf) if (!known.has(key) && !this.cooling.has(n)) this.cooling.set(n, undefined);
+    for (const [n, zeroSince] of this.cooling) {
       const key = this.keyOf[n]!;
       if (known.has(key)) {
         this.cooling.delete(n); // back before it was given away: it keeps its id
         continue;
       }
-      if (now - since < ID_COOLING_MS || (this.binding.ioLoad(handle, n) ?? 0) !== 0) continue;
+      if ((this.binding.ioLoad(handle, n) ?? 0) !== 0) {
+        this.cooling.set(n, undefined);
+        continue;
+      }
+      if (zeroSince === undefined) {
+        this.cooling.set(n, now);
+        continue;
+      }
+      if (now - zeroSince < ID_COOLING_MS) continue;
       this.cooling.delete(n);
       this.idOf.delete(key);
       this.keyOf[n] = undefined;
@@ -122,7 +136,7 @@ export class ThreadSnapshot {
   private idFor(key: string): number | undefined {
     let n = this.idOf.get(key);
     if (n !== undefined) return n;
-    n = this.freeIds.pop() ?? (this.keyOf.length < MAX_ENDPOINT_IDS ? this.keyOf.length : undefined);
+    n = this.freeIds.shift() ?? (this.keyOf.length < MAX_ENDPOINT_IDS ? this.keyOf.length : undefined);
     if (n === undefined) {
       if (!this.warnedFull) this.log.warn({ max: MAX_ENDPOINT_IDS }, 'more endpoints than the I/O threads can index: the rest are not used');
       this.warnedFull = true;

@@ -394,6 +394,7 @@ static io_dest_t *dest_of(const int *ports, const uint32_t *ids, size_t n) {
   d->n = n;
   d->connect_timeout_ms = 0; /* no attempt deadline: a loaded machine must not turn a connect into a failure */
   d->retries = 1;
+  d->max_waiters = -1;       /* no limit */
   for (size_t i = 0; i < n; i++) {
     snprintf(d->eps[i].host, sizeof(d->eps[i].host), "127.0.0.1");
     d->eps[i].port = ports[i];
@@ -508,6 +509,7 @@ static int four_cut(void) {
 static void limit_and_cut_round(void) {
   memset(&P, 0, sizeof(P));
   P.main_wake = &main_wake;
+  P.max_waiters = -1;
   P.max_conns = 4;
   int ports[NBACK];
   uint32_t ids[NBACK];
@@ -551,6 +553,7 @@ static void threads_rounds(void) {
   uint32_t ids[NBACK];
   for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
   P.main_wake = &main_wake;
+  P.max_waiters = -1;
   P.ring_records = 16; /* tiny: overflow, a held listener and the wake for room all happen */
   io_publish(&P, dest_of(ports, ids, NBACK));
   int port = 0, err = io_start(&P, T, 2, "127.0.0.1", 0, &port);
@@ -619,6 +622,7 @@ static int count_only(int n) {
   uint32_t ids[NBACK];
   for (int b = 0; b < NBACK; b++) { ports[b] = backends[b].port; ids[b] = (uint32_t)b; }
   P.main_wake = &main_wake;
+  P.max_waiters = -1;
   io_publish(&P, dest_of(ports, ids, NBACK));
   int port = 0;
   if (io_start(&P, T, 1, "127.0.0.1", 0, &port) != 0) return 1;
