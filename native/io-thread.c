@@ -39,23 +39,14 @@ static io_thread_t *thread_of(engine_t *e) {
 /* ---- records to the main thread ---- */
 
 static void overflow_push(io_thread_t *t, const double *rec) {
-  if (t->noverflow == t->cap_overflow) {
-    size_t cap = t->cap_overflow ? t->cap_overflow * 2 : 256;
-    double *o = realloc(t->overflow, cap * RING_REC * sizeof(double));
-    if (!o) {
-      fprintf(stderr, "linkerd-tcp engine: out of memory for outcome records\n");
-      abort(); /* as batch.c: a record lost would be a connection never accounted for */
-    }
-    t->overflow = o;
-    t->cap_overflow = cap;
-  }
-  memcpy(t->overflow + t->noverflow++ * RING_REC, rec, RING_REC * sizeof(double));
+  recs_append(&t->overflow, &t->noverflow, &t->cap_overflow, 256, rec);
 }
 
 /* Records are in the ring: the main thread is woken, unless it is polling the rings on a
- * timer (busy: it reads them within a tick) and `now` is 0 (a failed connect wakes it now). The fence pairs with the main thread's when it
- * stops polling (napi-io.c): either this load sees polling off and wakes it, or its last
- * drain after turning polling off sees the records pushed before. */
+ * timer (busy: it reads them within a tick) and `now` is 0 (a failed connect wakes it now).
+ * The fence pairs with the main thread's when it stops polling (napi-io.c): either this load
+ * sees polling off and wakes it, or its last drain after turning polling off sees the
+ * records pushed before. */
 static void wake_main(io_thread_t *t, int now) {
   atomic_thread_fence(memory_order_seq_cst);
   if ((now || !atomic_load(&t->p->main_polling)) && uv_async_send(t->p->main_wake) != 0) fprintf(stderr, "linkerd-tcp engine: cannot wake the main thread\n");

@@ -47,17 +47,7 @@ static io_handle_t *handles[IO_HANDLES];
 
 static void collect(void *arg, const double *rec) {
   io_handle_t *h = arg;
-  if (h->ngot == h->cap_got) {
-    size_t cap = h->cap_got ? h->cap_got * 2 : 1024;
-    double *g = realloc(h->got, cap * REC_DOUBLES * sizeof(double));
-    if (!g) {
-      fprintf(stderr, "linkerd-tcp engine: out of memory for outcome records\n");
-      abort(); /* as batch.c: a record lost would be a connection never accounted for */
-    }
-    h->got = g;
-    h->cap_got = cap;
-  }
-  memcpy(h->got + h->ngot++ * REC_DOUBLES, rec, REC_DOUBLES * sizeof(double));
+  recs_append(&h->got, &h->ngot, &h->cap_got, 1024, rec);
 }
 
 /* Hands what was collected to JavaScript, BATCH_RECORDS at a time; `ended` with the last call. */

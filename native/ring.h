@@ -3,10 +3,13 @@
  * consumer and `tail` only by the producer, each with release order, and read by the other
  * side with acquire order, so a record's doubles are visible before its slot is. A full ring
  * refuses the push; the producer keeps the record (io-thread.c) and stops accepting.
- * Ownership: `slots` belongs to the ring (ring_init / ring_free), freed once both sides stopped. */
+ * Ownership: `slots` belongs to the ring (ring_init / ring_free), freed once both sides stopped.
+ * recs_append grows a plain array of records (a thread's overflow, the main thread's drained
+ * records): the array belongs to whoever holds the pointer. */
 #ifndef LINKERD_TCP_RING_H
 #define LINKERD_TCP_RING_H
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +32,23 @@ static inline int ring_init(ring_t *r, size_t cap) {
   atomic_init(&r->head, 0);
   atomic_init(&r->tail, 0);
   return 0;
+}
+
+/* Appends one record to a growable array of records (`*n` used of `*cap`, doubled from
+ * `first` when full). Out of memory aborts: a record lost would be a connection never
+ * accounted for (as batch.c). The array is its caller's to free. */
+static inline void recs_append(double **recs, size_t *n, size_t *cap, size_t first, const double *rec) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : first;
+    double *g = (double *)realloc(*recs, c * RING_REC * sizeof(double));
+    if (!g) {
+      fputs("linkerd-tcp engine: out of memory for outcome records\n", stderr);
+      abort();
+    }
+    *recs = g;
+    *cap = c;
+  }
+  memcpy(*recs + (*n)++ * RING_REC, rec, RING_REC * sizeof(double));
 }
 
 static inline void ring_free(ring_t *r) {

@@ -9,6 +9,8 @@
 // exact one (performance.now() subtracts a private hrtime origin).
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import type { Logger } from '../log.ts';
+import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { NativeBinding } from './native-binding.ts';
 
@@ -46,6 +48,22 @@ const REC = 8;
 
 const errnoNames = new Map<number, string>();
 for (const [name, n] of Object.entries(constants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
+
+/**
+ * An OUT_ACCEPT_ERROR record, logged (both native servers): out of descriptors, the engine
+ * closed the waiting connections at once (`refused` >= 0, as libuv does for Node's servers;
+ * the open-files warning says why); else accepting paused (-1), could not resume (-2), or
+ * stopped (-3).
+ */
+export function logAcceptError(log: Logger, srv: string, errno: number, refused: number): void {
+  if (errno === EMFILE || errno === ENFILE) noteFdExhaustion(); // for the open-files warning
+  if (refused >= 0) {
+    if (log.isLevelEnabled('debug')) log.debug({ srv, err: errnoName(errno), refused }, 'out of descriptors: waiting connections closed');
+  } else if (refused === -1) log.warn({ srv, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
+  else if (refused === -2) log.warn({ srv, err: errnoName(errno) }, 'accepting could not resume; trying again in 100 ms');
+  else log.error({ srv, err: errnoName(errno) }, 'listener stopped accepting: its poll or pause timer failed');
+}
+const EMFILE = 24, ENFILE = 23;
 
 /** `ECONNREFUSED` for 111, and so on. */
 export function errnoName(n: number): string {

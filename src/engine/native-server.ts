@@ -13,17 +13,15 @@ import { LinkerdTcpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type ServerMetrics, serverMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
-import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import { addrKey } from '../naming/resolution.ts';
 import type { Router } from '../router/router.ts';
 import { type ClosedRecordSink, recordClosed, recordRefused, recordTlsFailure } from '../server/closed-record.ts';
+import { idleOrDeadline } from '../server/drain-wait.ts';
 import type { NativeBinding } from './native-binding.ts';
 import { NativeConnection, type NativeServerSide } from './native-connection.ts';
-import { errnoName, type NativeEngine, TLS_FAILURE_CAUSES } from './native-engine.ts';
+import { logAcceptError, type NativeEngine, TLS_FAILURE_CAUSES } from './native-engine.ts';
 import { NativePreface } from './native-preface.ts';
 
-/** errno values (Linux) of a process or system out of descriptors. */
-const EMFILE = 24, ENFILE = 23;
 
 export class NativeServer implements NativeServerSide {
   readonly engine = 'native';
@@ -99,7 +97,7 @@ export class NativeServer implements NativeServerSide {
     }
     this.listener = id;
     this.tls?.attach(id);
-    this.eng.listeners.set(id, { accept: (c, at) => this.accept(c, at), acceptError: (n, refused) => this.acceptError(n, refused) });
+    this.eng.listeners.set(id, { accept: (c, at) => this.accept(c, at), acceptError: (n, refused) => logAcceptError(this.log, this.srvAddr, n, refused) });
     this.srvAddr = addrKey(ip, this.binding.listenerPort(id) ?? port);
     this.preface?.bind(this.rt, this.srvAddr);
     if (this.tlsGate !== this.preface?.gate) this.tlsGate?.bind(this.rt, this.srvAddr);
@@ -169,17 +167,6 @@ export class NativeServer implements NativeServerSide {
     this.live.add(conn);
     if (this.preface) return this.preface.start(conn, at); // routed once its PROXY header / ClientHello is read
     conn.route(this.router.destination(this.config.dstName)); // the pick happens here, synchronously
-  }
-
-  /** Out of descriptors, the engine closes the waiting connections at once (as libuv does for
-   * Node's servers; the open-files warning says why); any other failure pauses accepting. */
-  private acceptError(errno: number, refused: number): void {
-    if (errno === EMFILE || errno === ENFILE) noteFdExhaustion(); // for the open-files warning
-    if (refused >= 0) {
-      if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, err: errnoName(errno), refused }, 'out of descriptors: waiting connections closed');
-    } else if (refused === -1) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
-    else if (refused === -2) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accepting could not resume; trying again in 100 ms');
-    else this.log.error({ srv: this.srvAddr, err: errnoName(errno) }, 'listener stopped accepting: its poll or pause timer failed');
   }
 
   private startTls(conn: NativeConnection): void {
@@ -260,12 +247,7 @@ export class NativeServer implements NativeServerSide {
   /** Waits until every connection has closed, or `deadlineMs` (epoch ms), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
     // The connections accepted from the queue at stopAccepting (they come this loop turn) are served like the others.
-    if (this.live.size > 0 || this.handshaking.size > 0 || this.lateAccepts > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
-      await Promise.race([this.whenIdle(), expired]);
-      clearTimeout(timer);
-    }
+    if (this.live.size > 0 || this.handshaking.size > 0 || this.lateAccepts > 0) await idleOrDeadline(this.whenIdle(), deadlineMs);
     this.lateAccepts = 0; // past the deadline, no longer waited for
     for (const c of [...this.handshaking]) this.tlsFailed(c, 8 /* closed: cut by the shutdown */);
     for (const c of [...this.live]) c.finish('shutdown');

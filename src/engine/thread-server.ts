@@ -9,21 +9,20 @@ import { SocketAddress } from 'node:net';
 import type { ServerConfig } from '../config/types.ts';
 import { LinkerdTcpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { noteFdExhaustion } from '../metrics/fd-exhaustion.ts';
 import { type ServerMetrics, serverMetrics } from '../metrics/handles.ts';
 import type { Registry } from '../metrics/registry.ts';
 import { addrKey } from '../naming/resolution.ts';
 import type { Destination } from '../router/destination.ts';
 import type { Router } from '../router/router.ts';
 import { type ClosedRecordSink, recordClosed, recordRefused } from '../server/closed-record.ts';
+import { idleOrDeadline } from '../server/drain-wait.ts';
 import type { NativeBinding } from './native-binding.ts';
-import { ConnTable, errnoName, R_LOCAL } from './native-engine.ts';
+import { ConnTable, logAcceptError, R_LOCAL } from './native-engine.ts';
 import { EUSERS, ThreadConnection, type ThreadServerSide } from './thread-connection.ts';
 import { ThreadSnapshot } from './thread-snapshot.ts';
 
 const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_ACCEPT_ERROR = 5, OUT_ACCEPTED = 6;
 const REC = 8, EP = 5;
-const EMFILE = 24, ENFILE = 23;
 
 /** Addresses this process's thread groups listen on, until their threads have ended: how many groups each. */
 const ownAddresses = new Map<string, number>();
@@ -186,7 +185,7 @@ export class ThreadServer implements ThreadServerSide {
           break;
         }
         case OUT_ACCEPT_ERROR:
-          this.acceptError(r[o + 2]!, r[o + 3]!);
+          logAcceptError(this.log, this.srvAddr, r[o + 2]!, r[o + 3]!);
           break;
       }
     }
@@ -210,15 +209,6 @@ export class ThreadServer implements ThreadServerSide {
     if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr }, 'maxConcurrency reached; connection closed');
     recordRefused(this.sink, conn.peer || null, 'max_concurrency', null);
     if (this.live.size === 0) this.wakeIdle();
-  }
-
-  private acceptError(errno: number, refused: number): void {
-    if (errno === EMFILE || errno === ENFILE) noteFdExhaustion();
-    if (refused >= 0) {
-      if (this.log.isLevelEnabled('debug')) this.log.debug({ srv: this.srvAddr, err: errnoName(errno), refused }, 'out of descriptors: waiting connections closed');
-    } else if (refused === -1) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accept failed; pausing accepts for 100 ms');
-    else if (refused === -2) this.log.warn({ srv: this.srvAddr, err: errnoName(errno) }, 'accepting could not resume; trying again in 100 ms');
-    else this.log.error({ srv: this.srvAddr, err: errnoName(errno) }, 'listener stopped accepting: its poll or pause timer failed');
   }
 
   connectionClosed(conn: ThreadConnection): void {
@@ -258,12 +248,7 @@ export class ThreadServer implements ThreadServerSide {
 
   /** Waits until every connection has closed, or `deadlineMs` (epoch ms), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
-    if (!this.idle()) {
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
-      await Promise.race([this.whenIdle(), expired]);
-      clearTimeout(timer);
-    }
+    if (!this.idle()) await idleOrDeadline(this.whenIdle(), deadlineMs);
     if (this.handle !== undefined) this.binding.ioCut(this.handle);
     await this.whenIdle();
   }

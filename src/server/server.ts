@@ -17,6 +17,7 @@ import type { Origin } from '../connector/proxy-header.ts';
 import { type DstDecision, originKey, originOf, PrefaceGate } from './preface-gate.ts';
 import type { PrefaceFailure, PrefaceRead } from './preface.ts';
 import { type ClosedRecordSink, recordClosed, recordRefused, recordTlsFailure } from './closed-record.ts';
+import { idleOrDeadline } from './drain-wait.ts';
 import { type HandshakeFailure, TlsTerminator } from './tls.ts';
 
 /** A raw socket whose PROXY header was read before its TLS handshake. */
@@ -308,12 +309,7 @@ export class Server implements ServerSide {
 
   /** Waits until every connection has closed, or `deadline` (ms since epoch), then cuts the rest. */
   async drain(deadlineMs: number): Promise<void> {
-    if (!this.idle()) {
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()))));
-      await Promise.race([this.whenIdle(), expired]);
-      clearTimeout(timer);
-    }
+    if (!this.idle()) await idleOrDeadline(this.whenIdle(), deadlineMs);
     this.tls?.cutHandshakes();
     this.gate.cut();
     for (const c of [...this.live]) c.finish('shutdown');
