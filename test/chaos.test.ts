@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { deadline, echo, startBackend, startProxy } from './support/harness.ts';
+import { deadline, echo, startBackend, startProxy, TEST_WORKERS } from './support/harness.ts';
 import { NamerdDouble } from './support/namerd-double.ts';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -50,7 +50,8 @@ routers:
     nd = await NamerdDouble.start(port);
     cleanup.push(() => nd.close());
     nd.set('default', '/svc/app', { type: 'bound', addrs: [{ ip: '127.0.0.1', port: b.port }] });
-    await proxy.waitForLog((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`, 10_000);
+    // Every worker follows the new answer (each logs it), before a connection may land on any of them.
+    await proxy.waitForCount((l) => l.msg === 'endpoint added' && l['endpoint'] === `127.0.0.1:${b.port}`, Number(TEST_WORKERS), 10_000);
     assert.equal((await exchange(p!, Buffer.from('back'))).toString(), 'back');
     assert.equal(b.accepted, 1);
   });
