@@ -108,23 +108,35 @@ static int dial(io_thread_t *t, conn_t *c, const io_dest_t *d, uint32_t exclude)
   pick_ep_t eps[IO_MAX_ENDPOINTS];
   double cls[IO_MAX_ENDPOINTS];
   size_t ix[3 * IO_MAX_ENDPOINTS];
+  size_t at[IO_MAX_ENDPOINTS]; /* eps[k] is d->eps[at[k]] */
   pick_scratch_t s = {cls, ix, ix + IO_MAX_ENDPOINTS, ix + 2 * IO_MAX_ENDPOINTS};
   size_t n = d->n < IO_MAX_ENDPOINTS ? d->n : IO_MAX_ENDPOINTS;
-  long skip = -1;
-  for (size_t i = 0; i < n; i++) {
-    eps[i] = (pick_ep_t){d->eps[i].weight, (double)atomic_load_explicit(&t->p->loads[d->eps[i].id], memory_order_relaxed)};
-    if (d->eps[i].id == exclude) skip = (long)i;
+  /* Fail-fast at once: an endpoint whose last max_failures connects failed (in any thread) is
+   * left out until one succeeds or the main thread's snapshot says it is back; if that leaves
+   * none, all are used, as the balancer revives all. */
+  for (int all = 0; all < 2; all++) {
+    size_t m = 0;
+    long skip = -1;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t id = d->eps[i].id;
+      if (!all && d->max_failures > 0 && atomic_load_explicit(&t->p->fails[id], memory_order_relaxed) >= d->max_failures) continue;
+      eps[m] = (pick_ep_t){d->eps[i].weight, (double)atomic_load_explicit(&t->p->loads[id], memory_order_relaxed)};
+      if (id == exclude) skip = (long)m;
+      at[m++] = i;
+    }
+    if (m == 0 || (m == 1 && skip == 0)) continue; /* nothing (else) left but suspects: all of them */
+    /* Only a first attempt may be drawn onto an empty union branch (as Balancer.choose). */
+    int k = pick(eps, m, skip, exclude == NO_EP ? d->empty : 0, &t->rng, &s);
+    if (k < 0) return EHOSTUNREACH;
+    const io_ep_t *ep = &d->eps[at[k]];
+    int err = conn_connect(c, ep->host, ep->port, d->connect_timeout_ms, NULL, 0, NULL);
+    if (err != 0) return err;
+    t->ep_of[c->slot] = ep->id;
+    t->tries[c->slot]++;
+    atomic_fetch_add_explicit(&t->p->loads[ep->id], 1, memory_order_relaxed);
+    return 0;
   }
-  /* Only a first attempt may be drawn onto an empty union branch (as Balancer.choose). */
-  int i = pick(eps, n, skip, exclude == NO_EP ? d->empty : 0, &t->rng, &s);
-  if (i < 0) return EHOSTUNREACH;
-  const io_ep_t *ep = &d->eps[i];
-  int err = conn_connect(c, ep->host, ep->port, d->connect_timeout_ms, NULL, 0, NULL);
-  if (err != 0) return err;
-  t->ep_of[c->slot] = ep->id;
-  t->tries[c->slot]++;
-  atomic_fetch_add_explicit(&t->p->loads[ep->id], 1, memory_order_relaxed);
-  return 0;
+  return EHOSTUNREACH;
 }
 
 static void unload(io_thread_t *t, size_t slot) {
@@ -263,6 +275,7 @@ static int deliver(engine_t *e, size_t n) {
       }
       case OUT_CONNECTED:
         wait_end(t, slot);
+        if (slot < t->nslots && t->ep_of[slot] != NO_EP) atomic_store_explicit(&t->p->fails[t->ep_of[slot]], 0, memory_order_relaxed);
         r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
         break;
       case OUT_CONNECT_FAILED:
@@ -274,6 +287,7 @@ static int deliver(engine_t *e, size_t n) {
           int attempt_err = (int)r[2];
           /* Out of descriptors is this process's shortage, not the endpoint's: no retry. */
           int local = attempt_err == EMFILE || attempt_err == ENFILE;
+          if (!local && failed != NO_EP) atomic_fetch_add_explicit(&t->p->fails[failed], 1, memory_order_relaxed);
           int err = d && !local && t->tries[c->slot] <= d->retries ? dial(t, c, d, failed) : attempt_err;
           if (err == EHOSTUNREACH) err = attempt_err; /* no other endpoint: the close says why the last attempt failed */
           if (err != 0) {

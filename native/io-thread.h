@@ -33,6 +33,7 @@ typedef struct io_dest {
   uint8_t was_active[IO_MAX_THREADS]; /* whether that thread was inside a batch then */
   uint32_t connect_timeout_ms;       /* per attempt (0: none) */
   int retries;                       /* attempts on another endpoint after a failed one */
+  long max_failures;                 /* failFast.maxConsecutiveFailures: a thread leaves out an endpoint that many failures in a row (0: never) */
   long max_waiters;                  /* the destination's maxWaiters (< 0: no limit; 0: every connection refused, as on the main thread); io_proxy_t's until the first snapshot */
   double empty;                      /* the share of first attempts drawn onto a union branch with no endpoint: they get none */
   size_t n;
@@ -45,6 +46,7 @@ typedef struct io_thread io_thread_t;
 typedef struct io_proxy {
   _Atomic(io_dest_t *) dest;          /* the snapshot new picks use */
   _Atomic long loads[IO_MAX_ENDPOINTS]; /* by endpoint id: connects pending plus open, every thread */
+  _Atomic long fails[IO_MAX_ENDPOINTS]; /* by endpoint id: connects failed in a row, every thread (a success, or the main thread, resets it) */
   io_thread_t *threads;
   size_t nthreads;
   io_dest_t *retired;                 /* the main thread's */

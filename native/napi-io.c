@@ -264,20 +264,26 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
 }
 
 /* ioPublish(id, hosts: string[], ports: number[], weights: number[], ids: number[], empty, connectTimeoutMs, retries,
- * maxWaiters (-1: no limit)): the snapshot new picks use. Hosts are IP literals (the threads connect without a
+ * maxWaiters (-1: no limit), maxFailures (0: never left out), resets: boolean[] (the threads' failure
+ * count of that endpoint starts again)): the snapshot new picks use. Hosts are IP literals (the threads connect without a
  * lookup). A group that has ended takes none (undefined). */
 static napi_value js_io_publish(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 11;
+  napi_value argv[11];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 9) {
-    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries, maxWaiters)");
+  if (argc != 11) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries, maxWaiters, maxFailures, resets)");
     return NULL;
   }
   io_handle_t *h = handle_arg(env, argv[0]);
   if (!h) return undef(env); /* the group has ended (its last records may still be on their way to JavaScript) */
-  uint32_t n = 0, n2 = 0, n3 = 0, n4 = 0;
-  double empty, connect_ms, retries, max_waiters;
+  uint32_t n = 0, n2 = 0, n3 = 0, n4 = 0, n5 = 0;
+  double empty, connect_ms, retries, max_waiters, max_failures;
+  if (napi_get_array_length(env, argv[10], &n5) != napi_ok || n5 != (napi_get_array_length(env, argv[1], &n) == napi_ok ? n : UINT32_MAX) ||
+      napi_get_value_double(env, argv[9], &max_failures) != napi_ok || !(max_failures >= 0 && max_failures <= 1e9)) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish: maxFailures, resets");
+    return NULL;
+  }
   if (napi_get_array_length(env, argv[1], &n) != napi_ok || napi_get_array_length(env, argv[2], &n2) != napi_ok ||
       napi_get_array_length(env, argv[3], &n3) != napi_ok || napi_get_array_length(env, argv[4], &n4) != napi_ok ||
       n != n2 || n != n3 || n != n4 || n > IO_MAX_ENDPOINTS || napi_get_value_double(env, argv[5], &empty) != napi_ok || !(empty >= 0 && empty <= 1) ||
@@ -294,6 +300,7 @@ static napi_value js_io_publish(napi_env env, napi_callback_info info) {
   d->connect_timeout_ms = (uint32_t)connect_ms;
   d->retries = (int)retries;
   d->max_waiters = (long)max_waiters;
+  d->max_failures = (long)max_failures;
   for (uint32_t i = 0; i < n; i++) {
     napi_value hv, pv, wv, iv;
     size_t len;
@@ -310,6 +317,13 @@ static napi_value js_io_publish(napi_env env, napi_callback_info info) {
     d->eps[i].port = (int)port;
     d->eps[i].weight = weight;
     d->eps[i].id = (uint32_t)id;
+  }
+  /* Endpoints the balancer counts no failure against (revived, or never failed): the threads' counts start again. */
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value rv;
+    bool reset = false;
+    if (napi_get_element(env, argv[10], i, &rv) == napi_ok && napi_get_value_bool(env, rv, &reset) == napi_ok && reset)
+      atomic_store_explicit(&h->p.fails[d->eps[i].id], 0, memory_order_relaxed);
   }
   io_publish(&h->p, d);
   io_reclaim(&h->p);

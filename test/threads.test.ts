@@ -224,7 +224,7 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
     const g = b.ioStart('127.0.0.1', 0, [1, 0, 0, 0, 0, 0, 0, 0], (_n, end) => { if (end) ended(); });
     b.ioStop(g.id);
     await deadline(5000, 'the group ended', done);
-    b.ioPublish(g.id, ['127.0.0.1'], [1], [1], [0], 0, 0, 0, 0);
+    b.ioPublish(g.id, ['127.0.0.1'], [1], [1], [0], 0, 0, 0, 0, 5, [true]);
     b.ioStop(g.id);
     b.ioCut(g.id);
     assert.equal(b.ioStats(g.id), undefined);

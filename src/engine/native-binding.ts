@@ -85,10 +85,12 @@ export interface NativeBinding {
   ioStart(host: string, port: number, settings: readonly number[], onRecords: (count: number, ended: boolean) => void): { id: number; port: number; records: Float64Array };
   /**
    * The snapshot new picks use: IP literals, ports, weights, endpoint ids (< 1024), the empty
-   * share, the per-attempt timeout (ms, 0: none), retries and maxWaiters (-1: no limit). Ignored
-   * once the group has ended.
+   * share, the per-attempt timeout (ms, 0: none), retries, maxWaiters (-1: no limit),
+   * maxFailures (failFast.maxConsecutiveFailures: the threads leave out an endpoint that many
+   * failures in a row, 0: never) and, per endpoint, whether the threads' failure count starts
+   * again. Ignored once the group has ended.
    */
-  ioPublish(id: number, hosts: string[], ports: number[], weights: number[], ids: number[], empty: number, connectTimeoutMs: number, retries: number, maxWaiters: number): void;
+  ioPublish(id: number, hosts: string[], ports: number[], weights: number[], ids: number[], empty: number, connectTimeoutMs: number, retries: number, maxWaiters: number, maxFailures: number, resets: boolean[]): void;
   /** Connects pending plus open on an endpoint id, every thread together (undefined once ended). */
   ioLoad(id: number, endpointId: number): number | undefined;
   /** The threads stop accepting (what is queued is served); `ended` follows once their connections have closed. */

@@ -9,9 +9,12 @@
 // still be inside a batch that read an older snapshot naming it). Hosts that are names (not
 // IP literals) are looked up here first, again at a publication 30 s later or more: the
 // threads connect to addresses only. A fail-fast penalty ends on a timer (a pick in
-// JavaScript would notice it; the threads never ask).
+// JavaScript would notice it; the threads never ask). The threads also leave out, at once,
+// an endpoint whose last maxConsecutiveFailures connects failed (before the records reach
+// the balancer); an endpoint published with no failure counted against it starts again.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { DEFAULT_FAIL_FAST } from '../balancer/endpoint.ts';
 import type { Logger } from '../log.ts';
 import type { Destination } from '../router/destination.ts';
 import type { NativeBinding } from './native-binding.ts';
@@ -82,7 +85,7 @@ export class ThreadSnapshot {
     // server's deadline). A failed first answer publishes an empty snapshot: they close.
     if (!b.resolved && b.lastResolution?.kind !== 'failed') return;
     this.recycle(id, new Set(b.endpoints.keys()));
-    const hosts: string[] = [], ports: number[] = [], weights: number[] = [], ids: number[] = [];
+    const hosts: string[] = [], ports: number[] = [], weights: number[] = [], ids: number[] = [], resets: boolean[] = [];
     for (const ep of b.choosable) {
       const addr = this.address(ep.host);
       const n = this.idFor(ep.key);
@@ -91,9 +94,11 @@ export class ThreadSnapshot {
       ports.push(ep.port);
       weights.push(ep.weight);
       ids.push(n);
+      resets.push(ep.consecutiveFailures === 0); // revived (or never failed): the threads count again from 0
     }
     const c = dest.config, waiters = Number.isFinite(c.maxWaiters) ? c.maxWaiters : -1; // -1: no limit (0 refuses every connection, as on the main thread)
-    this.binding.ioPublish(id, hosts, ports, weights, ids, b.emptyShare, dest.connectTimeoutMs ?? 0, Math.max(0, c.connectAttempts - 1), waiters);
+    const maxFailures = (c.failFast ?? DEFAULT_FAIL_FAST).maxConsecutiveFailures;
+    this.binding.ioPublish(id, hosts, ports, weights, ids, b.emptyShare, dest.connectTimeoutMs ?? 0, Math.max(0, c.connectAttempts - 1), waiters, maxFailures, resets);
     clearTimeout(this.revival);
     const wait = b.nextRevivalIn();
     if (wait !== undefined) {
