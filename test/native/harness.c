@@ -590,6 +590,18 @@ static void threads_rounds(void) {
   int failed0 = tally.failed;
   wave("a dead endpoint, retried", port, 100, 4, 20);
   EXPECT(tally.failed > failed0, "threads: no attempt reached the dead endpoint");
+
+  /* Fail-fast at once: with max_failures 2, the dead endpoint takes at most two attempts from
+   * here on (4 clients at a time: up to 3 more may already be on their way to it), then is
+   * left out by both threads; a published reset lets it back. */
+  io_dest_t *ff = dest_of(ports2, ids2, 2);
+  ff->max_failures = 2;
+  atomic_store(&P.fails[NBACK], 0);
+  io_publish(&P, ff);
+  failed0 = tally.failed;
+  wave("a dead endpoint, fail-fast", port, 100, 4, 20);
+  EXPECT(tally.failed - failed0 <= 2 + 3, "threads: %d attempts on an endpoint left out after 2 failures", tally.failed - failed0);
+  EXPECT(atomic_load(&P.fails[NBACK]) >= 2, "threads: the dead endpoint's failures were not counted (%ld)", atomic_load(&P.fails[NBACK]));
   if (close(fd) != 0) exit(1);
   EXPECT(tally.other == 0, "threads: %d connections not done", tally.other);
 
