@@ -298,6 +298,15 @@ static int deliver(engine_t *e, size_t n) {
         }
         break;
       case OUT_CLOSED:
+        if ((int)r[2] == R_WAIT_TIMEOUT && slot < t->nslots && t->ep_of[slot] != NO_EP && t->waits[slot]) {
+          /* The server's deadline passed while an attempt was in flight: that endpoint is blamed,
+           * as a timed-out attempt (as on the main thread), in a record before the close. */
+          uint32_t ep = t->ep_of[slot];
+          double f[REC_DOUBLES] = {OUT_CONNECT_FAILED, r[1], ETIMEDOUT, 0, 0, (double)ep, r[6], 0};
+          atomic_fetch_add_explicit(&t->p->fails[ep], 1, memory_order_relaxed);
+          failed_any = 1;
+          emit(t, f);
+        }
         unload(t, slot);
         unpark(t, slot);
         wait_end(t, slot);

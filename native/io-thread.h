@@ -97,7 +97,8 @@ struct io_thread {
 };
 
 /* What the records a thread sends carry beyond engine.h's: OUT_CONNECTED and OUT_CONNECT_FAILED
- * have the endpoint id dialled in r[5]; OUT_ACCEPTED (with want_peer) has the client's address:
+ * have the endpoint id dialled in r[5] (the server's deadline passing mid-connect sends an
+ * OUT_CONNECT_FAILED, ETIMEDOUT, for the attempt in flight before the R_WAIT_TIMEOUT close); OUT_ACCEPTED (with want_peer) has the client's address:
  * r[2] = family (4 or 6) * 65536 + port, r[3..5] = the address's bytes big-endian, 6 per double
  * (IPv4: r[3] alone); r[7] is the thread's index. A conn the thread closes itself has reason
  * R_LOCAL and an errno saying why: EHOSTUNREACH (no endpoint, or an empty snapshot), EAGAIN

@@ -3,6 +3,7 @@
 // both engines: it is not a per-attempt timeout that sends the connection to another
 // endpoint (which the native engine's C deadline, a little earlier than JavaScript's, used
 // to do: the second endpoint's attempt then failed at once, blamed too, toward ejection).
+// On the native I/O threads too (`threads`), which report the attempt in flight.
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
@@ -11,7 +12,7 @@ import { accessRecords, config, dial, type Engine, harness, inet, metric } from 
 import { deadline, peerClosed, startBlackhole } from './support/harness.ts';
 
 const native = loadNative().kind === 'loaded' && process.env['LINKERD_TCP_ENGINE'] !== 'node';
-const engines: Engine[] = native ? ['node', 'native'] : ['node'];
+const engines: Engine[] = native ? ['node', 'native', 'threads'] : ['node'];
 
 for (const engine of engines) {
   describe(`connect deadline (${engine})`, () => {
