@@ -139,9 +139,15 @@ static int dial(io_thread_t *t, conn_t *c, const io_dest_t *d, uint32_t exclude)
   return EHOSTUNREACH;
 }
 
+/* The endpoint id a conn slot holds a load on, or NO_EP. */
+static uint32_t ep_at(const io_thread_t *t, size_t slot) {
+  return slot < t->nslots ? t->ep_of[slot] : NO_EP;
+}
+
 static void unload(io_thread_t *t, size_t slot) {
-  if (slot >= t->nslots || t->ep_of[slot] == NO_EP) return;
-  atomic_fetch_sub_explicit(&t->p->loads[t->ep_of[slot]], 1, memory_order_relaxed);
+  uint32_t ep = ep_at(t, slot);
+  if (ep == NO_EP) return;
+  atomic_fetch_sub_explicit(&t->p->loads[ep], 1, memory_order_relaxed);
   t->ep_of[slot] = NO_EP;
 }
 
@@ -273,16 +279,18 @@ static int deliver(engine_t *e, size_t n) {
         }
         break;
       }
-      case OUT_CONNECTED:
+      case OUT_CONNECTED: {
+        uint32_t ep = ep_at(t, slot);
         wait_end(t, slot);
-        if (slot < t->nslots && t->ep_of[slot] != NO_EP) atomic_store_explicit(&t->p->fails[t->ep_of[slot]], 0, memory_order_relaxed);
-        r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
+        if (ep != NO_EP) atomic_store_explicit(&t->p->fails[ep], 0, memory_order_relaxed);
+        r[IO_REC_EP] = ep != NO_EP ? (double)ep : -1;
         break;
-      case OUT_CONNECT_FAILED:
+      }
+      case OUT_CONNECT_FAILED: {
+        uint32_t failed = ep_at(t, slot);
         failed_any = 1;
-        r[IO_REC_EP] = slot < t->nslots && t->ep_of[slot] != NO_EP ? (double)t->ep_of[slot] : -1;
+        r[IO_REC_EP] = failed != NO_EP ? (double)failed : -1;
         if (c) {
-          uint32_t failed = t->ep_of[c->slot];
           unload(t, c->slot);
           int attempt_err = (int)r[2];
           /* Out of descriptors is this process's shortage, not the endpoint's: no retry. */
@@ -297,11 +305,12 @@ static int deliver(engine_t *e, size_t n) {
           }
         }
         break;
-      case OUT_CLOSED:
-        if ((int)r[2] == R_WAIT_TIMEOUT && slot < t->nslots && t->ep_of[slot] != NO_EP && t->waits[slot]) {
+      }
+      case OUT_CLOSED: {
+        uint32_t ep = ep_at(t, slot);
+        if ((int)r[2] == R_WAIT_TIMEOUT && ep != NO_EP && t->waits[slot]) {
           /* The server's deadline passed while an attempt was in flight: that endpoint is blamed,
            * as a timed-out attempt (as on the main thread), in a record before the close. */
-          uint32_t ep = t->ep_of[slot];
           double f[REC_DOUBLES] = {OUT_CONNECT_FAILED, r[1], ETIMEDOUT, 0, 0, (double)ep, r[6], 0};
           atomic_fetch_add_explicit(&t->p->fails[ep], 1, memory_order_relaxed);
           failed_any = 1;
@@ -313,6 +322,7 @@ static int deliver(engine_t *e, size_t n) {
         if (slot < t->nslots && t->tries[slot] == IO_REFUSED) t->tries[slot] = 0; /* not counted */
         else atomic_fetch_sub(&t->p->conns, 1);
         break;
+      }
       default:
         break;
     }

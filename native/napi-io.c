@@ -154,21 +154,19 @@ static void on_main_wake(uv_async_t *w) {
 
 /* ---- the API ---- */
 
-static napi_value throw_code(napi_env env, int err, const char *what) {
-  char msg[160];
-  snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
-  napi_value code, text, error;
-  if (napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
-  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) != napi_ok) return NULL;
-  if (napi_create_error(env, code, text, &error) != napi_ok || napi_throw(env, error) != napi_ok) return NULL;
-  return NULL;
-}
-
 static io_handle_t *handle_arg(napi_env env, napi_value v) {
   double id;
   if (napi_get_value_double(env, v, &id) != napi_ok || !(id >= 0 && id < IO_HANDLES)) return NULL;
   io_handle_t *h = handles[(size_t)id];
   return h && !h->joined ? h : NULL;
+}
+
+/* The group a call's first argument names (NULL: unknown, ended, or too few arguments); its
+ * `n` arguments in `argv`. */
+static io_handle_t *group_of(napi_env env, napi_callback_info info, napi_value *argv, size_t n) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) return NULL;
+  return handle_arg(env, argv[0]);
 }
 
 /* Numbers of ioStart's settings array, in this order. */
@@ -198,9 +196,9 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
   }
   size_t index = 0;
   while (index < IO_HANDLES && handles[index]) index++;
-  if (index == IO_HANDLES) return throw_code(env, EMFILE, "ioStart");
+  if (index == IO_HANDLES) return throw_errno(env, EMFILE, "ioStart");
   io_handle_t *h = calloc(1, sizeof(*h));
-  if (!h) return throw_code(env, ENOMEM, "ioStart");
+  if (!h) return throw_errno(env, ENOMEM, "ioStart");
   h->env = env;
   h->index = index;
   h->p.wait_ms = (uint32_t)set[S_WAIT_MS];
@@ -214,14 +212,14 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_timer_init(loop, &h->poll) != 0) {
     free(h);
-    return throw_code(env, ENOMEM, "ioStart");
+    return throw_errno(env, ENOMEM, "ioStart");
   }
   h->poll.data = h;
   uv_unref((uv_handle_t *)&h->poll); /* the wake handle keeps the loop while the threads run */
   if (uv_async_init(loop, &h->wake, on_main_wake) != 0) {
     h->closing = 1;
     uv_close((uv_handle_t *)&h->poll, handle_free);
-    return throw_code(env, ENOMEM, "ioStart");
+    return throw_errno(env, ENOMEM, "ioStart");
   }
   h->wake.data = h;
   napi_value ab, arr, name, resource, out, idv, portv;
@@ -240,6 +238,14 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
     handles_close(h);
     return NULL;
   }
+  /* What JavaScript gets, made before any thread runs (a failure here leaves nothing running). */
+  if (napi_create_object(env, &out) != napi_ok || napi_set_named_property(env, out, "records", arr) != napi_ok ||
+      napi_create_uint32(env, (uint32_t)index, &idv) != napi_ok || napi_set_named_property(env, out, "id", idv) != napi_ok) {
+    if (napi_delete_reference(env, h->records_ref) != napi_ok || napi_delete_reference(env, h->on_records) != napi_ok ||
+        napi_async_destroy(env, h->actx) != napi_ok) fprintf(stderr, "linkerd-tcp engine: reference\n");
+    handles_close(h);
+    return NULL;
+  }
   int bound = 0;
   int err = io_start(&h->p, h->threads, (size_t)set[S_THREADS], host, (int)port, &bound);
   handles[index] = h;
@@ -252,14 +258,11 @@ static napi_value js_io_start(napi_env env, napi_callback_info info) {
     h->joined = 1;
     h->ngot = 0;
     release(h);
-    return throw_code(env, err, "listen");
+    return throw_errno(env, err, "listen");
   }
-  CHECK(napi_create_object(env, &out));
-  CHECK(napi_create_uint32(env, (uint32_t)index, &idv));
+  /* Running: should this fail, the group is still in handles[] (the env cleanup hook ends it). */
   CHECK(napi_create_int32(env, bound, &portv));
-  CHECK(napi_set_named_property(env, out, "id", idv));
   CHECK(napi_set_named_property(env, out, "port", portv));
-  CHECK(napi_set_named_property(env, out, "records", arr));
   return out;
 }
 
@@ -279,22 +282,19 @@ static napi_value js_io_publish(napi_env env, napi_callback_info info) {
   if (!h) return undef(env); /* the group has ended (its last records may still be on their way to JavaScript) */
   uint32_t n = 0, n2 = 0, n3 = 0, n4 = 0, n5 = 0;
   double empty, connect_ms, retries, max_waiters, max_failures;
-  if (napi_get_array_length(env, argv[10], &n5) != napi_ok || n5 != (napi_get_array_length(env, argv[1], &n) == napi_ok ? n : UINT32_MAX) ||
-      napi_get_value_double(env, argv[9], &max_failures) != napi_ok || !(max_failures >= 0 && max_failures <= 1e9)) {
-    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish: maxFailures, resets");
-    return NULL;
-  }
   if (napi_get_array_length(env, argv[1], &n) != napi_ok || napi_get_array_length(env, argv[2], &n2) != napi_ok ||
       napi_get_array_length(env, argv[3], &n3) != napi_ok || napi_get_array_length(env, argv[4], &n4) != napi_ok ||
-      n != n2 || n != n3 || n != n4 || n > IO_MAX_ENDPOINTS || napi_get_value_double(env, argv[5], &empty) != napi_ok || !(empty >= 0 && empty <= 1) ||
+      napi_get_array_length(env, argv[10], &n5) != napi_ok || n != n2 || n != n3 || n != n4 || n != n5 || n > IO_MAX_ENDPOINTS ||
+      napi_get_value_double(env, argv[5], &empty) != napi_ok || !(empty >= 0 && empty <= 1) ||
       napi_get_value_double(env, argv[6], &connect_ms) != napi_ok || !(connect_ms >= 0 && connect_ms <= UINT32_MAX) ||
       napi_get_value_double(env, argv[7], &retries) != napi_ok || !(retries >= 0 && retries <= 100) ||
-      napi_get_value_double(env, argv[8], &max_waiters) != napi_ok || !(max_waiters >= -1 && max_waiters <= 1e15)) {
-    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries, maxWaiters)");
+      napi_get_value_double(env, argv[8], &max_waiters) != napi_ok || !(max_waiters >= -1 && max_waiters <= 1e15) ||
+      napi_get_value_double(env, argv[9], &max_failures) != napi_ok || !(max_failures >= 0 && max_failures <= 1e9)) {
+    napi_throw_type_error(env, NULL, "linkerd-tcp engine: ioPublish(id, hosts, ports, weights, ids, empty, connectTimeoutMs, retries, maxWaiters, maxFailures, resets)");
     return NULL;
   }
   io_dest_t *d = calloc(1, sizeof(*d) + n * sizeof(io_ep_t));
-  if (!d) return throw_code(env, ENOMEM, "ioPublish");
+  if (!d) return throw_errno(env, ENOMEM, "ioPublish");
   d->n = n;
   d->empty = empty;
   d->connect_timeout_ms = (uint32_t)connect_ms;
@@ -332,10 +332,8 @@ static napi_value js_io_publish(napi_env env, napi_callback_info info) {
 
 /* ioStop(id): the threads stop accepting; onRecords(…, true) follows once each has ended. */
 static napi_value js_io_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  io_handle_t *h = argc == 1 ? handle_arg(env, argv[0]) : NULL;
+  io_handle_t *h = group_of(env, info, argv, 1);
   if (!h) return undef(env);
   h->stopped = 1;
   io_stop(&h->p);
@@ -344,10 +342,8 @@ static napi_value js_io_stop(napi_env env, napi_callback_info info) {
 
 /* ioCut(id): every open connection of the group is closed (ESHUTDOWN records). */
 static napi_value js_io_cut(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  io_handle_t *h = argc == 1 ? handle_arg(env, argv[0]) : NULL;
+  io_handle_t *h = group_of(env, info, argv, 1);
   if (h) io_cut(&h->p);
   return undef(env);
 }
@@ -355,10 +351,8 @@ static napi_value js_io_cut(napi_env env, napi_callback_info info) {
 /* ioStats(id) → [open connections, waiting (for a first snapshot, or connecting), refused for max_waiters, times accepting was held,
  * bytes from clients so far, bytes to clients so far] */
 static napi_value js_io_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], arr;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  io_handle_t *h = argc == 1 ? handle_arg(env, argv[0]) : NULL;
+  io_handle_t *h = group_of(env, info, argv, 1);
   if (!h) return undef(env);
   size_t holds = 0;
   for (size_t i = 0; i < h->p.nthreads; i++) holds += atomic_load(&h->threads[i].holds);
@@ -373,10 +367,8 @@ static napi_value js_io_stats(napi_env env, napi_callback_info info) {
 
 /* ioLoad(id, endpointId) → connects pending plus open on that endpoint id, every thread together */
 static napi_value js_io_load(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  io_handle_t *h = argc == 2 ? handle_arg(env, argv[0]) : NULL;
+  io_handle_t *h = group_of(env, info, argv, 2);
   double ep;
   if (!h || napi_get_value_double(env, argv[1], &ep) != napi_ok || !(ep >= 0 && ep < IO_MAX_ENDPOINTS)) return undef(env);
   return num(env, (double)atomic_load(&h->p.loads[(size_t)ep]));

@@ -23,18 +23,6 @@
 
 /* ---- argument helpers ---- */
 
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char msg[256];
-  snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
-  napi_value code, text, error, num;
-  if (napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
-  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) != napi_ok) return NULL;
-  if (napi_create_error(env, code, text, &error) != napi_ok) return NULL;
-  if (napi_create_int32(env, -err, &num) != napi_ok || napi_set_named_property(env, error, "errno", num) != napi_ok) return NULL;
-  if (napi_throw(env, error) != napi_ok) return NULL;
-  return NULL;
-}
-
 /* lo <= d <= hi, false for NaN. */
 static int in_range(double d, double lo, double hi) {
   return d >= lo && d <= hi;

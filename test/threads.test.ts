@@ -13,6 +13,7 @@ import { loadNative } from '../src/engine/native-binding.ts';
 import { peerOf } from '../src/engine/thread-server.ts';
 import { deadPort, deadline, echo, peerClosed, Proxy, runCli, startBackend, startProxy, writeConfig } from './support/harness.ts';
 import { metric, roundTrip } from './support/client.ts';
+import { config } from './conformance/support.ts';
 
 const load = loadNative();
 const runs = load.kind === 'loaded' && process.env['LINKERD_TCP_ENGINE'] !== 'node';
@@ -53,18 +54,8 @@ async function echoes(s: Socket): Promise<boolean> {
   return deadline(5000, 'echo or close', answer);
 }
 
-const cfg = (dst: string, extra = '', server = ''): string => `
-threads: true
-workers: 2
-admin: {port: 0}
-routers:
-- label: t
-  dtab: |
-    /svc/be => ${dst};
-  servers:
-  - port: 0
-    dstName: /svc/be${server}
-${extra}`;
+/** The conformance suite's config (router `t`, one server on /svc/be → `dst`) on two threads; `client`: its lines under `client:`. */
+const cfg = (dst: string, client = '', server = ''): string => config(dst, { top: 'threads: true\nworkers: 2', server, ...(client ? { client } : {}) });
 
 describe('threads: true (native I/O threads, one process)', { skip: !runs && 'the native addon is not loaded' }, () => {
   const cleanup: (() => unknown)[] = [];
@@ -183,7 +174,7 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
 
   it('a connect refused by the only endpoint closes as connect_refused (not no_endpoints), blamed once per attempt', async () => {
     const dead = await deadPort();
-    const { p, ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${dead}`, '  client: {connectAttempts: 3, failFast: {maxConsecutiveFailures: 100, failurePenaltySecs: 1}}'));
+    const { p, ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${dead}`, '    connectAttempts: 3\n    failFast: {maxConsecutiveFailures: 100, failurePenaltySecs: 1}'));
     const c = await dial(port!);
     await deadline(5000, 'closed', peerClosed(c));
     const [rec] = await p.waitForCount((l) => l.msg === 'connection closed' && l['log'] === 'access', 1);
@@ -208,7 +199,7 @@ describe('threads: true (native I/O threads, one process)', { skip: !runs && 'th
   it('maxWaiters: 0 refuses every connection (waiters_full), as on the main thread', async () => {
     const b = await startBackend(echo);
     cleanup.push(() => b.close());
-    const { p, ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${b.port}`, '  client: {maxWaiters: 0}'));
+    const { p, ports: [port] } = await proxy(cfg(`/$/inet/127.0.0.1/${b.port}`, '    maxWaiters: 0'));
     const c = await dial(port!);
     assert.equal(await echoes(c), false);
     const [rec] = await p.waitForCount((l) => l.msg === 'connection closed' && l['log'] === 'access', 1);

@@ -7,6 +7,7 @@
 // Its times are all on the engine clock (binding.hrNow(), the clock of the records), never
 // performance.now(): durations between them are differences of one monotonic clock, >= 0.
 import { lookup } from 'node:dns/promises';
+import { constants } from 'node:os';
 import type { Lease } from '../balancer/lease.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 import { type CloseReason, ConnectionLedger, Phase } from '../router/connection-ledger.ts';
@@ -29,7 +30,7 @@ export interface NativeServerSide {
   tlsFailed?(conn: NativeConnection, cause: number): void;
 }
 
-const ECONNREFUSED = 111, ETIMEDOUT = 110, EMFILE = 24, ENFILE = 23, EINVAL = 22;
+const { ECONNREFUSED, ETIMEDOUT, EMFILE, ENFILE, EINVAL } = constants.errno;
 
 export class NativeConnection extends ConnectionLedger implements NativeConnHandler {
   readonly id: number;

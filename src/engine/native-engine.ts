@@ -63,7 +63,7 @@ export function logAcceptError(log: Logger, srv: string, errno: number, refused:
   else if (refused === -2) log.warn({ srv, err: errnoName(errno) }, 'accepting could not resume; trying again in 100 ms');
   else log.error({ srv, err: errnoName(errno) }, 'listener stopped accepting: its poll or pause timer failed');
 }
-const EMFILE = 24, ENFILE = 23;
+const { EMFILE, ENFILE } = constants.errno;
 
 /** `ECONNREFUSED` for 111, and so on. */
 export function errnoName(n: number): string {

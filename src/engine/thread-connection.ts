@@ -4,15 +4,17 @@
 // a lease on each endpoint an attempt went to (the balancer's loads, connect latency and
 // fail-fast), the server and destination metrics, and the close reason of the access log,
 // exactly as a connection the main thread drove would have them. It decides nothing.
+import { constants } from 'node:os';
 import type { FailureCause } from '../balancer/lease.ts';
 import type { ServerMetrics } from '../metrics/handles.ts';
 import { type CloseReason, ConnectionLedger, Phase } from '../router/connection-ledger.ts';
 import type { Destination } from '../router/destination.ts';
 import { errnoName, R_BACKEND_ERROR, R_CLIENT_ERROR, R_DONE, R_IDLE, R_LIFETIME, R_WAIT_TIMEOUT } from './native-engine.ts';
 
-/** errnos (Linux) the threads close a connection with (native/io-thread.h). */
-export const EHOSTUNREACH = 113, EAGAIN = 11, EUSERS = 87, ESHUTDOWN = 108;
-const ECONNREFUSED = 111, ETIMEDOUT = 110, EMFILE = 24, ENFILE = 23;
+/** The errnos the threads close a connection with (native/io-thread.h), and those of an attempt. */
+const { EHOSTUNREACH, EAGAIN, ECONNREFUSED, ETIMEDOUT, EMFILE, ENFILE } = constants.errno;
+/** Linux's, which Node's os.constants.errno leaves out. */
+export const EUSERS = 87, ESHUTDOWN = 108;
 
 export interface ThreadServerSide {
   readonly connectTimeoutMs: number | undefined;
@@ -97,7 +99,7 @@ export class ThreadConnection extends ConnectionLedger {
       code = undefined;
       if (dest.balancer.resolved) {
         r = 'no_endpoints';
-        if (this.attempts === 0) dest.metrics.unavailable.value++;
+        dest.metrics.unavailable.value++;
       } else r = 'resolution_failed';
     } else if (errno === EAGAIN && this.attempts === 0) {
       r = 'waiters_full';

@@ -18,7 +18,7 @@ import { type ClosedRecordSink, recordClosed, recordRefused } from '../server/cl
 import { idleOrDeadline } from '../server/drain-wait.ts';
 import type { NativeBinding } from './native-binding.ts';
 import { ConnTable, logAcceptError, R_LOCAL } from './native-engine.ts';
-import { EUSERS, ThreadConnection, type ThreadServerSide } from './thread-connection.ts';
+import { ESHUTDOWN, EUSERS, ThreadConnection, type ThreadServerSide } from './thread-connection.ts';
 import { ThreadSnapshot } from './thread-snapshot.ts';
 
 const OUT_CONNECTED = 1, OUT_CONNECT_FAILED = 2, OUT_CLOSED = 3, OUT_ACCEPT_ERROR = 5, OUT_ACCEPTED = 6;
@@ -55,6 +55,9 @@ export class ThreadServer implements ThreadServerSide {
   private ended = false;
   private closedRx = 0;
   private closedTx = 0;
+  /** The byte totals last answered (totalBytes never goes back). */
+  private seenRx = 0;
+  private seenTx = 0;
   private readonly idleWaiters = new Set<() => void>();
 
   /** Bytes for pipes and copy buffers, all this server's threads together (native/engine.h's budget). */
@@ -82,6 +85,7 @@ export class ThreadServer implements ThreadServerSide {
       this.threads, connectTimeoutMs ?? 0, idleTimeoutMs ?? 0, (connectionLifetimeSecs ?? 0) * 1000,
       Number.isFinite(dest.config.maxWaiters) ? dest.config.maxWaiters : -1 /* no limit */, limit(maxConcurrency), this.accessLog.isLevelEnabled('info') ? 1 : 0, this.budget,
     ];
+    const onRecords = (n: number, ended: boolean): void => this.onRecords(n, ended);
     let started;
     try {
       // The threads bind with SO_REUSEPORT, which would share a port silently with another
@@ -90,11 +94,11 @@ export class ThreadServer implements ThreadServerSide {
       // until the threads have bound beside it. Not when this process's own threads still
       // listen there (a reload's replacement, while the old threads close their listeners).
       if (port !== 0 && (ownAddresses.get(addrKey(ip, port)) ?? 0) > 0) {
-        started = this.binding.ioStart(ip, port, settings, (n, ended) => this.onRecords(n, ended));
+        started = this.binding.ioStart(ip, port, settings, onRecords);
       } else {
         const [hold, held] = this.binding.holdPort(ip, port);
         try {
-          started = this.binding.ioStart(ip, held, settings, (n, ended) => this.onRecords(n, ended));
+          started = this.binding.ioStart(ip, held, settings, onRecords);
         } finally {
           this.binding.releasePort(hold);
         }
@@ -137,9 +141,6 @@ export class ThreadServer implements ThreadServerSide {
     const c = this.carry?.();
     return { rx: this.seenRx + (c?.rx ?? 0), tx: this.seenTx + (c?.tx ?? 0) };
   }
-  private seenRx = 0;
-  private seenTx = 0;
-
   prepare(): void {
     this.router.destination(this.config.dstName);
   }
@@ -197,7 +198,7 @@ export class ThreadServer implements ThreadServerSide {
       else ownAddresses.delete(this.srvAddr);
       this.snapshot.close();
       // Every thread has ended, so every connection's close record came: none is left open.
-      for (const c of [...this.live]) c.closed(R_LOCAL, 108 /* ESHUTDOWN */, 0, 0, this.binding.hrNow());
+      for (const c of [...this.live]) c.closed(R_LOCAL, ESHUTDOWN, 0, 0, this.binding.hrNow());
       this.wakeIdle();
     }
   }
